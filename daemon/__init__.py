@@ -1,0 +1,1 @@
+"""regen.daemon: the client agent `regend`."""

@@ -1,0 +1,1 @@
+"""regen.manager: the administrator CLI `regen`."""

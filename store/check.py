@@ -1,0 +1,125 @@
+"""fsck: every object's hash, every reference, every signature -- collected as findings.
+
+A check never stops at the first problem; it yields `Finding` values and the CLI maps the
+worst severity to an exit status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from . import layout
+from .errors import StoreError
+from .generation import Generation, Overlay
+from .objects import ObjectId
+from .signing import PublicKey, open_envelope
+from .store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str  # corrupt | missing | signature | record | ref | stray
+    subject: str
+    detail: str
+    severity: str = "error"  # error | warning
+
+    def as_dict(self) -> dict[str, str]:
+        return {"detail": self.detail, "kind": self.kind, "severity": self.severity, "subject": self.subject}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    findings: tuple[Finding, ...]
+    objects_checked: int
+    generations_checked: int
+
+    @property
+    def damaged(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+
+def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_data: bool = True,
+         repair: bool = False, progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    findings: list[Finding] = []
+    _ = store.config
+    keys = dict(store.public_keys())
+    keys.update(trusted or {})
+    objects = set(store.list_objects())
+
+    def verify(oid: ObjectId) -> Finding | None:
+        try:
+            store.get(oid)
+        except StoreError as exc:
+            return Finding("corrupt", oid, exc.message)
+        finally:
+            if progress:
+                progress(1, 0)
+        return None
+
+    if read_data:
+        with ThreadPoolExecutor(store.concurrency) as pool:
+            for f in pool.map(verify, sorted(objects)):
+                if f is not None:
+                    findings.append(f)
+                    if repair:
+                        _set_aside(store, f.subject)
+
+    manifests: dict[ObjectId, str] = {}
+    generations = 0
+    for channel in store.channels():
+        for n in store.generation_numbers(channel):
+            generations += 1
+            where = layout.generation_path(channel, n)
+            try:
+                data = store.read_generation(channel, n)
+                gen = Generation.from_record(open_envelope(data, keys, where=where), where)
+            except StoreError as exc:
+                findings.append(Finding("signature" if "sign" in exc.message else "record", where, exc.message))
+                continue
+            if gen.channel != channel or gen.number != n or gen.store_id != store.store_id:
+                findings.append(Finding("record", where, "record does not match its place (channel/number/store)"))
+            manifests.setdefault(gen.manifest, where)
+        ref = store.read_ref(channel)
+        if ref is not None:
+            try:
+                gen = Generation.from_record(open_envelope(ref, keys, where=f"refs/{channel}"))
+                if store.read_generation(channel, gen.number) != ref:
+                    findings.append(Finding("ref", f"refs/{channel}", f"differs from generation {gen.number}'s record"))
+            except StoreError as exc:
+                findings.append(Finding("ref", f"refs/{channel}", exc.message))
+    for host in store.overlay_hosts():
+        data = store.read_overlay(host)
+        if data is None:
+            continue
+        try:
+            ov = Overlay.from_record(open_envelope(data, keys, where=layout.overlay_path(host)))
+        except StoreError as exc:
+            findings.append(Finding("signature", layout.overlay_path(host), exc.message))
+            continue
+        if ov.manifest is not None:
+            manifests.setdefault(ov.manifest, layout.overlay_path(host))
+    for m, where in sorted(manifests.items()):
+        if m not in objects:
+            findings.append(Finding("missing", m, f"manifest of {where} is missing"))
+            continue
+        try:
+            with store.open_manifest(m) as entries:
+                for e in entries:
+                    if e.oid is not None and e.oid not in objects:
+                        findings.append(Finding("missing", e.oid, f"content of {e.path!r} in {where} is missing"))
+        except StoreError as exc:
+            findings.append(Finding("record", m, f"manifest of {where}: {exc.message}"))
+    return CheckResult(tuple(findings), len(objects), generations)
+
+
+def _set_aside(store: Store, oid: ObjectId) -> None:
+    """--repair: keep the damaged bytes under corrupt/ and remove the object, so the next
+    snapshot that has the content uploads it again."""
+    path = layout.object_path(oid)
+    try:
+        store.backend.write(f"corrupt/{oid}", store.backend.read(path))
+        store.backend.delete(path)
+    except StoreError:
+        pass

@@ -1,0 +1,226 @@
+"""Errors of regen.store, and the root of every regen error.
+
+    RegenError                      exit_code, hint, show_traceback
+    └── StoreError
+        ├── InvalidInput            (2) bad user input: URL, name, key file, policy, option
+        │   ├── InvalidURL
+        │   ├── InvalidName
+        │   ├── KeyInvalid
+        │   └── PolicyInvalid
+        ├── StoreNotFound           (2) no regen store at the URL
+        ├── StoreExists             (2) init over an existing store
+        ├── UnsupportedFormat       (2) store/record needs a newer regen
+        ├── StoreReadOnly           (2) write attempted on a read-only backend (http)
+        ├── StoreAccessDenied       (2) permission denied by the backend
+        ├── LockHeld                (2) another manager holds the writer lock
+        ├── GenerationNotFound      (2) no such generation / channel / overlay
+        ├── StoreUnreachable        (1) network or server failure (transient)
+        ├── ObjectMissing           (1) a referenced object is absent
+        ├── NotFound                (1) a path is absent (backend level; the facade refines it)
+        ├── IntegrityError          (1) data does not match what it claims
+        │   ├── ObjectCorrupt
+        │   ├── ManifestInvalid
+        │   └── RecordTooLarge
+        └── TrustError              (1) a record that must not be accepted
+            ├── RecordInvalid       malformed record or envelope
+            ├── BadSignature
+            ├── UnknownKey
+            ├── RecordMismatch      signed for another store / channel / host
+            ├── RollbackRefused
+            └── RecordExpired
+
+Every class carries the fields a user needs (url, path, id, ...) as attributes,
+formats one line with `str(e)`, and gives a one-line `hint`. The CLIs print
+``regen: error: <message> (<hint>)`` and exit with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_QUARANTINED = 3
+
+
+class RegenError(Exception):
+    """Base of every error a regen CLI turns into one line and an exit status."""
+
+    exit_code: int = EXIT_FAILED
+    show_traceback: bool = False
+    template: str = "{message}"
+    default_hint: str = ""
+
+    def __init__(self, message: str | None = None, *, hint: str | None = None, **fields: Any) -> None:
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+        if message is None:
+            try:
+                message = self.template.format(**fields)
+            except (KeyError, IndexError):
+                message = self.template
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint.format(**fields) if fields else self.default_hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def one_line(self) -> str:
+        """The message and hint on one line, newlines in paths made visible."""
+        text = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return text.replace("\n", "\\n")
+
+
+class StoreError(RegenError):
+    pass
+
+
+class InvalidInput(StoreError):
+    exit_code = EXIT_USAGE
+
+
+class InvalidURL(InvalidInput):
+    default_hint = "use file:///path, s3://bucket/prefix, smb://host/share/path, sftp://host/path or https://host/path"
+
+
+class InvalidName(InvalidInput):
+    default_hint = "names are 1-64 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+
+class KeyInvalid(InvalidInput):
+    default_hint = "create a key pair with 'regen keygen FILE'"
+
+
+class PolicyInvalid(InvalidInput):
+    default_hint = "see contrib/policy.toml for the expected keys"
+
+
+class StoreNotFound(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "check the URL, or create a store with 'regen init URL'"
+
+
+class StoreExists(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "choose an empty location, or use the existing store"
+
+
+class UnsupportedFormat(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "upgrade regen to a version that supports it"
+
+
+class StoreReadOnly(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "http(s) stores are read-only; write through the store's file/s3/smb/sftp URL"
+
+
+class StoreAccessDenied(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "check the credentials and permissions for this store"
+
+
+class LockHeld(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "wait for it to finish, or run 'regen unlock' if that process is gone"
+
+
+class GenerationNotFound(StoreError):
+    exit_code = EXIT_USAGE
+    default_hint = "list generations with 'regen log'"
+
+
+class StoreUnreachable(StoreError):
+    exit_code = EXIT_FAILED
+    default_hint = "check the network and the server; the operation can be retried"
+
+
+class ObjectMissing(StoreError):
+    exit_code = EXIT_FAILED
+    default_hint = "the store is damaged; run 'regen fsck'"
+
+
+class NotFound(StoreError):
+    exit_code = EXIT_FAILED
+    default_hint = "the store may be incomplete or the path wrong"
+
+
+class IntegrityError(StoreError):
+    exit_code = EXIT_FAILED
+
+
+class ObjectCorrupt(IntegrityError):
+    default_hint = "the copy is damaged; run 'regen fsck' on the store"
+
+
+class ManifestInvalid(IntegrityError):
+    default_hint = "this manifest cannot be applied safely; it was refused"
+
+
+class RecordTooLarge(IntegrityError):
+    default_hint = "raise the configured limit if this size is expected"
+
+
+class TrustError(StoreError):
+    exit_code = EXIT_FAILED
+    default_hint = "the record was refused; check trusted keys and the store"
+
+
+class RecordInvalid(TrustError):
+    pass
+
+
+class BadSignature(TrustError):
+    default_hint = "the record was altered or signed with another key; it was refused"
+
+
+class UnknownKey(TrustError):
+    default_hint = "add the signer's public key to the trusted keys if it is legitimate"
+
+
+class RecordMismatch(TrustError):
+    default_hint = "the record belongs elsewhere and was refused (replay)"
+
+
+class RollbackRefused(TrustError):
+    default_hint = "publish the old content as a new generation with 'regen rollback'"
+
+
+class RecordExpired(TrustError):
+    default_hint = "publish a fresh generation (an unchanged snapshot is cheap)"
+
+
+__all__ = [
+    "EXIT_FAILED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_USAGE",
+    "RegenError",
+    "StoreError",
+    "InvalidInput",
+    "InvalidURL",
+    "InvalidName",
+    "KeyInvalid",
+    "PolicyInvalid",
+    "StoreNotFound",
+    "StoreExists",
+    "UnsupportedFormat",
+    "StoreReadOnly",
+    "StoreAccessDenied",
+    "LockHeld",
+    "GenerationNotFound",
+    "StoreUnreachable",
+    "ObjectMissing",
+    "NotFound",
+    "IntegrityError",
+    "ObjectCorrupt",
+    "ManifestInvalid",
+    "RecordTooLarge",
+    "TrustError",
+    "RecordInvalid",
+    "BadSignature",
+    "UnknownKey",
+    "RecordMismatch",
+    "RollbackRefused",
+    "RecordExpired",
+]

@@ -1,0 +1,114 @@
+"""Garbage collection: plan (what is unreachable and old enough) then execute.
+
+The caller holds the writer lock from `plan_gc` to `execute_gc`, so nothing can be
+published between mark and sweep; the grace period additionally protects objects a
+snapshot may have just uploaded before it took the lock (cf. ostree#2337, where prune
+deleted a fresh commit's objects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from . import layout
+from .errors import NotFound
+from .generation import utcnow
+from .objects import ObjectId
+from .store import Store
+
+DEFAULT_KEEP = 10
+DEFAULT_GRACE = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class GcPlan:
+    delete_objects: tuple[tuple[ObjectId, int], ...]
+    delete_generations: tuple[tuple[str, int], ...]
+    kept_generations: tuple[tuple[str, int], ...]
+    referenced_objects: int
+    young_unreferenced: int
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "objects_to_delete": len(self.delete_objects),
+            "bytes_to_free": sum(size for _, size in self.delete_objects),
+            "generations_to_delete": len(self.delete_generations),
+            "generations_kept": len(self.kept_generations),
+            "referenced_objects": self.referenced_objects,
+            "young_unreferenced_kept": self.young_unreferenced,
+        }
+
+
+def kept_numbers(numbers: list[int], ref_number: int | None, keep: int) -> set[int]:
+    """The newest `keep` generations plus the one the ref points at (pure)."""
+    kept = set(sorted(numbers)[-keep:]) if keep > 0 else set()
+    if ref_number is not None:
+        kept.add(ref_number)
+    return kept
+
+
+def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAULT_GRACE,
+            now: datetime | None = None) -> GcPlan:
+    now = now or utcnow()
+    manifests: set[ObjectId] = set()
+    kept: list[tuple[str, int]] = []
+    dropped: list[tuple[str, int]] = []
+    for channel in store.channels():
+        numbers = store.generation_numbers(channel)
+        ref = store.read_ref(channel)
+        ref_number = store.peek_generation(ref).number if ref is not None else None
+        keep_set = kept_numbers(numbers, ref_number, keep)
+        for n in numbers:
+            if n in keep_set:
+                kept.append((channel, n))
+                manifests.add(store.peek_generation(store.read_generation(channel, n)).manifest)
+            else:
+                dropped.append((channel, n))
+    for host in store.overlay_hosts():
+        data = store.read_overlay(host)
+        if data is not None:
+            from .generation import Overlay
+            from .signing import peek_envelope
+
+            ov = Overlay.from_record(peek_envelope(data))
+            if ov.manifest is not None:
+                manifests.add(ov.manifest)
+    referenced: set[bytes] = set()
+    for m in manifests:
+        referenced.add(bytes.fromhex(m))
+        with store.open_manifest(m) as entries:
+            for e in entries:
+                if e.oid is not None:
+                    referenced.add(bytes.fromhex(e.oid))
+    to_delete: list[tuple[ObjectId, int]] = []
+    young = 0
+    for oid in store.list_objects():
+        if bytes.fromhex(oid) in referenced:
+            continue
+        try:
+            st = store.backend.stat(layout.object_path(oid))
+        except NotFound:
+            continue
+        if st.mtime is None or now.timestamp() - st.mtime < grace.total_seconds():
+            young += 1
+            continue
+        to_delete.append((oid, st.size))
+    return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young)
+
+
+def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] | None = None) -> None:
+    """Delete records first, so no surviving record ever points at a deleted object."""
+    for channel, n in plan.delete_generations:
+        try:
+            store.backend.delete(layout.generation_path(channel, n))
+        except NotFound:
+            pass
+    for oid, size in plan.delete_objects:
+        try:
+            store.delete_object(oid)
+        except NotFound:
+            pass
+        if progress:
+            progress(1, size)

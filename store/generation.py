@@ -1,0 +1,231 @@
+"""Generation and host-overlay records, and the checks a client makes before trusting one (pure).
+
+A record binds store id, channel (or host) and number, so it cannot be replayed under
+another channel, host or store. `verify_generation` is the one door through which a client
+accepts a record: signature by a trusted key, the binding, no rollback, not expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from .errors import RecordExpired, RecordInvalid, RecordMismatch, RollbackRefused, UnsupportedFormat
+from .objects import ObjectId, is_object_id
+from .policy import Policy
+from .signing import MAX_RECORD_BYTES, PublicKey, open_envelope
+
+FORMAT = 1
+SUPPORTED_FEATURES: frozenset[str] = frozenset()
+GENERATION_TYPE = "regen-generation"
+OVERLAY_TYPE = "regen-overlay"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_time(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise RecordInvalid(f"{where}: time {value!r} is not a string", path=where)
+    try:
+        t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise RecordInvalid(f"{where}: time {value!r} is not YYYY-MM-DDTHH:MM:SSZ", path=where) from None
+    return t.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    store_id: str
+    channel: str
+    number: int
+    manifest: ObjectId
+    created: str
+    parent: int | None = None
+    message: str = ""
+    policy: Policy = field(default_factory=Policy)
+    stats: Mapping[str, int] = field(default_factory=dict)
+    expires: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "created": self.created,
+            "expires": self.expires,
+            "features": [],
+            "format": FORMAT,
+            "manifest": self.manifest,
+            "message": self.message,
+            "number": self.number,
+            "parent": self.parent,
+            "policy": self.policy.as_dict(),
+            "stats": dict(self.stats),
+            "store_id": self.store_id,
+            "type": GENERATION_TYPE,
+        }
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any], where: str = "generation record") -> Generation:
+        _check_common(rec, GENERATION_TYPE, where)
+        try:
+            channel, number, manifest = rec["channel"], rec["number"], rec["manifest"]
+            created, store_id = rec["created"], rec["store_id"]
+        except KeyError as exc:
+            raise RecordInvalid(f"{where} lacks field {exc.args[0]!r}", path=where) from None
+        _check_int(number, "number", where)
+        parent = rec.get("parent")
+        if parent is not None:
+            _check_int(parent, "parent", where)
+        if not isinstance(channel, str) or not isinstance(store_id, str):
+            raise RecordInvalid(f"{where} has a malformed channel or store id", path=where)
+        if not is_object_id(manifest):
+            raise RecordInvalid(f"{where} has an invalid manifest id {manifest!r}", path=where)
+        parse_time(created, where)
+        expires = rec.get("expires")
+        if expires is not None:
+            parse_time(expires, where)
+        stats = rec.get("stats", {})
+        if not isinstance(stats, dict) or not all(isinstance(v, int) for v in stats.values()):
+            raise RecordInvalid(f"{where} has malformed stats", path=where)
+        message = rec.get("message", "")
+        if not isinstance(message, str):
+            raise RecordInvalid(f"{where} has a malformed message", path=where)
+        from .errors import PolicyInvalid
+
+        try:
+            policy = Policy.from_dict(rec.get("policy", {}), where=f"{where} policy")
+        except PolicyInvalid as exc:
+            raise RecordInvalid(exc.message, path=where) from None
+        return cls(store_id, channel, number, manifest, created, parent, message, policy, stats, expires)
+
+
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """A host's own files over its channel. `manifest` None is a tombstone: overlay removed."""
+
+    store_id: str
+    host: str
+    number: int
+    manifest: ObjectId | None
+    created: str
+    message: str = ""
+    expires: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "expires": self.expires,
+            "features": [],
+            "format": FORMAT,
+            "host": self.host,
+            "manifest": self.manifest,
+            "message": self.message,
+            "number": self.number,
+            "store_id": self.store_id,
+            "type": OVERLAY_TYPE,
+        }
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any], where: str = "overlay record") -> Overlay:
+        _check_common(rec, OVERLAY_TYPE, where)
+        try:
+            host, number, manifest, created, store_id = (
+                rec["host"], rec["number"], rec["manifest"], rec["created"], rec["store_id"]
+            )
+        except KeyError as exc:
+            raise RecordInvalid(f"{where} lacks field {exc.args[0]!r}", path=where) from None
+        _check_int(number, "number", where)
+        if manifest is not None and not is_object_id(manifest):
+            raise RecordInvalid(f"{where} has an invalid manifest id {manifest!r}", path=where)
+        if not isinstance(host, str) or not isinstance(store_id, str):
+            raise RecordInvalid(f"{where} has a malformed host or store id", path=where)
+        parse_time(created, where)
+        expires = rec.get("expires")
+        if expires is not None:
+            parse_time(expires, where)
+        message = rec.get("message", "")
+        return cls(store_id, host, number, manifest, created, message if isinstance(message, str) else "", expires)
+
+
+def _check_int(value: object, name: str, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise RecordInvalid(f"{where} has an invalid {name} {value!r}", path=where)
+
+
+def _check_common(rec: Mapping[str, Any], rtype: str, where: str) -> None:
+    if not isinstance(rec, Mapping) or rec.get("type") != rtype:
+        raise RecordInvalid(f"{where} is not a {rtype} record", path=where)
+    if rec.get("format") != FORMAT:
+        raise UnsupportedFormat(f"{where} has format {rec.get('format')!r}; this regen reads format {FORMAT}")
+    features = rec.get("features", [])
+    if not isinstance(features, list):
+        raise RecordInvalid(f"{where} has malformed features", path=where)
+    unknown = sorted(set(map(str, features)) - SUPPORTED_FEATURES)
+    if unknown:
+        raise UnsupportedFormat(f"{where} requires features {unknown} that this regen does not support")
+
+
+def _check_fresh(expires: str | None, now: datetime, where: str) -> None:
+    if expires is not None and parse_time(expires, where) <= now:
+        raise RecordExpired(f"{where} expired at {expires}", path=where, expires=expires)
+
+
+def verify_generation(
+    data: bytes,
+    trusted: Mapping[str, PublicKey],
+    *,
+    store_id: str | None,
+    channel: str,
+    min_number: int | None = None,
+    now: datetime | None = None,
+    where: str = "generation record",
+    max_bytes: int = MAX_RECORD_BYTES,
+) -> Generation:
+    """Accept a generation record only if every check passes; each failure has its own error."""
+    gen = Generation.from_record(open_envelope(data, trusted, where=where, max_bytes=max_bytes), where)
+    if store_id is not None and gen.store_id != store_id:
+        raise RecordMismatch(f"{where} was signed for store {gen.store_id}, not {store_id}", path=where)
+    if gen.channel != channel:
+        raise RecordMismatch(f"{where} was signed for channel {gen.channel!r}, not {channel!r}", path=where)
+    if min_number is not None and gen.number < min_number:
+        raise RollbackRefused(
+            f"{where} is generation {gen.number}, older than generation {min_number} already accepted",
+            path=where,
+            number=gen.number,
+            seen=min_number,
+        )
+    _check_fresh(gen.expires, now or utcnow(), where)
+    return gen
+
+
+def verify_overlay(
+    data: bytes,
+    trusted: Mapping[str, PublicKey],
+    *,
+    store_id: str | None,
+    host: str,
+    min_number: int | None = None,
+    now: datetime | None = None,
+    where: str = "overlay record",
+    max_bytes: int = MAX_RECORD_BYTES,
+) -> Overlay:
+    ov = Overlay.from_record(open_envelope(data, trusted, where=where, max_bytes=max_bytes), where)
+    if store_id is not None and ov.store_id != store_id:
+        raise RecordMismatch(f"{where} was signed for store {ov.store_id}, not {store_id}", path=where)
+    if ov.host != host:
+        raise RecordMismatch(f"{where} was signed for host {ov.host!r}, not {host!r}", path=where)
+    if min_number is not None and ov.number < min_number:
+        raise RollbackRefused(
+            f"{where} is overlay version {ov.number}, older than version {min_number} already accepted",
+            path=where,
+            number=ov.number,
+            seen=min_number,
+        )
+    _check_fresh(ov.expires, now or utcnow(), where)
+    return ov

@@ -1,0 +1,79 @@
+"""Where each thing lives in a store, relative to its root (pure).
+
+Every path a client reads is derived from a name or an id here, never from a listing,
+so a static HTTP server can serve a store.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from .errors import InvalidName, StoreError
+from .objects import ObjectId, is_object_id
+
+CONFIG = "regen.json"
+LOCK = "locks/writer.json"
+OBJECTS = "objects"
+REFS = "refs"
+GENERATIONS = "generations"
+HOSTS = "hosts"
+REPORTS = "reports"
+KEYS = "keys"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_name(value: str, what: str = "name") -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value) or value.endswith(".json"):
+        raise InvalidName(f"invalid {what} {value!r}", name=value)
+    return value
+
+
+def object_path(oid: ObjectId) -> str:
+    if not is_object_id(oid):
+        raise StoreError(f"invalid object id {oid!r}")
+    return f"{OBJECTS}/{oid[:2]}/{oid[2:]}"
+
+
+def parse_object_path(path: str) -> ObjectId:
+    """Inverse of `object_path`; raises on anything that is not exactly an object path."""
+    parts = path.strip("/").split("/")
+    if len(parts) != 3 or parts[0] != OBJECTS or len(parts[1]) != 2:
+        raise StoreError(f"not an object path: {path!r}")
+    oid = parts[1] + parts[2]
+    if not is_object_id(oid):
+        raise StoreError(f"not an object path: {path!r}")
+    return oid
+
+
+def ref_path(channel: str) -> str:
+    return f"{REFS}/{check_name(channel, 'channel')}"
+
+
+def generation_path(channel: str, number: int) -> str:
+    return f"{GENERATIONS}/{check_name(channel, 'channel')}/{number:010d}.json"
+
+
+def parse_generation_path(name: str) -> int | None:
+    base = name.rsplit("/", 1)[-1]
+    if base.endswith(".json") and base[:-5].isdigit():
+        return int(base[:-5])
+    return None
+
+
+def overlay_path(host: str) -> str:
+    return f"{HOSTS}/{check_name(host, 'host')}/overlay.json"
+
+
+def report_path(host: str, when: datetime) -> str:
+    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{REPORTS}/{check_name(host, 'host')}/{stamp}.json"
+
+
+def report_latest_path(host: str) -> str:
+    return f"{REPORTS}/{check_name(host, 'host')}/latest.json"
+
+
+def key_path(keyid: str) -> str:
+    return f"{KEYS}/{check_name(keyid, 'key id')}.pub"

@@ -1,0 +1,123 @@
+"""The store's writer lock: a lease file so two managers cannot publish or gc at once.
+
+``locks/writer.json`` is created exclusively (O_EXCL, S3 If-None-Match, SFTP/SMB exclusive
+open) and holds owner, host, pid, a random token and an expiry. An expired lease may be
+broken by the next writer; a live one is reported with who holds it and until when.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+
+from . import layout
+from .errors import LockHeld, NotFound, StoreExists
+from .generation import format_time, parse_time, utcnow
+from .store import Store
+
+DEFAULT_TTL = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    owner: str
+    host: str
+    pid: int
+    token: str
+    created: str
+    expires: str
+
+    def to_json(self) -> bytes:
+        return json.dumps({
+            "created": self.created, "expires": self.expires, "host": self.host, "owner": self.owner,
+            "pid": self.pid, "token": self.token}, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> LeaseInfo | None:
+        try:
+            d = json.loads(data)
+            return cls(str(d["owner"]), str(d["host"]), int(d["pid"]), str(d["token"]), str(d["created"]),
+                       str(d["expires"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class StoreLock:
+    """Context manager holding the writer lock for the duration of a manager operation."""
+
+    def __init__(self, store: Store, owner: str, ttl: timedelta = DEFAULT_TTL, *, now: datetime | None = None):
+        self.store = store
+        self.owner = owner
+        self.ttl = ttl
+        self._now = now
+        self.lease: LeaseInfo | None = None
+
+    def _make(self) -> LeaseInfo:
+        now = self._now or utcnow()
+        return LeaseInfo(self.owner, socket.gethostname(), os.getpid(), uuid.uuid4().hex, format_time(now),
+                         format_time(now + self.ttl))
+
+    def acquire(self) -> LeaseInfo:
+        backend = self.store.backend
+        for _ in range(2):
+            lease = self._make()
+            try:
+                backend.create_exclusive(layout.LOCK, lease.to_json())
+                self.lease = lease
+                return lease
+            except StoreExists:
+                pass
+            try:
+                held = LeaseInfo.from_json(backend.read(layout.LOCK, max_bytes=65536))
+            except NotFound:
+                continue  # released meanwhile: try again
+            now = self._now or utcnow()
+            if held is not None and parse_time(held.expires, "lock") > now:
+                raise LockHeld(
+                    f"the store {self.store.url} is locked by {held.owner} on {held.host} (pid {held.pid}) "
+                    f"since {held.created} until {held.expires}",
+                    owner=held.owner, host=held.host, expires=held.expires,
+                )
+            # expired or unreadable lease: break it (the holder is gone or overran its lease)
+            try:
+                backend.delete(layout.LOCK)
+            except NotFound:
+                pass
+        raise LockHeld(f"could not take the writer lock of {self.store.url}; another writer keeps taking it")
+
+    def release(self) -> None:
+        if self.lease is None:
+            return
+        backend = self.store.backend
+        try:
+            held = LeaseInfo.from_json(backend.read(layout.LOCK, max_bytes=65536))
+            if held is not None and held.token == self.lease.token:
+                backend.delete(layout.LOCK)
+        except NotFound:
+            pass
+        self.lease = None
+
+    def __enter__(self) -> StoreLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+
+def break_lock(store: Store) -> LeaseInfo | None:
+    """Remove the lock whoever holds it (regen unlock); returns what was removed."""
+    try:
+        held = LeaseInfo.from_json(store.backend.read(layout.LOCK, max_bytes=65536))
+    except NotFound:
+        return None
+    try:
+        store.backend.delete(layout.LOCK)
+    except NotFound:
+        pass
+    return held

@@ -1,0 +1,332 @@
+"""Manifests: the complete, validated description of a tree (pure).
+
+Canonical form (see FORMAT.md): UTF-8 JSON Lines. Line 1 is the header
+``{"features":[],"format":1,"type":"regen-manifest"}``; every further line is one entry,
+keys sorted, no spaces. Entries are in *tree order*: sorted by the UTF-8 bytes of the path
+with ``/`` ranked below every other byte, so a directory is directly followed by all
+of its descendants. That order lets a reader validate parents and a differ merge two
+manifests while holding only the current directory chain in memory: a 1,000,000-entry
+manifest is never materialised.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Iterator, Literal
+
+import blake3
+
+from .errors import ManifestInvalid, UnsupportedFormat
+from .objects import ObjectId, is_object_id
+
+FORMAT = 1
+SUPPORTED_FEATURES: frozenset[str] = frozenset()
+HEADER = {"features": [], "format": FORMAT, "type": "regen-manifest"}
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+MAX_TARGET_BYTES = 4096
+
+Kind = Literal["file", "dir", "symlink"]
+_KIND_CODE: dict[str, str] = {"file": "f", "dir": "d", "symlink": "l"}
+_CODE_KIND: dict[str, Kind] = {"f": "file", "d": "dir", "l": "symlink"}
+_XXH_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One path of a tree. Files carry content ids; symlinks their target (data, never followed)."""
+
+    path: str
+    kind: Kind
+    mode: int
+    size: int = 0
+    oid: ObjectId | None = None
+    xxh: str | None = None
+    target: str | None = None
+
+    def same_content(self, other: Entry) -> bool:
+        return self.kind == other.kind and self.oid == other.oid and self.target == other.target
+
+    def same_meta(self, other: Entry) -> bool:
+        return self.mode == other.mode
+
+
+def sort_key(path: str) -> bytes:
+    """Tree order: '/' ranks below every byte, so descendants follow their directory."""
+    return path.encode("utf-8", "surrogatepass").replace(b"/", b"\x00")
+
+
+def check_path(path: object) -> str:
+    """Return `path` if it is a safe, normalized, relative POSIX path; raise otherwise."""
+    if not isinstance(path, str) or not path:
+        raise ManifestInvalid(f"manifest path {path!r} is empty or not a string", path=path)
+    if "\x00" in path:
+        raise ManifestInvalid(f"manifest path {path!r} contains NUL", path=path)
+    try:
+        raw = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestInvalid(f"manifest path {path!r} is not valid UTF-8", path=path) from None
+    if path.startswith("/"):
+        raise ManifestInvalid(f"manifest path {path!r} is absolute", path=path)
+    if len(raw) > MAX_PATH_BYTES:
+        raise ManifestInvalid(f"manifest path {path[:60]!r}... is longer than {MAX_PATH_BYTES} bytes", path=path)
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise ManifestInvalid(f"manifest path {path!r} is not normalized ({part or 'empty'!r} component)", path=path)
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ManifestInvalid(f"manifest path {path[:60]!r} has a name longer than {MAX_NAME_BYTES} bytes", path=path)
+    return path
+
+
+def check_entry(e: Entry) -> Entry:
+    check_path(e.path)
+    if e.kind not in _KIND_CODE:
+        raise ManifestInvalid(f"entry {e.path!r} has unknown kind {e.kind!r}", path=e.path)
+    if not isinstance(e.mode, int) or isinstance(e.mode, bool) or not 0 <= e.mode <= 0o7777:
+        raise ManifestInvalid(f"entry {e.path!r} has invalid mode {e.mode!r}", path=e.path)
+    if not isinstance(e.size, int) or isinstance(e.size, bool) or e.size < 0:
+        raise ManifestInvalid(f"entry {e.path!r} has invalid size {e.size!r}", path=e.path)
+    if e.kind == "file":
+        if not is_object_id(e.oid):
+            raise ManifestInvalid(f"file entry {e.path!r} has invalid object id {e.oid!r}", path=e.path)
+        if not isinstance(e.xxh, str) or not _XXH_RE.match(e.xxh):
+            raise ManifestInvalid(f"file entry {e.path!r} has invalid xxh3 digest {e.xxh!r}", path=e.path)
+        if e.target is not None:
+            raise ManifestInvalid(f"file entry {e.path!r} has a symlink target", path=e.path)
+    elif e.kind == "symlink":
+        t = e.target
+        if not isinstance(t, str) or not t or "\x00" in t or len(t.encode("utf-8", "surrogatepass")) > MAX_TARGET_BYTES:
+            raise ManifestInvalid(f"symlink entry {e.path!r} has invalid target {t!r}", path=e.path)
+        if e.oid is not None or e.size:
+            raise ManifestInvalid(f"symlink entry {e.path!r} carries file content", path=e.path)
+    else:
+        if e.oid is not None or e.target is not None or e.size:
+            raise ManifestInvalid(f"directory entry {e.path!r} carries file data", path=e.path)
+    return e
+
+
+def encode_entry(e: Entry) -> bytes:
+    d: dict[str, object] = {"k": _KIND_CODE[e.kind], "m": e.mode, "p": e.path}
+    if e.kind == "file":
+        d["o"] = e.oid
+        d["s"] = e.size
+        d["x"] = e.xxh
+    elif e.kind == "symlink":
+        d["t"] = e.target
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def decode_entry(line: bytes, lineno: int = 0) -> Entry:
+    try:
+        d = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ManifestInvalid(f"manifest line {lineno} is not JSON: {exc}", line=lineno) from None
+    if not isinstance(d, dict):
+        raise ManifestInvalid(f"manifest line {lineno} is not an object", line=lineno)
+    extra = set(d) - {"k", "m", "p", "o", "s", "x", "t"}
+    if extra:
+        raise ManifestInvalid(f"manifest line {lineno} has unknown keys {sorted(extra)}", line=lineno)
+    kind = _CODE_KIND.get(d.get("k"))  # type: ignore[arg-type]
+    if kind is None:
+        raise ManifestInvalid(f"manifest line {lineno} has unknown kind {d.get('k')!r}", line=lineno)
+    e = Entry(
+        path=d.get("p"),  # type: ignore[arg-type]
+        kind=kind,
+        mode=d.get("m"),  # type: ignore[arg-type]
+        size=d.get("s", 0),
+        oid=d.get("o"),
+        xxh=d.get("x"),
+        target=d.get("t"),
+    )
+    try:
+        return check_entry(e)
+    except ManifestInvalid as exc:
+        raise ManifestInvalid(f"manifest line {lineno}: {exc.message}", path=e.path, line=lineno) from None
+
+
+class TreeOrderChecker:
+    """Streaming structural validation: order, duplicates, parents exist and are directories.
+
+    Memory is the depth of the current directory chain, not the size of the manifest.
+    """
+
+    def __init__(self) -> None:
+        self._prev: bytes | None = None
+        self._prev_path = ""
+        self._dirs: list[str] = []
+
+    def check(self, e: Entry) -> None:
+        key = sort_key(e.path)
+        if self._prev is not None:
+            if key == self._prev:
+                raise ManifestInvalid(f"manifest has duplicate path {e.path!r}", path=e.path)
+            if key < self._prev:
+                raise ManifestInvalid(f"manifest is not in tree order at {e.path!r}", path=e.path)
+        self._prev = key
+        parent = e.path.rpartition("/")[0]
+        dirs = self._dirs
+        while dirs and not (parent == dirs[-1] or parent.startswith(dirs[-1] + "/")):
+            dirs.pop()
+        if parent and (not dirs or dirs[-1] != parent):
+            raise ManifestInvalid(
+                f"manifest entry {e.path!r} is below {parent!r}, which is not a directory entry", path=e.path
+            )
+        if e.kind == "dir":
+            dirs.append(e.path)
+
+
+@dataclass(slots=True)
+class ManifestStats:
+    entries: int = 0
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+
+    def add(self, e: Entry) -> None:
+        self.entries += 1
+        if e.kind == "file":
+            self.files += 1
+            self.bytes += e.size
+        elif e.kind == "dir":
+            self.dirs += 1
+        else:
+            self.symlinks += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return {"entries": self.entries, "files": self.files, "dirs": self.dirs, "symlinks": self.symlinks, "bytes": self.bytes}
+
+
+class ManifestWriter:
+    """Write entries in canonical form to `out`, validating as it goes; `oid` once closed.
+
+    Entries must be given in tree order (`sort_key`); the writer refuses anything else,
+    so no invalid manifest can be produced.
+    """
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._hash = blake3.blake3()
+        self._checker = TreeOrderChecker()
+        self.stats = ManifestStats()
+        self._write(json.dumps(HEADER, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+
+    def _write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._out.write(data)
+
+    def add(self, e: Entry) -> None:
+        check_entry(e)
+        self._checker.check(e)
+        self.stats.add(e)
+        self._write(encode_entry(e))
+
+    def add_all(self, entries: Iterable[Entry]) -> None:
+        for e in entries:
+            self.add(e)
+
+    @property
+    def oid(self) -> ObjectId:
+        return self._hash.hexdigest()
+
+
+def check_header(line: bytes) -> None:
+    try:
+        head = json.loads(line)
+    except ValueError:
+        raise ManifestInvalid("manifest header is not JSON") from None
+    if not isinstance(head, dict) or head.get("type") != "regen-manifest":
+        raise ManifestInvalid("not a regen manifest (bad header)")
+    fmt = head.get("format")
+    if fmt != FORMAT:
+        raise UnsupportedFormat(f"manifest format {fmt!r} is not supported (this regen reads format {FORMAT})")
+    features = head.get("features", [])
+    if not isinstance(features, list):
+        raise ManifestInvalid("manifest header 'features' is not a list")
+    unknown = sorted(set(map(str, features)) - SUPPORTED_FEATURES)
+    if unknown:
+        raise UnsupportedFormat(f"manifest requires features {unknown} that this regen does not support")
+
+
+def iter_entries(fp: IO[bytes]) -> Iterator[Entry]:
+    """Stream and validate the entries of a decoded manifest."""
+    first = fp.readline()
+    check_header(first)
+    checker = TreeOrderChecker()
+    lineno = 1
+    for line in fp:
+        lineno += 1
+        if not line.endswith(b"\n"):
+            raise ManifestInvalid(f"manifest line {lineno} is truncated", line=lineno)
+        e = decode_entry(line, lineno)
+        checker.check(e)
+        yield e
+
+
+def parse(data: bytes) -> list[Entry]:
+    """Whole-manifest convenience for small manifests (overlays, tests)."""
+    import io
+
+    return list(iter_entries(io.BytesIO(data)))
+
+
+def build(entries: Iterable[Entry]) -> tuple[bytes, ObjectId, ManifestStats]:
+    """Canonical bytes of `entries` (sorted here), for small manifests."""
+    import io
+
+    buf = io.BytesIO()
+    w = ManifestWriter(buf)
+    w.add_all(sorted(entries, key=lambda e: sort_key(e.path)))
+    return buf.getvalue(), w.oid, w.stats
+
+
+ChangeKind = Literal["added", "removed", "modified", "meta"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One path that differs between two manifests. `modified` = kind or content; `meta` = mode only."""
+
+    kind: ChangeKind
+    path: str
+    old: Entry | None
+    new: Entry | None
+
+
+@dataclass(slots=True)
+class DiffStats:
+    added: int = 0
+    removed: int = 0
+    modified: int = 0
+    meta: int = 0
+    bytes_added: int = 0
+    objects_new: set[str] = field(default_factory=set)
+
+    def add(self, c: Change) -> None:
+        setattr(self, c.kind, getattr(self, c.kind) + 1)
+        if c.new is not None and c.new.kind == "file" and c.kind in ("added", "modified"):
+            self.bytes_added += c.new.size
+
+
+def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[Change]:
+    """Merge-join two tree-ordered entry streams; memory O(1) in the manifests' size."""
+    a_it, b_it = iter(old), iter(new)
+    a = next(a_it, None)
+    b = next(b_it, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and sort_key(a.path) < sort_key(b.path)):
+            assert a is not None
+            yield Change("removed", a.path, a, None)
+            a = next(a_it, None)
+        elif a is None or sort_key(b.path) < sort_key(a.path):
+            yield Change("added", b.path, None, b)
+            b = next(b_it, None)
+        else:
+            if not a.same_content(b):
+                yield Change("modified", a.path, a, b)
+            elif not a.same_meta(b):
+                yield Change("meta", a.path, a, b)
+            a = next(a_it, None)
+            b = next(b_it, None)

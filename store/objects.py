@@ -1,0 +1,226 @@
+"""Object ids and the stored encoding of objects (pure, except `hash_file`).
+
+An object id is the BLAKE3-256 hex digest of the *uncompressed* content. A stored object
+is one tag byte followed by the body: ``z`` + a zstd frame, or ``r`` + the raw content.
+Readers verify the id of what they decode; nothing unverified is ever returned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import IO, Callable, Iterator
+
+import blake3
+import xxhash
+import zstandard
+
+from .errors import IntegrityError, ObjectCorrupt, RecordTooLarge
+
+ObjectId = str
+
+_OID_RE = re.compile(r"^[0-9a-f]{64}$")
+TAG_ZSTD = b"z"
+TAG_RAW = b"r"
+CHUNK = 1 << 20
+EMPTY_ID = blake3.blake3(b"").hexdigest()
+
+
+def is_object_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_OID_RE.match(value))
+
+
+def object_id(data: bytes) -> ObjectId:
+    return blake3.blake3(data, max_threads=blake3.blake3.AUTO if len(data) > 1 << 22 else 1).hexdigest()
+
+
+def xxh(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    """Both digests of one file, computed in a single read."""
+
+    oid: ObjectId
+    xxh: str
+    size: int
+
+
+def hash_stream(read: Callable[[int], bytes], buf_size: int = CHUNK) -> FileDigest:
+    b = blake3.blake3()
+    x = xxhash.xxh3_128()
+    size = 0
+    while True:
+        chunk = read(buf_size)
+        if not chunk:
+            break
+        b.update(chunk)
+        x.update(chunk)
+        size += len(chunk)
+    return FileDigest(b.hexdigest(), x.hexdigest(), size)
+
+
+def hash_file(path: str | os.PathLike[str], buf: bytearray | None = None) -> FileDigest:
+    """BLAKE3 and xxh3-128 of a file in one pass, reading into a reused buffer."""
+    buf = buf if buf is not None else bytearray(CHUNK)
+    view = memoryview(buf)
+    b = blake3.blake3()
+    x = xxhash.xxh3_128()
+    size = 0
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        while True:
+            n = os.readv(fd, [buf])
+            if n == 0:
+                break
+            part = view[:n]
+            b.update(part)
+            x.update(part)
+            size += n
+    finally:
+        os.close(fd)
+    return FileDigest(b.hexdigest(), x.hexdigest(), size)
+
+
+def encode(data: bytes, compression: str = "zstd", level: int = 3) -> bytes:
+    if compression == "zstd":
+        return TAG_ZSTD + zstandard.ZstdCompressor(level=level).compress(data)
+    return TAG_RAW + data
+
+
+def decode(stored: bytes, oid: ObjectId, *, where: str = "", limit: int | None = None) -> bytes:
+    """Decode a stored object and verify its id; never returns bad bytes."""
+    if not stored:
+        raise ObjectCorrupt(f"object {oid} at {where or '?'} is empty", oid=oid, path=where)
+    tag, body = stored[:1], stored[1:]
+    if tag == TAG_ZSTD:
+        try:
+            dobj = zstandard.ZstdDecompressor().decompressobj()
+            data = dobj.decompress(body) if limit is None else _bounded(body, limit, oid)
+        except zstandard.ZstdError as exc:
+            raise ObjectCorrupt(f"object {oid} at {where or '?'} does not decompress: {exc}", oid=oid, path=where) from exc
+    elif tag == TAG_RAW:
+        data = body
+    else:
+        raise ObjectCorrupt(f"object {oid} at {where or '?'} has unknown encoding tag {tag!r}", oid=oid, path=where)
+    if limit is not None and len(data) > limit:
+        raise RecordTooLarge(f"object {oid} is larger than the limit of {limit} bytes", oid=oid, limit=limit)
+    actual = object_id(data)
+    if actual != oid:
+        raise ObjectCorrupt(
+            f"object {oid} at {where or '?'} has content hashing to {actual}", oid=oid, path=where, actual=actual
+        )
+    return data
+
+
+def _bounded(body: bytes, limit: int, oid: ObjectId) -> bytes:
+    reader = zstandard.ZstdDecompressor().stream_reader(body)
+    out = reader.read(limit + 1)
+    if len(out) > limit:
+        raise RecordTooLarge(f"object {oid} is larger than the limit of {limit} bytes", oid=oid, limit=limit)
+    return out
+
+
+class VerifyingWriter:
+    """Decode a stored object stream into `out` while hashing it; `finish` checks the id.
+
+    The caller writes into a temporary file and renames only after `finish` passed,
+    so a corrupt object never reaches its destination.
+    """
+
+    def __init__(self, oid: ObjectId, out: IO[bytes], *, where: str = "", limit: int | None = None) -> None:
+        self.oid = oid
+        self.out = out
+        self.where = where
+        self.limit = limit
+        self.size = 0
+        self._hash = blake3.blake3()
+        self._xxh = xxhash.xxh3_128()
+
+    def copy_from(self, src: IO[bytes]) -> FileDigest:
+        tag = src.read(1)
+        if tag == TAG_ZSTD:
+            try:
+                reader = zstandard.ZstdDecompressor().stream_reader(src, closefd=False)
+                for chunk in iter(lambda: reader.read(CHUNK), b""):
+                    self._feed(chunk)
+            except zstandard.ZstdError as exc:
+                raise ObjectCorrupt(
+                    f"object {self.oid} at {self.where or '?'} does not decompress: {exc}", oid=self.oid, path=self.where
+                ) from exc
+        elif tag == TAG_RAW:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                self._feed(chunk)
+        else:
+            raise ObjectCorrupt(
+                f"object {self.oid} at {self.where or '?'} has unknown encoding tag {tag!r}", oid=self.oid, path=self.where
+            )
+        return self.finish()
+
+    def _feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise RecordTooLarge(
+                f"object {self.oid} is larger than the limit of {self.limit} bytes", oid=self.oid, limit=self.limit
+            )
+        self._hash.update(chunk)
+        self._xxh.update(chunk)
+        self.out.write(chunk)
+
+    def finish(self) -> FileDigest:
+        actual = self._hash.hexdigest()
+        if actual != self.oid:
+            raise ObjectCorrupt(
+                f"object {self.oid} at {self.where or '?'} has content hashing to {actual}",
+                oid=self.oid,
+                path=self.where,
+                actual=actual,
+            )
+        return FileDigest(actual, self._xxh.hexdigest(), self.size)
+
+
+def encode_stream(src: IO[bytes], out: IO[bytes], compression: str = "zstd", level: int = 3) -> FileDigest:
+    """Encode `src` into `out` (tag + body) and return the digests of the content."""
+    b = blake3.blake3()
+    x = xxhash.xxh3_128()
+    size = 0
+    if compression == "zstd":
+        out.write(TAG_ZSTD)
+        writer = zstandard.ZstdCompressor(level=level).stream_writer(out, closefd=False)
+        sink: Callable[[bytes], object] = writer.write
+    else:
+        out.write(TAG_RAW)
+        writer = None
+        sink = out.write
+    for chunk in iter(lambda: src.read(CHUNK), b""):
+        b.update(chunk)
+        x.update(chunk)
+        size += len(chunk)
+        sink(chunk)
+    if writer is not None:
+        writer.flush(zstandard.FLUSH_FRAME)
+        writer.close()
+    return FileDigest(b.hexdigest(), x.hexdigest(), size)
+
+
+def iter_chunks(fp: IO[bytes]) -> Iterator[bytes]:
+    return iter(lambda: fp.read(CHUNK), b"")
+
+
+__all__ = [
+    "EMPTY_ID",
+    "FileDigest",
+    "IntegrityError",
+    "ObjectId",
+    "VerifyingWriter",
+    "decode",
+    "encode",
+    "encode_stream",
+    "hash_file",
+    "hash_stream",
+    "is_object_id",
+    "object_id",
+    "xxh",
+]

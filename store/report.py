@@ -1,0 +1,146 @@
+"""The run report a client writes and the manager reads (pure).
+
+Reports are not signed (clients hold no signing keys); the manager treats them as
+untrusted input: `Report.from_json` validates shape and types and raises RecordInvalid.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import RecordInvalid, RecordTooLarge
+
+FORMAT = 1
+REPORT_TYPE = "regen-report"
+MAX_REPORT_BYTES = 4 << 20
+OUTCOMES = ("ok", "repaired", "updated", "quarantined", "failing")
+SEVERITIES = ("info", "warn", "fail")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One hardware observation. `usable` says whether the part can still be relied on."""
+
+    component: str
+    severity: str
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    usable: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "component": self.component,
+            "evidence": dict(self.evidence),
+            "message": self.message,
+            "severity": self.severity,
+            "usable": self.usable,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        if not isinstance(d, Mapping):
+            raise RecordInvalid("report finding is not an object")
+        comp, sev, msg = d.get("component"), d.get("severity"), d.get("message")
+        if not isinstance(comp, str) or sev not in SEVERITIES or not isinstance(msg, str):
+            raise RecordInvalid(f"report finding {d!r:.80} is malformed")
+        ev = d.get("evidence", {})
+        return cls(comp, sev, msg, ev if isinstance(ev, dict) else {}, bool(d.get("usable", True)))
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    host: str
+    run_id: str
+    started: str
+    finished: str
+    outcome: str
+    exit_code: int
+    channel: str | None = None
+    generation_before: int | None = None
+    generation_after: int | None = None
+    steps: Mapping[str, Any] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    drift: Mapping[str, Any] = field(default_factory=dict)
+    actions: Mapping[str, Any] = field(default_factory=dict)
+    bytes_fetched: int = 0
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    version: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "actions": dict(self.actions),
+            "bytes_fetched": self.bytes_fetched,
+            "channel": self.channel,
+            "drift": dict(self.drift),
+            "errors": list(self.errors),
+            "exit_code": self.exit_code,
+            "findings": [f.as_dict() for f in self.findings],
+            "finished": self.finished,
+            "format": FORMAT,
+            "generation_after": self.generation_after,
+            "generation_before": self.generation_before,
+            "host": self.host,
+            "outcome": self.outcome,
+            "run_id": self.run_id,
+            "started": self.started,
+            "steps": dict(self.steps),
+            "type": REPORT_TYPE,
+            "version": self.version,
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.as_dict(), sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str = "report") -> Report:
+        if len(data) > MAX_REPORT_BYTES:
+            raise RecordTooLarge(f"{where} is {len(data)} bytes, over the limit of {MAX_REPORT_BYTES}")
+        try:
+            d = json.loads(data)
+        except (ValueError, RecursionError):
+            raise RecordInvalid(f"{where} is not valid JSON", path=where) from None
+        return cls.from_dict(d, where)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "report") -> Report:
+        if not isinstance(d, dict) or d.get("type") != REPORT_TYPE:
+            raise RecordInvalid(f"{where} is not a regen report", path=where)
+        if d.get("format") != FORMAT:
+            raise RecordInvalid(f"{where} has unsupported format {d.get('format')!r}", path=where)
+
+        def get(key: str, types: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+            if key not in d or d[key] is None:
+                if required:
+                    raise RecordInvalid(f"{where} lacks field {key!r}", path=where)
+                return default
+            v = d[key]
+            if not isinstance(v, types) or (isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
+                raise RecordInvalid(f"{where} field {key!r} has the wrong type", path=where)
+            return v
+
+        outcome = get("outcome", str, required=True)
+        if outcome not in OUTCOMES:
+            raise RecordInvalid(f"{where} has unknown outcome {outcome!r}", path=where)
+        return cls(
+            host=get("host", str, required=True),
+            run_id=get("run_id", str, required=True),
+            started=get("started", str, required=True),
+            finished=get("finished", str, required=True),
+            outcome=outcome,
+            exit_code=get("exit_code", int, required=True),
+            channel=get("channel", str),
+            generation_before=get("generation_before", int),
+            generation_after=get("generation_after", int),
+            steps=get("steps", dict, {}),
+            findings=tuple(Finding.from_dict(f) for f in get("findings", list, [])),
+            drift=get("drift", dict, {}),
+            actions=get("actions", dict, {}),
+            bytes_fetched=get("bytes_fetched", int, 0),
+            errors=tuple(str(e) for e in get("errors", list, [])),
+            warnings=tuple(str(e) for e in get("warnings", list, [])),
+            version=get("version", str, ""),
+        )

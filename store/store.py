@@ -1,0 +1,408 @@
+"""The Store facade: objects, manifests, generations, overlays, reports, keys.
+
+Publishing writes in a fixed order -- objects, manifest, signed record, ref -- so a
+reader never sees a ref whose generation is incomplete. A client's read path never lists:
+every path it reads comes from a ref, a record or a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import layout
+from .backend import Backend, open_backend
+from .errors import (
+    GenerationNotFound,
+    InvalidInput,
+    IntegrityError,
+    NotFound,
+    ObjectCorrupt,
+    ObjectMissing,
+    RecordInvalid,
+    StoreError,
+    StoreExists,
+    StoreNotFound,
+    UnsupportedFormat,
+)
+from .generation import Generation, Overlay, format_time, utcnow
+from .manifest import Entry, iter_entries
+from .objects import FileDigest, ObjectId, VerifyingWriter, decode, encode, encode_stream, object_id
+from .report import Report
+from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, parse_public_key, peek_envelope, sign_envelope
+
+log = logging.getLogger("regen.store")
+
+STORE_FORMAT = 1
+COMPRESSIONS = ("zstd", "none")
+DEFAULT_CONCURRENCY = 8
+Progress = Callable[[int, int], None]  # (items done, bytes done) increments
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    store_id: str
+    compression: str = "zstd"
+    format: int = STORE_FORMAT
+    hash: str = "blake3"
+    created: str = ""
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"compression": self.compression, "created": self.created, "features": [], "format": self.format,
+             "hash": self.hash, "store_id": self.store_id, "type": "regen-store"},
+            sort_keys=True, indent=1,
+        ).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> StoreConfig:
+        try:
+            d = json.loads(data)
+        except ValueError:
+            raise StoreNotFound(f"{where} is not a regen store (regen.json is not JSON)") from None
+        if not isinstance(d, dict) or d.get("type") != "regen-store":
+            raise StoreNotFound(f"{where} is not a regen store (regen.json has no regen-store type)")
+        if d.get("format") != STORE_FORMAT or d.get("features"):
+            raise UnsupportedFormat(f"store {where} has format {d.get('format')} features {d.get('features')}; "
+                                    f"this regen supports format {STORE_FORMAT}")
+        if d.get("hash") != "blake3" or d.get("compression") not in COMPRESSIONS:
+            raise UnsupportedFormat(f"store {where} uses hash {d.get('hash')!r} / compression {d.get('compression')!r}")
+        return cls(str(d["store_id"]), d["compression"], d["format"], d["hash"], str(d.get("created", "")))
+
+
+@dataclass(slots=True)
+class TransferResult:
+    """Outcome of a batch transfer: what moved and, per object, what failed (the rest went on)."""
+
+    done: list[ObjectId] = field(default_factory=list)
+    skipped: list[ObjectId] = field(default_factory=list)
+    bytes: int = 0
+    errors: dict[ObjectId, StoreError] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, backend: Backend, config: StoreConfig | None = None, *, concurrency: int = DEFAULT_CONCURRENCY):
+        self.backend = backend
+        self._config = config
+        self.concurrency = max(1, concurrency)
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, storage_options: dict[str, Any] | None = None, *, config: StoreConfig | None = None,
+             **kw: Any) -> Store:
+        """Open a store lazily: nothing is read until needed (a client passes its cached config)."""
+        concurrency = kw.pop("concurrency", DEFAULT_CONCURRENCY)
+        return cls(open_backend(url, storage_options, **kw), config, concurrency=concurrency)
+
+    @classmethod
+    def init(cls, url: str, storage_options: dict[str, Any] | None = None, *, compression: str = "zstd") -> Store:
+        if compression not in COMPRESSIONS:
+            raise InvalidInput(f"unknown compression {compression!r}", hint=f"use one of {', '.join(COMPRESSIONS)}")
+        store = cls.open(url, storage_options)
+        cfg = StoreConfig(store_id=uuid.uuid4().hex, compression=compression, created=format_time(utcnow()))
+        try:
+            existing = store.backend.read(layout.CONFIG)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            other = StoreConfig.from_json(existing, store.url)  # raises for a foreign format
+            raise StoreExists(f"a regen store already exists at {store.url} (id {other.store_id})", url=store.url)
+        store.backend.create_exclusive(layout.CONFIG, cfg.to_json())
+        store._config = cfg
+        return store
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def counters(self) -> Any:
+        return self.backend.counters
+
+    @property
+    def config(self) -> StoreConfig:
+        if self._config is None:
+            try:
+                data = self.backend.read(layout.CONFIG, max_bytes=65536)
+            except NotFound:
+                raise StoreNotFound(f"no regen store at {self.url}", url=self.url) from None
+            self._config = StoreConfig.from_json(data, self.url)
+        return self._config
+
+    @property
+    def store_id(self) -> str:
+        return self.config.store_id
+
+    # -- objects ------------------------------------------------------------------------------
+    def has(self, oid: ObjectId) -> bool:
+        try:
+            self.backend.stat(layout.object_path(oid))
+            return True
+        except NotFound:
+            return False
+
+    def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        ids = sorted(set(oids))
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            present = list(pool.map(self.has, ids))
+        return {oid for oid, ok in zip(ids, present) if not ok}
+
+    def get(self, oid: ObjectId, max_bytes: int | None = None) -> bytes:
+        path = layout.object_path(oid)
+        try:
+            stored = self.backend.read(path)
+        except NotFound:
+            raise ObjectMissing(f"object {oid} is missing from {self.url} ({path})", oid=oid, path=path) from None
+        return decode(stored, oid, where=f"{self.url}/{path}", limit=max_bytes)
+
+    def get_to(self, oid: ObjectId, out: Any, max_bytes: int | None = None) -> FileDigest:
+        """Stream object `oid` into `out`, verifying; on ObjectCorrupt `out` holds garbage to discard."""
+        path = layout.object_path(oid)
+        try:
+            with self.backend.open_read(path) as fp:
+                return VerifyingWriter(oid, out, where=f"{self.url}/{path}", limit=max_bytes).copy_from(fp)  # type: ignore[arg-type]
+        except NotFound:
+            raise ObjectMissing(f"object {oid} is missing from {self.url} ({path})", oid=oid, path=path) from None
+
+    def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2) -> FileDigest:
+        """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused."""
+        parent = os.path.dirname(dest) or "."
+        for attempt in range(attempts):
+            fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    digest = self.get_to(oid, out)
+                    if fsync:
+                        out.flush()
+                        os.fsync(out.fileno())
+                os.replace(tmp, dest)
+                return digest
+            except ObjectCorrupt:
+                os.unlink(tmp)
+                if attempt + 1 >= attempts:
+                    raise
+                log.warning("object %s arrived corrupt; retrying once", oid)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        raise AssertionError("unreachable")
+
+    def fetch_many(self, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
+                   progress: Progress | None = None) -> TransferResult:
+        """Fetch objects concurrently into local files; failures are collected, not raised."""
+        result = TransferResult()
+
+        def one(oid: ObjectId) -> tuple[ObjectId, FileDigest | StoreError]:
+            try:
+                return oid, self.fetch_to_file(oid, dest(oid), fsync=fsync)
+            except StoreError as exc:
+                return oid, exc
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            for oid, res in pool.map(one, list(dict.fromkeys(oids))):
+                if isinstance(res, StoreError):
+                    result.errors[oid] = res
+                else:
+                    result.done.append(oid)
+                    result.bytes += res.size
+                    if progress:
+                        progress(1, res.size)
+        return result
+
+    def put(self, data: bytes, *, check: bool = True) -> ObjectId:
+        oid = object_id(data)
+        if check and self.has(oid):
+            return oid
+        self.backend.write(layout.object_path(oid), encode(data, self.config.compression))
+        return oid
+
+    def put_file(self, path: str, oid: ObjectId | None = None, *, check: bool = True) -> FileDigest | None:
+        """Upload a local file as an object unless present; None when it was already there.
+
+        The encoded copy is staged in a local temp file, so the upload is a single atomic
+        write and the id is computed from exactly the bytes uploaded.
+        """
+        if oid is not None and check and self.has(oid):
+            return None
+        with open(path, "rb") as src, tempfile.TemporaryFile() as staged:
+            digest = encode_stream(src, staged, self.config.compression)
+            if oid is not None and digest.oid != oid:
+                raise IntegrityError(f"{path} changed while it was read (expected {oid}, read {digest.oid})",
+                                     hint="retry when the file is no longer being written", path=path)
+            if oid is None and check and self.has(digest.oid):
+                return None
+            self.backend.write_from(layout.object_path(digest.oid), staged)
+        return digest
+
+    def put_many(self, items: Iterable[tuple[ObjectId, str]], *, progress: Progress | None = None) -> TransferResult:
+        """Upload (oid, local path) pairs the store lacks, concurrently; errors are collected."""
+        result = TransferResult()
+
+        def one(item: tuple[ObjectId, str]) -> tuple[ObjectId, FileDigest | None | StoreError]:
+            oid, path = item
+            try:
+                return oid, self.put_file(path, oid)
+            except StoreError as exc:
+                return oid, exc
+
+        _ = self.config  # read once before threads start
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            for oid, res in pool.map(one, list(dict(items).items())):
+                if isinstance(res, StoreError):
+                    result.errors[oid] = res
+                elif res is None:
+                    result.skipped.append(oid)
+                else:
+                    result.done.append(oid)
+                    result.bytes += res.size
+                    if progress:
+                        progress(1, res.size)
+        return result
+
+    def delete_object(self, oid: ObjectId) -> None:
+        self.backend.delete(layout.object_path(oid))
+
+    def list_objects(self) -> list[ObjectId]:
+        out = []
+        for p in self.backend.list(layout.OBJECTS):
+            try:
+                out.append(layout.parse_object_path(p))
+            except StoreError:
+                log.debug("ignoring non-object %s", p)
+        return out
+
+    # -- manifests ----------------------------------------------------------------------------
+    @contextmanager
+    def open_manifest(self, oid: ObjectId, *, max_bytes: int | None = None,
+                      spool_dir: str | None = None) -> Iterator[Iterator[Entry]]:
+        """Verify the whole manifest into a local spool file first, then stream its entries."""
+        with tempfile.TemporaryFile(dir=spool_dir) as spool:
+            self.get_to(oid, spool, max_bytes=max_bytes)
+            spool.seek(0)
+            yield iter_entries(spool)  # type: ignore[arg-type]
+
+    def read_manifest(self, oid: ObjectId, max_bytes: int | None = None) -> list[Entry]:
+        with self.open_manifest(oid, max_bytes=max_bytes) as entries:
+            return list(entries)
+
+    # -- generations --------------------------------------------------------------------------
+    def _read_optional(self, path: str, max_bytes: int = MAX_RECORD_BYTES) -> bytes | None:
+        try:
+            return self.backend.read(path, max_bytes=max_bytes)
+        except NotFound:
+            return None
+
+    def read_ref(self, channel: str, max_bytes: int = MAX_RECORD_BYTES) -> bytes | None:
+        """The channel's current signed record (one small read), or None if never published."""
+        return self._read_optional(layout.ref_path(channel), max_bytes)
+
+    def read_generation(self, channel: str, number: int, max_bytes: int = MAX_RECORD_BYTES) -> bytes:
+        data = self._read_optional(layout.generation_path(channel, number), max_bytes)
+        if data is None:
+            raise GenerationNotFound(f"generation {number} of channel {channel!r} does not exist in {self.url}",
+                                     channel=channel, number=number)
+        return data
+
+    def generation_numbers(self, channel: str) -> list[int]:
+        prefix = f"{layout.GENERATIONS}/{layout.check_name(channel, 'channel')}"
+        nums = (layout.parse_generation_path(p) for p in self.backend.list(prefix))
+        return sorted(n for n in nums if n is not None)
+
+    def channels(self) -> list[str]:
+        return self.backend.list_dirs(layout.GENERATIONS)
+
+    def peek_generation(self, data: bytes, where: str = "generation record") -> Generation:
+        """Parse a record WITHOUT checking its signature: for the manager's listings only."""
+        return Generation.from_record(peek_envelope(data, where=where), where)
+
+    def write_generation(self, gen: Generation, keys: list[SecretKey]) -> bytes:
+        """Write generations/<channel>/<n>.json exclusively; the manifest must already be stored."""
+        if not self.has(gen.manifest):
+            raise ObjectMissing(f"manifest {gen.manifest} is not in the store; refusing to publish", oid=gen.manifest)
+        env = sign_envelope(gen.to_record(), keys)
+        path = layout.generation_path(gen.channel, gen.number)
+        try:
+            self.backend.create_exclusive(path, env)
+        except StoreExists:
+            raise StoreExists(f"generation {gen.number} of channel {gen.channel!r} already exists",
+                              hint="another publisher was faster; retry") from None
+        for k in keys:
+            self.put_public_key(k.public)
+        return env
+
+    def set_ref(self, channel: str, envelope: bytes) -> None:
+        """Point the channel at a record (written after the record itself: publish order)."""
+        self.backend.write(layout.ref_path(channel), envelope)
+
+    # -- host overlays -------------------------------------------------------------------------
+    def read_overlay(self, host: str, max_bytes: int = MAX_RECORD_BYTES) -> bytes | None:
+        return self._read_optional(layout.overlay_path(host), max_bytes)
+
+    def write_overlay(self, overlay: Overlay, keys: list[SecretKey]) -> bytes:
+        if overlay.manifest is not None and not self.has(overlay.manifest):
+            raise ObjectMissing(f"overlay manifest {overlay.manifest} is not in the store", oid=overlay.manifest)
+        env = sign_envelope(overlay.to_record(), keys)
+        self.backend.write(layout.overlay_path(overlay.host), env)
+        for k in keys:
+            self.put_public_key(k.public)
+        return env
+
+    def overlay_hosts(self) -> list[str]:
+        return self.backend.list_dirs(layout.HOSTS)
+
+    # -- reports -------------------------------------------------------------------------------
+    def put_report(self, report: Report) -> str:
+        data = report.to_json()
+        path = layout.report_path(report.host, utcnow())
+        self.backend.write(path, data)
+        self.backend.write(layout.report_latest_path(report.host), data)
+        return path
+
+    def read_latest_report(self, host: str) -> Report | None:
+        data = self._read_optional(layout.report_latest_path(host), max_bytes=4 << 20)
+        if data is None:
+            return None
+        return Report.from_json(data, where=f"report of host {host}")
+
+    def report_hosts(self) -> list[str]:
+        return self.backend.list_dirs(layout.REPORTS)
+
+    def report_paths(self, host: str) -> list[str]:
+        prefix = f"{layout.REPORTS}/{layout.check_name(host, 'host')}"
+        return sorted(p for p in self.backend.list(prefix) if not p.endswith("/latest.json"))
+
+    def read_report(self, path: str) -> Report:
+        return Report.from_json(self.backend.read(path, max_bytes=4 << 20), where=path)
+
+    # -- publisher keys (informational: clients trust only their configured keys) ---------------
+    def put_public_key(self, key: PublicKey) -> None:
+        path = layout.key_path(key.keyid)
+        try:
+            self.backend.create_exclusive(path, key.text().encode())
+        except StoreExists:
+            pass
+
+    def public_keys(self) -> dict[str, PublicKey]:
+        keys: dict[str, PublicKey] = {}
+        for p in self.backend.list(layout.KEYS):
+            try:
+                k = parse_public_key(self.backend.read(p, max_bytes=4096).decode("utf-8", "replace"), p)
+            except (StoreError, RecordInvalid):
+                continue
+            if p.endswith(f"/{k.keyid}.pub"):
+                keys[k.keyid] = k
+        return keys
+
+
+def open_store(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Store:
+    return Store.open(url, storage_options, **kw)
+

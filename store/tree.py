@@ -1,0 +1,84 @@
+"""Walking a local tree in manifest (tree) order, never following symlinks (local I/O).
+
+Shared by the manager's snapshot and the daemon's scan so both see a tree the same way:
+depth first, siblings sorted by the bytes of their names, which is exactly `sort_key`
+order, so walks merge-join against manifests without sorting.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+Kind = Literal["file", "dir", "symlink", "special"]
+
+
+def kind_of(mode: int) -> Kind:
+    if st.S_ISREG(mode):
+        return "file"
+    if st.S_ISDIR(mode):
+        return "dir"
+    if st.S_ISLNK(mode):
+        return "symlink"
+    return "special"
+
+
+def _name_key(entry: os.DirEntry[str]) -> bytes:
+    return os.fsencode(entry.name)
+
+
+def walk(
+    root: str,
+    *,
+    prune: Callable[[str], bool] | None = None,
+    onerror: Callable[[str, OSError], None] | None = None,
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (relative POSIX path, lstat) for everything below `root`, in tree order.
+
+    `prune(relpath)` returning True skips that path and, for a directory, all below it.
+    Errors reading a directory go to `onerror` (default: raise). Names that are not
+    valid UTF-8 come through as surrogate-escaped str (os.fsdecode); callers decide.
+    """
+    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = []
+
+    def open_dir(rel: str) -> Iterator[os.DirEntry[str]] | None:
+        full = os.path.join(root, rel) if rel else root
+        try:
+            with os.scandir(full) as it:
+                entries = sorted(it, key=_name_key)
+        except OSError as exc:
+            if onerror is None:
+                raise
+            onerror(rel, exc)
+            return None
+        return iter(entries)
+
+    first = open_dir("")
+    if first is None:
+        return
+    stack.append(("", first))
+    while stack:
+        base, it = stack[-1]
+        entry = next(it, None)
+        if entry is None:
+            stack.pop()
+            continue
+        rel = f"{base}/{entry.name}" if base else entry.name
+        if prune is not None and prune(rel):
+            continue
+        try:
+            s = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # vanished between listing and stat
+        except OSError as exc:
+            if onerror is None:
+                raise
+            onerror(rel, exc)
+            continue
+        yield rel, s
+        if st.S_ISDIR(s.st_mode):
+            sub = open_dir(rel)
+            if sub is not None:
+                stack.append((rel, sub))
