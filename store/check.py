@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import layout
-from .errors import StoreError
+from .errors import BadSignature, StoreError, UnknownKey
 from .generation import Generation, Overlay
 from .objects import ObjectId
 from .signing import PublicKey, open_envelope
@@ -40,12 +40,22 @@ class CheckResult:
         return any(f.severity == "error" for f in self.findings)
 
 
+def _kind(exc: StoreError) -> str:
+    return "signature" if isinstance(exc, (BadSignature, UnknownKey)) else "record"
+
+
 def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_data: bool = True,
          repair: bool = False, progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Check the whole store and return every problem found (never raises for damage it finds).
+
+    `trusted`: the keys records must be signed with (what clients are configured with); by
+    default the publisher keys recorded in the store's keys/ folder. `read_data=False` skips
+    reading every object (existence is still checked); `repair` moves corrupt objects aside.
+    `progress(1, 0)` is called per object read.
+    """
     findings: list[Finding] = []
     _ = store.config
-    keys = dict(store.public_keys())
-    keys.update(trusted or {})
+    keys = dict(trusted) if trusted is not None else dict(store.public_keys())
     objects = set(store.list_objects())
 
     def verify(oid: ObjectId) -> Finding | None:
@@ -76,7 +86,7 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
                 data = store.read_generation(channel, n)
                 gen = Generation.from_record(open_envelope(data, keys, where=where), where)
             except StoreError as exc:
-                findings.append(Finding("signature" if "sign" in exc.message else "record", where, exc.message))
+                findings.append(Finding(_kind(exc), where, exc.message))
                 continue
             if gen.channel != channel or gen.number != n or gen.store_id != store.store_id:
                 findings.append(Finding("record", where, "record does not match its place (channel/number/store)"))
@@ -85,7 +95,10 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
         if ref is not None:
             try:
                 gen = Generation.from_record(open_envelope(ref, keys, where=f"refs/{channel}"))
-                if store.read_generation(channel, gen.number) != ref:
+                if gen.channel != channel or gen.store_id != store.store_id:
+                    findings.append(Finding("ref", f"refs/{channel}",
+                                            f"holds a record of channel {gen.channel!r} of store {gen.store_id}"))
+                elif store.read_generation(channel, gen.number) != ref:
                     findings.append(Finding("ref", f"refs/{channel}", f"differs from generation {gen.number}'s record"))
             except StoreError as exc:
                 findings.append(Finding("ref", f"refs/{channel}", exc.message))
@@ -93,11 +106,14 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
         data = store.read_overlay(host)
         if data is None:
             continue
+        where = layout.overlay_path(host)
         try:
-            ov = Overlay.from_record(open_envelope(data, keys, where=layout.overlay_path(host)))
+            ov = Overlay.from_record(open_envelope(data, keys, where=where), where)
         except StoreError as exc:
-            findings.append(Finding("signature", layout.overlay_path(host), exc.message))
+            findings.append(Finding(_kind(exc), where, exc.message))
             continue
+        if ov.host != host or ov.store_id != store.store_id:
+            findings.append(Finding("record", where, f"record is for host {ov.host!r} of store {ov.store_id}"))
         if ov.manifest is not None:
             manifests.setdefault(ov.manifest, layout.overlay_path(host))
     for m, where in sorted(manifests.items()):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 
 from . import layout
-from .errors import LockHeld, NotFound, StoreExists
+from .errors import LockHeld, NotFound, RecordInvalid, StoreExists
 from .generation import format_time, parse_time, utcnow
 from .store import Store
 
@@ -39,11 +39,14 @@ class LeaseInfo:
 
     @classmethod
     def from_json(cls, data: bytes) -> LeaseInfo | None:
+        """The lease, or None if it is unreadable (such a lease can be broken like an expired one)."""
         try:
             d = json.loads(data)
-            return cls(str(d["owner"]), str(d["host"]), int(d["pid"]), str(d["token"]), str(d["created"]),
-                       str(d["expires"]))
-        except (ValueError, KeyError, TypeError):
+            lease = cls(str(d["owner"]), str(d["host"]), int(d["pid"]), str(d["token"]), str(d["created"]),
+                        str(d["expires"]))
+            parse_time(lease.expires, "lock")
+            return lease
+        except (ValueError, KeyError, TypeError, RecursionError, RecordInvalid):
             return None
 
 
@@ -83,9 +86,12 @@ class StoreLock:
                     f"since {held.created} until {held.expires}",
                     owner=held.owner, host=held.host, expires=held.expires,
                 )
-            # expired or unreadable lease: break it (the holder is gone or overran its lease)
+            # expired or unreadable lease: break it (the holder is gone or overran its lease),
+            # unless it changed since we read it (another writer broke it and took it meanwhile)
             try:
-                backend.delete(layout.LOCK)
+                again = backend.read(layout.LOCK, max_bytes=65536)
+                if LeaseInfo.from_json(again) == held:
+                    backend.delete(layout.LOCK)
             except NotFound:
                 pass
         raise LockHeld(f"could not take the writer lock of {self.store.url}; another writer keeps taking it")

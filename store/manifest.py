@@ -27,11 +27,22 @@ HEADER = {"features": [], "format": FORMAT, "type": "regen-manifest"}
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
 MAX_TARGET_BYTES = 4096
+# The longest possible canonical entry line: path and target of 4096 bytes each, every byte
+# escaped as \u00XX (6 characters), plus keys, ids and numbers. A longer line is refused
+# before it is parsed, so a hostile manifest cannot make a reader buffer without bound.
+MAX_LINE_BYTES = 1 << 16
 
 Kind = Literal["file", "dir", "symlink"]
 _KIND_CODE: dict[str, str] = {"file": "f", "dir": "d", "symlink": "l"}
 _CODE_KIND: dict[str, Kind] = {"f": "file", "d": "dir", "l": "symlink"}
 _XXH_RE = re.compile(r"^[0-9a-f]{32}$")
+# The exact keys of each kind's canonical line: nothing optional, nothing extra.
+_KEYS: dict[str, frozenset[str]] = {
+    "f": frozenset("kmopsx"),
+    "d": frozenset("kmp"),
+    "l": frozenset("kmpt"),
+}
+_decode_json = json.JSONDecoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +58,9 @@ class Entry:
     target: str | None = None
 
     def same_content(self, other: Entry) -> bool:
-        return self.kind == other.kind and self.oid == other.oid and self.target == other.target
+        """Kind, content and target equal (size and xxh3 too: for honest data they follow the id)."""
+        return (self.kind == other.kind and self.oid == other.oid and self.target == other.target
+                and self.size == other.size and self.xxh == other.xxh)
 
     def same_meta(self, other: Entry) -> bool:
         return self.mode == other.mode
@@ -72,11 +85,15 @@ def check_path(path: object) -> str:
         raise ManifestInvalid(f"manifest path {path!r} is absolute", path=path)
     if len(raw) > MAX_PATH_BYTES:
         raise ManifestInvalid(f"manifest path {path[:60]!r}... is longer than {MAX_PATH_BYTES} bytes", path=path)
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            raise ManifestInvalid(f"manifest path {path!r} is not normalized ({part or 'empty'!r} component)", path=path)
-        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-            raise ManifestInvalid(f"manifest path {path[:60]!r} has a name longer than {MAX_NAME_BYTES} bytes", path=path)
+    parts = path.split("/")
+    if "" in parts or "." in parts or ".." in parts:
+        bad = next(p for p in parts if p in ("", ".", ".."))
+        raise ManifestInvalid(f"manifest path {path!r} is not normalized ({bad or 'empty'!r} component)", path=path)
+    if len(raw) > MAX_NAME_BYTES:  # (a shorter path cannot hold a longer name)
+        for part in parts:
+            if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+                raise ManifestInvalid(f"manifest path {path[:60]!r} has a name longer than {MAX_NAME_BYTES} bytes",
+                                      path=path)
     return path
 
 
@@ -97,14 +114,22 @@ def check_entry(e: Entry) -> Entry:
             raise ManifestInvalid(f"file entry {e.path!r} has a symlink target", path=e.path)
     elif e.kind == "symlink":
         t = e.target
-        if not isinstance(t, str) or not t or "\x00" in t or len(t.encode("utf-8", "surrogatepass")) > MAX_TARGET_BYTES:
+        if not isinstance(t, str) or not t or "\x00" in t or not _utf8_len_ok(t, MAX_TARGET_BYTES):
             raise ManifestInvalid(f"symlink entry {e.path!r} has invalid target {t!r}", path=e.path)
-        if e.oid is not None or e.size:
+        if e.oid is not None or e.size or e.xxh is not None:
             raise ManifestInvalid(f"symlink entry {e.path!r} carries file content", path=e.path)
     else:
-        if e.oid is not None or e.target is not None or e.size:
+        if e.oid is not None or e.target is not None or e.size or e.xxh is not None:
             raise ManifestInvalid(f"directory entry {e.path!r} carries file data", path=e.path)
     return e
+
+
+def _utf8_len_ok(text: str, limit: int) -> bool:
+    """Valid UTF-8 (no lone surrogates: they cannot be written canonically) of at most `limit` bytes."""
+    try:
+        return len(text.encode("utf-8")) <= limit
+    except UnicodeEncodeError:
+        return False
 
 
 def encode_entry(e: Entry) -> bytes:
@@ -120,17 +145,20 @@ def encode_entry(e: Entry) -> bytes:
 
 def decode_entry(line: bytes, lineno: int = 0) -> Entry:
     try:
-        d = json.loads(line)
-    except (ValueError, RecursionError) as exc:
+        d = _decode_json(line.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
         raise ManifestInvalid(f"manifest line {lineno} is not JSON: {exc}", line=lineno) from None
     if not isinstance(d, dict):
         raise ManifestInvalid(f"manifest line {lineno} is not an object", line=lineno)
-    extra = set(d) - {"k", "m", "p", "o", "s", "x", "t"}
-    if extra:
-        raise ManifestInvalid(f"manifest line {lineno} has unknown keys {sorted(extra)}", line=lineno)
-    kind = _CODE_KIND.get(d.get("k"))  # type: ignore[arg-type]
+    code = d.get("k")
+    kind = _CODE_KIND.get(code) if isinstance(code, str) else None
     if kind is None:
-        raise ManifestInvalid(f"manifest line {lineno} has unknown kind {d.get('k')!r}", line=lineno)
+        raise ManifestInvalid(f"manifest line {lineno} has unknown kind {code!r}", line=lineno)
+    keys = d.keys()
+    if keys != _KEYS[code]:
+        missing, extra = sorted(_KEYS[code] - keys), sorted(keys - _KEYS[code])
+        raise ManifestInvalid(f"manifest line {lineno} ({kind}) has missing keys {missing} / unexpected keys {extra}",
+                              line=lineno)
     e = Entry(
         path=d.get("p"),  # type: ignore[arg-type]
         kind=kind,
@@ -233,9 +261,11 @@ class ManifestWriter:
 
 
 def check_header(line: bytes) -> None:
+    if not line.endswith(b"\n"):
+        raise ManifestInvalid("manifest header is missing or truncated")
     try:
         head = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ManifestInvalid("manifest header is not JSON") from None
     if not isinstance(head, dict) or head.get("type") != "regen-manifest":
         raise ManifestInvalid("not a regen manifest (bad header)")
@@ -251,15 +281,16 @@ def check_header(line: bytes) -> None:
 
 
 def iter_entries(fp: IO[bytes]) -> Iterator[Entry]:
-    """Stream and validate the entries of a decoded manifest."""
-    first = fp.readline()
+    """Stream and validate the entries of a decoded manifest; memory does not grow with its size."""
+    first = fp.readline(MAX_LINE_BYTES)
     check_header(first)
     checker = TreeOrderChecker()
     lineno = 1
-    for line in fp:
+    for line in iter(lambda: fp.readline(MAX_LINE_BYTES), b""):
         lineno += 1
         if not line.endswith(b"\n"):
-            raise ManifestInvalid(f"manifest line {lineno} is truncated", line=lineno)
+            raise ManifestInvalid(f"manifest line {lineno} is truncated or longer than {MAX_LINE_BYTES} bytes",
+                                  line=lineno)
         e = decode_entry(line, lineno)
         checker.check(e)
         yield e
@@ -315,14 +346,18 @@ def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[Change]:
     a_it, b_it = iter(old), iter(new)
     a = next(a_it, None)
     b = next(b_it, None)
+    ka = sort_key(a.path) if a is not None else b""
+    kb = sort_key(b.path) if b is not None else b""
     while a is not None or b is not None:
-        if b is None or (a is not None and sort_key(a.path) < sort_key(b.path)):
+        if b is None or (a is not None and ka < kb):
             assert a is not None
             yield Change("removed", a.path, a, None)
             a = next(a_it, None)
-        elif a is None or sort_key(b.path) < sort_key(a.path):
+            ka = sort_key(a.path) if a is not None else b""
+        elif a is None or kb < ka:
             yield Change("added", b.path, None, b)
             b = next(b_it, None)
+            kb = sort_key(b.path) if b is not None else b""
         else:
             if not a.same_content(b):
                 yield Change("modified", a.path, a, b)
@@ -330,3 +365,5 @@ def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[Change]:
                 yield Change("meta", a.path, a, b)
             a = next(a_it, None)
             b = next(b_it, None)
+            ka = sort_key(a.path) if a is not None else b""
+            kb = sort_key(b.path) if b is not None else b""

@@ -7,6 +7,7 @@ Readers verify the id of what they decode; nothing unverified is ever returned.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -91,36 +92,14 @@ def encode(data: bytes, compression: str = "zstd", level: int = 3) -> bytes:
 
 
 def decode(stored: bytes, oid: ObjectId, *, where: str = "", limit: int | None = None) -> bytes:
-    """Decode a stored object and verify its id; never returns bad bytes."""
-    if not stored:
-        raise ObjectCorrupt(f"object {oid} at {where or '?'} is empty", oid=oid, path=where)
-    tag, body = stored[:1], stored[1:]
-    if tag == TAG_ZSTD:
-        try:
-            dobj = zstandard.ZstdDecompressor().decompressobj()
-            data = dobj.decompress(body) if limit is None else _bounded(body, limit, oid)
-        except zstandard.ZstdError as exc:
-            raise ObjectCorrupt(f"object {oid} at {where or '?'} does not decompress: {exc}", oid=oid, path=where) from exc
-    elif tag == TAG_RAW:
-        data = body
-    else:
-        raise ObjectCorrupt(f"object {oid} at {where or '?'} has unknown encoding tag {tag!r}", oid=oid, path=where)
-    if limit is not None and len(data) > limit:
-        raise RecordTooLarge(f"object {oid} is larger than the limit of {limit} bytes", oid=oid, limit=limit)
-    actual = object_id(data)
-    if actual != oid:
-        raise ObjectCorrupt(
-            f"object {oid} at {where or '?'} has content hashing to {actual}", oid=oid, path=where, actual=actual
-        )
-    return data
+    """Decode a stored object and verify its id; never returns bad bytes.
 
-
-def _bounded(body: bytes, limit: int, oid: ObjectId) -> bytes:
-    reader = zstandard.ZstdDecompressor().stream_reader(body)
-    out = reader.read(limit + 1)
-    if len(out) > limit:
-        raise RecordTooLarge(f"object {oid} is larger than the limit of {limit} bytes", oid=oid, limit=limit)
-    return out
+    Goes through `VerifyingWriter`, so whole-object and streaming reads accept and refuse
+    exactly the same stored bytes.
+    """
+    out = io.BytesIO()
+    VerifyingWriter(oid, out, where=where, limit=limit).copy_from(io.BytesIO(stored))
+    return out.getvalue()
 
 
 class VerifyingWriter:
@@ -141,9 +120,13 @@ class VerifyingWriter:
 
     def copy_from(self, src: IO[bytes]) -> FileDigest:
         tag = src.read(1)
+        if not tag:
+            raise ObjectCorrupt(f"object {self.oid} at {self.where or '?'} is empty", oid=self.oid, path=self.where)
         if tag == TAG_ZSTD:
             try:
-                reader = zstandard.ZstdDecompressor().stream_reader(src, closefd=False)
+                # concatenated frames decode as one stream (as `zstd -d` does); trailing bytes
+                # that are not a frame are refused
+                reader = zstandard.ZstdDecompressor().stream_reader(src, closefd=False, read_across_frames=True)
                 for chunk in iter(lambda: reader.read(CHUNK), b""):
                     self._feed(chunk)
             except zstandard.ZstdError as exc:
@@ -200,8 +183,7 @@ def encode_stream(src: IO[bytes], out: IO[bytes], compression: str = "zstd", lev
         size += len(chunk)
         sink(chunk)
     if writer is not None:
-        writer.flush(zstandard.FLUSH_FRAME)
-        writer.close()
+        writer.close()  # ends the one frame (a flush(FLUSH_FRAME) first would add an empty second frame)
     return FileDigest(b.hexdigest(), x.hexdigest(), size)
 
 

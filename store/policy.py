@@ -38,15 +38,23 @@ def _compile(pattern: str) -> re.Pattern[str]:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
+            k = i + 1
+            if pattern[k : k + 1] == "!":
+                k += 1
+            if pattern[k : k + 1] == "]":  # a leading ']' is a member, not the end
+                k += 1
+            j = pattern.find("]", k)
             if j < 0:
                 out.append(re.escape(c))
                 i += 1
             else:
                 body = pattern[i + 1 : j]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                negate = body.startswith("!")
+                if negate:
+                    body = body[1:]
+                # members literal except ranges; a class never matches '/', like '*' and '?'
+                body = "".join("\\" + ch if ch in "\\[]^&~|" else ch for ch in body)
+                out.append("(?!/)[" + ("^" if negate else "") + body + "]")
                 i = j + 1
         else:
             out.append(re.escape(c))
@@ -122,7 +130,7 @@ def load_policy_toml(path: str) -> Policy:
             data = tomllib.load(fp)
     except FileNotFoundError:
         raise PolicyInvalid(f"policy file {path} does not exist", hint="give an existing TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyInvalid(f"policy file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise PolicyInvalid(f"policy file {path} cannot be read: {exc.strerror}") from None

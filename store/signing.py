@@ -113,18 +113,35 @@ def parse_public_key(text: str, where: str = "public key") -> PublicKey:
     return PublicKey(_decode_key_text(text, PUBLIC_PREFIX, where))
 
 
-def write_keypair(path: str, key: SecretKey) -> None:
-    """Write FILE (mode 0600, created exclusively) and FILE.pub."""
+def write_keypair(path: str | os.PathLike[str], key: SecretKey) -> None:
+    """Write FILE (mode 0600) and FILE.pub (0644), both created exclusively: no key is ever overwritten."""
+    path = os.fspath(path)
+    for p in (path, path + ".pub"):
+        if os.path.lexists(p):
+            raise KeyInvalid(f"key file {p} already exists", hint="choose another name; regen never overwrites a key")
+    _create_key_file(path, key.text(), 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_key_file(path + ".pub", key.public.text(), 0o644)
+    except KeyInvalid:
+        os.unlink(path)  # no half pair: the secret alone would be easy to lose track of
+        raise
+
+
+def _create_key_file(path: str, text: str, mode: int) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
     except FileExistsError:
         raise KeyInvalid(f"key file {path} already exists", hint="choose another name; regen never overwrites a key") from None
     except OSError as exc:
         raise KeyInvalid(f"key file {path} cannot be created: {exc.strerror}", hint="check the directory") from None
-    with os.fdopen(fd, "w") as fp:
-        fp.write(key.text())
-    with open(path + ".pub", "w") as fp:
-        fp.write(key.public.text())
+    try:
+        with os.fdopen(fd, "w") as fp:
+            fp.write(text)
+            fp.flush()
+            os.fsync(fp.fileno())
+    except OSError as exc:
+        os.unlink(path)
+        raise KeyInvalid(f"key file {path} cannot be written: {exc.strerror}", hint="check the disk") from None
 
 
 def sign_envelope(record: Mapping[str, Any], keys: list[SecretKey]) -> bytes:
@@ -150,7 +167,10 @@ def open_envelope(
         raise RecordInvalid(f"{where} is not a signed envelope", path=where)
     if not sigs:
         raise BadSignature(f"{where} is not signed", path=where)
-    body = canonical(signed)
+    try:
+        body = canonical(signed)
+    except (ValueError, UnicodeEncodeError):  # NaN/Infinity or a lone surrogate: nothing could have signed it
+        raise RecordInvalid(f"{where} holds values that have no canonical form", path=where) from None
     known = False
     for s in sigs:
         if not isinstance(s, dict) or not isinstance(s.get("keyid"), str) or not isinstance(s.get("sig"), str):

@@ -66,7 +66,7 @@ class StoreConfig:
     def from_json(cls, data: bytes, where: str) -> StoreConfig:
         try:
             d = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StoreNotFound(f"{where} is not a regen store (regen.json is not JSON)") from None
         if not isinstance(d, dict) or d.get("type") != "regen-store":
             raise StoreNotFound(f"{where} is not a regen store (regen.json has no regen-store type)")
@@ -75,7 +75,11 @@ class StoreConfig:
                                     f"this regen supports format {STORE_FORMAT}")
         if d.get("hash") != "blake3" or d.get("compression") not in COMPRESSIONS:
             raise UnsupportedFormat(f"store {where} uses hash {d.get('hash')!r} / compression {d.get('compression')!r}")
-        return cls(str(d["store_id"]), d["compression"], d["format"], d["hash"], str(d.get("created", "")))
+        store_id = d.get("store_id")
+        if not isinstance(store_id, str) or not store_id:
+            raise StoreNotFound(f"store {where} has a damaged regen.json (no store_id)",
+                                hint="restore regen.json from a backup; its store_id is signed into every record")
+        return cls(store_id, d["compression"], d["format"], d["hash"], str(d.get("created", "")))
 
 
 @dataclass(slots=True)
@@ -113,7 +117,11 @@ class Store:
         except NotFound:
             existing = None
         if existing is not None:
-            other = StoreConfig.from_json(existing, store.url)  # raises for a foreign format
+            try:
+                other = StoreConfig.from_json(existing, store.url)  # UnsupportedFormat for a newer store
+            except StoreNotFound:
+                raise StoreExists(f"{store.url} already holds a regen.json that is not a regen store's",
+                                  url=store.url) from None
             raise StoreExists(f"a regen store already exists at {store.url} (id {other.store_id})", url=store.url)
         store.backend.create_exclusive(layout.CONFIG, cfg.to_json())
         store._config = cfg
@@ -324,8 +332,20 @@ class Store:
         """Parse a record WITHOUT checking its signature: for the manager's listings only."""
         return Generation.from_record(peek_envelope(data, where=where), where)
 
+    def _check_signable(self, what: str, store_id: str, keys: list[SecretKey]) -> None:
+        """Refuse records every client would refuse: unsigned, or bound to another store."""
+        if not keys:
+            raise InvalidInput(f"{what} needs at least one signing key", hint="pass the publisher's secret key")
+        if store_id != self.store_id:
+            raise InvalidInput(f"{what} is for store {store_id}, but {self.url} is store {self.store_id}",
+                               hint="build the record with store.store_id")
+
     def write_generation(self, gen: Generation, keys: list[SecretKey]) -> bytes:
-        """Write generations/<channel>/<n>.json exclusively; the manifest must already be stored."""
+        """Write generations/<channel>/<n>.json exclusively; the manifest must already be stored.
+
+        Returns the signed envelope, for `set_ref`. StoreExists if that number is taken.
+        """
+        self._check_signable(f"generation {gen.number} of channel {gen.channel!r}", gen.store_id, keys)
         if not self.has(gen.manifest):
             raise ObjectMissing(f"manifest {gen.manifest} is not in the store; refusing to publish", oid=gen.manifest)
         env = sign_envelope(gen.to_record(), keys)
@@ -340,7 +360,18 @@ class Store:
         return env
 
     def set_ref(self, channel: str, envelope: bytes) -> None:
-        """Point the channel at a record (written after the record itself: publish order)."""
+        """Point the channel at a record, which must already be stored byte for byte (publish order).
+
+        One extra read per publish buys the guarantee that no ref ever names a record that is
+        not in generations/: a reader who follows the ref finds everything it needs.
+        """
+        gen = self.peek_generation(envelope, where="record for the ref")
+        if gen.channel != channel:
+            raise InvalidInput(f"refs/{channel} cannot point at a record of channel {gen.channel!r}",
+                               hint="publish the record on its own channel")
+        if self.read_generation(channel, gen.number) != envelope:
+            raise InvalidInput(f"refs/{channel} can only point at the stored record of generation {gen.number}",
+                               hint="write the generation with write_generation first, then set the ref")
         self.backend.write(layout.ref_path(channel), envelope)
 
     # -- host overlays -------------------------------------------------------------------------
@@ -348,6 +379,12 @@ class Store:
         return self._read_optional(layout.overlay_path(host), max_bytes)
 
     def write_overlay(self, overlay: Overlay, keys: list[SecretKey]) -> bytes:
+        """Sign and (re)place hosts/<host>/overlay.json; its manifest must already be stored.
+
+        A record with manifest None is a tombstone: the host's overlay was removed (a client
+        that saw a higher number refuses an older overlay instead of dropping back to none).
+        """
+        self._check_signable(f"overlay {overlay.number} of host {overlay.host!r}", overlay.store_id, keys)
         if overlay.manifest is not None and not self.has(overlay.manifest):
             raise ObjectMissing(f"overlay manifest {overlay.manifest} is not in the store", oid=overlay.manifest)
         env = sign_envelope(overlay.to_record(), keys)

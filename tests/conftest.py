@@ -152,3 +152,4 @@ def run_regen():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def run_regend():  # type: ignore[no-untyped-def]
     return lambda *a, **kw: run_cli("regend", *a, **kw)
+pytest_plugins = ["tests.servers"]

@@ -1,0 +1,65 @@
+"""regen host set / show / rm: a host's own files over its channel (overlays)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import options, overlays
+from ..render import Output
+from . import common
+
+app = typer.Typer(help="A host's own files, applied over its channel's generation (its overlay).",
+                  no_args_is_help=True)
+Host = Annotated[str, typer.Argument(metavar="HOST", help="The host name its regend reports under.")]
+
+
+@app.command("set", epilog=common.EXIT_SNAPSHOT)
+def set_(
+    host: Host,
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="A tree of the host's own files.")],
+    message: Annotated[str, typer.Option("--message", "-m", metavar="MSG", help="What this overlay is about.")] = "",
+    expires: common.Expires = None,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Snapshot DIR as HOST's overlay (its next version), signed with --key."""
+    out = Output(json=json, quiet=quiet)
+    conn = options.connect(store, storage_option)
+    result = overlays.set_overlay(
+        conn, host, str(directory), options.load_key(key, "host set"), message=message,
+        cache_dir=common.cache_dir(), expires=options.parse_expires(expires),
+        progress=out.progress())
+    out.overlay(result)
+
+
+@app.command(epilog=common.EXIT)
+def show(
+    host: Host,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Show HOST's overlay: version, signature and the entries it adds."""
+    conn = options.connect(store, storage_option)
+    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host))
+
+
+@app.command(epilog=common.EXIT)
+def rm(
+    host: Host,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Remove HOST's overlay (a signed tombstone with the next version, so it cannot be replayed)."""
+    conn = options.connect(store, storage_option)
+    Output(json=json, quiet=quiet).overlay(overlays.remove_overlay(conn, host, options.load_key(key, "host rm")))

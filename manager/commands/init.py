@@ -1,0 +1,29 @@
+"""regen init: create an empty store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import maintenance
+from ..render import Output
+from . import common
+
+app = typer.Typer()
+
+
+@app.command(epilog=common.EXIT)
+def init(
+    url: Annotated[str, typer.Argument(metavar="URL", help="Where to create the store, e.g. file:///srv/regen.")],
+    compression: Annotated[str, typer.Option(
+        "--compression", help="How objects are stored: zstd or none.", metavar="zstd|none")] = "zstd",
+    storage_option: common.StorageOptions = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Create an empty store at URL.
+
+    Refuses a location that already holds a regen store, or other data.
+    """
+    Output(json=json, quiet=quiet).init(maintenance.init_store(url, storage_option, compression))

@@ -1,0 +1,64 @@
+"""regen gc / fsck / unlock: store housekeeping."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from regen.store import DEFAULT_KEEP
+
+from .. import maintenance, options
+from ..render import Output
+from . import common
+
+app = typer.Typer()
+
+
+@app.command(epilog=common.EXIT)
+def gc(
+    keep: Annotated[int, typer.Option("--keep", min=1, metavar="N",
+                                      help="Generations kept per channel (the published one always is).")] = DEFAULT_KEEP,
+    grace: Annotated[str, typer.Option("--grace", metavar="DURATION",
+                                       help="Unreferenced objects younger than this are kept.")] = "24h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Delete old generations and the objects nothing refers to any more (under the store's lock)."""
+    out = Output(json=json, quiet=quiet)
+    conn = options.connect(store, storage_option)
+    out.gc(maintenance.gc(conn, keep=keep, grace=options.parse_duration(grace, "--grace"), dry_run=dry_run,
+                          progress=out.progress()))
+
+
+@app.command(epilog=common.EXIT_FSCK)
+def fsck(
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Move corrupt objects aside (under corrupt/) so the next snapshot uploads them again.")] = False,
+    no_data: Annotated[bool, typer.Option("--no-data", help="Check records and references only, not object content.")] = False,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Check every object's hash, every record's signature and every reference of the store."""
+    out = Output(json=json, quiet=quiet)
+    conn = options.connect(store, storage_option)
+    result = maintenance.check(conn, repair=repair, read_data=not no_data, progress=out.progress())
+    out.fsck(result)
+    maintenance.raise_if_damaged(result)
+
+
+@app.command(epilog=common.EXIT)
+def unlock(
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Remove the store's writer lock left by a regen that died (check that none is running first)."""
+    conn = options.connect(store, storage_option)
+    Output(json=json, quiet=quiet).unlock(maintenance.unlock(conn))

@@ -1,0 +1,51 @@
+"""regen snapshot: the reference tree becomes the channel's next signed generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import options
+from ..render import Output
+from ..snapshot import snapshot as take_snapshot
+from . import common
+
+app = typer.Typer()
+
+
+@app.command(epilog=common.EXIT_SNAPSHOT)
+def snapshot(
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="The reference tree (a directory).")],
+    channel: common.Channel,
+    message: common.Message,
+    policy: Annotated[Optional[Path], typer.Option(
+        "--policy", metavar="FILE",
+        help="TOML policy signed into the generation: preserve, base, exclude, junk (see contrib/policy.toml). "
+             "Default: the channel's current policy.")] = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Also point the channel at the new generation.")] = False,
+    expires: common.Expires = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Check that the store holds every object of the tree, not only new ones "
+                       "(after 'regen fsck' reported missing objects).")] = False,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Snapshot SRC into the next generation of a channel, and print what changed.
+
+    Only files whose size, times, inode or mode changed since the last snapshot of SRC are read
+    (each once); only content the store lacks is uploaded. Sockets, FIFOs and devices are skipped
+    with a warning. Nothing is written if a file cannot be read or changes while it is read.
+    """
+    out = Output(json=json, quiet=quiet)
+    conn = options.connect(store, storage_option)
+    result = take_snapshot(
+        conn, str(src), channel=channel, message=message, key=options.load_key(key, "snapshot"),
+        policy=options.load_policy(policy), publish=publish, cache_dir=common.cache_dir(),
+        expires=options.parse_expires(expires), progress=out.progress(),
+        full=full)
+    out.snapshot(result)

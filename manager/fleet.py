@@ -1,0 +1,246 @@
+"""The fleet as the administrator needs to see it, from the hosts' latest reports (pure).
+
+`analyse` takes plain values (each host's parsed report or the reason it could not be read,
+the channels' current generations, the time) and returns a FleetStatus: one row per host
+and the actions a person must take:
+
+- hardware to replace: findings with severity "fail" or a part no longer usable;
+- hosts stuck on an old generation: behind their channel's current generation although
+  they ran after it was created (or they stopped reporting);
+- paths drifting on many hosts: the same path deleted/created/modified on at least
+  `drift_min_hosts` hosts -- a candidate for `preserve`, or a fix in the reference.
+
+Reports are untrusted input: anything malformed makes that host "failing" with the reason,
+and never stops the analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from regen.store import HardwareFinding, Report, format_time, parse_time
+from regen.store.errors import RegenError
+
+STATES = ("ok", "repaired", "updated", "quarantined", "failing", "stale")
+DRIFT_KINDS = ("deleted", "created", "modified", "meta")
+DEFAULT_STALE = timedelta(days=1)
+DEFAULT_DRIFT_MIN_HOSTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class HostInput:
+    """What was read for one host: its latest report, or why it could not be used."""
+
+    host: str
+    report: Report | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHead:
+    channel: str
+    number: int
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    host: str
+    state: str
+    reported_outcome: str | None
+    channel: str | None
+    generation: int | None
+    current: int | None  # the channel's current generation, when known
+    last_seen: str | None
+    age_seconds: int | None
+    drift: Mapping[str, int]
+    findings: tuple[HardwareFinding, ...]
+    errors: tuple[str, ...]
+
+    @property
+    def behind(self) -> bool:
+        return self.generation is not None and self.current is not None and self.generation < self.current
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "state": self.state, "reported_outcome": self.reported_outcome,
+                "channel": self.channel, "generation": self.generation, "current": self.current,
+                "behind": self.behind, "last_seen": self.last_seen, "age_seconds": self.age_seconds,
+                "drift": dict(self.drift), "findings": [f.as_dict() for f in self.findings],
+                "errors": list(self.errors)}
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceHardware:
+    host: str
+    component: str
+    message: str
+    severity: str
+    usable: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "component": self.component, "message": self.message,
+                "severity": self.severity, "usable": self.usable}
+
+
+@dataclass(frozen=True, slots=True)
+class StuckHost:
+    host: str
+    channel: str
+    generation: int
+    current: int
+    last_seen: str | None
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "channel": self.channel, "generation": self.generation, "current": self.current,
+                "last_seen": self.last_seen, "state": self.state}
+
+
+@dataclass(frozen=True, slots=True)
+class DriftingPath:
+    path: str
+    hosts: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "hosts": list(self.hosts), "count": len(self.hosts), "kinds": list(self.kinds)}
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    generated: str
+    channel: str | None
+    stale_after_seconds: int
+    heads: Mapping[str, int]
+    hosts: tuple[HostStatus, ...]
+    replace_hardware: tuple[ReplaceHardware, ...]
+    stuck: tuple[StuckHost, ...]
+    drifting: tuple[DriftingPath, ...]
+    drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for h in self.hosts:
+            out[h.state] = out.get(h.state, 0) + 1
+        return out
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.replace_hardware or self.stuck or self.drifting
+                    or any(h.state in ("quarantined", "failing", "stale") for h in self.hosts))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"generated": self.generated, "channel": self.channel, "stale_after_seconds": self.stale_after_seconds,
+                "heads": dict(self.heads), "counts": self.counts(), "hosts": [h.as_dict() for h in self.hosts],
+                "actions": {"replace_hardware": [a.as_dict() for a in self.replace_hardware],
+                            "stuck": [s.as_dict() for s in self.stuck],
+                            "drifting_paths": [d.as_dict() for d in self.drifting],
+                            "drift_min_hosts": self.drift_min_hosts}}
+
+
+@dataclass(slots=True)
+class _DriftTally:
+    hosts: set[str] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)
+
+
+def drift_of(drift: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Counts and listed paths per kind, from a report's drift section, whatever its quality."""
+    counts: dict[str, int] = {}
+    paths: dict[str, list[str]] = {}
+    for kind, value in drift.items():
+        if not isinstance(kind, str):
+            continue
+        if isinstance(value, Mapping):
+            listed = [p for p in value.get("paths", []) if isinstance(p, str)] if isinstance(
+                value.get("paths"), list) else []
+            count = value.get("count")
+            counts[kind] = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(listed)
+            paths[kind] = listed
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            counts[kind] = value
+        elif isinstance(value, list):
+            paths[kind] = [p for p in value if isinstance(p, str)]
+            counts[kind] = len(paths[kind])
+    return counts, paths
+
+
+def needs_replacing(f: HardwareFinding) -> bool:
+    return f.severity == "fail" or not f.usable
+
+
+def _host_status(item: HostInput, heads: Mapping[str, ChannelHead], now: datetime,
+                 stale_after: timedelta) -> HostStatus:
+    r = item.report
+    if r is None:
+        return HostStatus(item.host, "failing", None, None, None, None, None, None, {}, (),
+                          (item.error or "no report",))
+    errors = list(r.errors)
+    try:
+        seen = parse_time(r.finished, f"report of host {item.host}")
+        age: int | None = int((now - seen).total_seconds())
+        last_seen: str | None = r.finished
+    except RegenError as exc:
+        age, last_seen = None, None
+        errors.insert(0, exc.message)
+    generation = r.generation_after if r.generation_after is not None else r.generation_before
+    head = heads.get(r.channel) if r.channel else None
+    if item.error or last_seen is None:
+        state = "failing"
+    elif r.outcome == "quarantined":
+        state = "quarantined"
+    elif age is not None and age > stale_after.total_seconds():
+        state = "stale"
+    else:
+        state = r.outcome
+    if item.error:
+        errors.insert(0, item.error)
+    counts, _paths = drift_of(r.drift)
+    return HostStatus(item.host, state, r.outcome, r.channel, generation, head.number if head else None,
+                      last_seen, age, counts, tuple(r.findings), tuple(errors))
+
+
+def _is_stuck(h: HostStatus, head: ChannelHead | None) -> bool:
+    if not h.behind or head is None:
+        return False
+    if h.state == "stale" or h.last_seen is None:
+        return True
+    try:
+        return parse_time(h.last_seen, "report") >= parse_time(head.created, "generation")
+    except RegenError:
+        return True
+
+
+def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, now: datetime,
+            stale_after: timedelta = DEFAULT_STALE, channel: str | None = None,
+            drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS) -> FleetStatus:
+    hosts: list[HostStatus] = []
+    tallies: dict[str, _DriftTally] = {}
+    for item in sorted(inputs, key=lambda i: i.host):
+        if channel is not None and item.report is not None and item.report.channel not in (channel, None):
+            continue
+        h = _host_status(item, heads, now, stale_after)
+        hosts.append(h)
+        if item.report is not None:
+            for kind, paths in drift_of(item.report.drift)[1].items():
+                for p in paths:
+                    t = tallies.setdefault(p, _DriftTally())
+                    t.hosts.add(item.host)
+                    t.kinds.add(kind)
+    replace = tuple(ReplaceHardware(h.host, f.component, f.message, f.severity, f.usable)
+                    for h in hosts for f in h.findings if needs_replacing(f))
+    stuck = tuple(StuckHost(h.host, h.channel or "", h.generation or 0, h.current or 0, h.last_seen, h.state)
+                  for h in hosts if _is_stuck(h, heads.get(h.channel) if h.channel else None))
+    drifting = sorted((DriftingPath(p, tuple(sorted(t.hosts)), tuple(sorted(t.kinds, key=_kind_order)))
+                       for p, t in tallies.items() if len(t.hosts) >= drift_min_hosts),
+                      key=lambda d: (-len(d.hosts), d.path))
+    shown_heads = {c: h.number for c, h in heads.items() if channel is None or c == channel}
+    return FleetStatus(format_time(now), channel, int(stale_after.total_seconds()), shown_heads, tuple(hosts), replace,
+                       stuck, tuple(drifting), drift_min_hosts)
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    return (DRIFT_KINDS.index(kind) if kind in DRIFT_KINDS else len(DRIFT_KINDS), kind)

@@ -1,0 +1,136 @@
+"""Store housekeeping: init, keygen, gc, fsck, unlock (I/O through the Store).
+
+gc follows plan-then-apply (R7): the plan is computed and, unless --dry-run, executed
+under the writer lock, so no snapshot can publish between mark and sweep; objects younger
+than the grace period are kept in any case (a snapshot uploads before it writes its record).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
+
+from regen.store import (
+    CheckResult,
+    GcPlan,
+    LeaseInfo,
+    Store,
+    StoreLock,
+    break_lock,
+    execute_gc,
+    fsck,
+    generate,
+    plan_gc,
+    write_keypair,
+)
+from regen.store.errors import KeyInvalid, NotFound
+
+from .errors import DamageFound, StoreNotEmpty
+from .options import parse_storage_options
+from .progress import NoProgress, Progress
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    url: str
+    store_id: str
+    compression: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"url": self.url, "store_id": self.store_id, "compression": self.compression}
+
+
+def init_store(url: str | None, storage_options: Sequence[str] | None, compression: str) -> InitResult:
+    """Create an empty store; refuse a location that holds a store or other folders."""
+    store = Store.open(url or "", parse_storage_options(storage_options))
+    try:
+        store.backend.read("regen.json", max_bytes=65536)
+        has_config = True
+    except NotFound:
+        has_config = False
+    if not has_config:
+        # cast: Backend's annotations say list[str] but its method named `list` shadows the builtin for mypy
+        folders = cast("list[str]", store.backend.list_dirs(""))
+        if folders:
+            raise StoreNotEmpty(f"{store.url} is not empty (it holds {', '.join(folders[:5])}"
+                                f"{', ...' if len(folders) > 5 else ''}) and is not a regen store")
+    store = Store.init(store.url, store.backend.options, compression=compression)  # StoreExists if it is one
+    return InitResult(store.url, store.store_id, store.config.compression)
+
+
+@dataclass(frozen=True, slots=True)
+class KeygenResult:
+    secret: str
+    public: str
+    keyid: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"secret": self.secret, "public": self.public, "keyid": self.keyid}
+
+
+def keygen(path: str) -> KeygenResult:
+    """A new ed25519 key pair: FILE (0600, never overwritten) and FILE.pub."""
+    path = os.path.abspath(os.path.expanduser(path))
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise KeyInvalid(f"cannot create the folder {parent} for key file {path}: {exc.strerror}") from None
+    key = generate()
+    write_keypair(path, key)
+    return KeygenResult(path, path + ".pub", key.public.keyid)
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    plan: GcPlan
+    dry_run: bool
+    keep: int
+    grace_seconds: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"dry_run": self.dry_run, "keep": self.keep, "grace_seconds": self.grace_seconds,
+                "stats": self.plan.stats(),
+                "generations_dropped": [{"channel": c, "number": n} for c, n in self.plan.delete_generations]}
+
+
+def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None) -> GcResult:
+    progress = progress or NoProgress()
+    with StoreLock(store, "regen gc"):
+        plan = plan_gc(store, keep=keep, grace=grace)
+        if not dry_run:
+            stats = plan.stats()
+            progress.start("deleting", total_items=stats["objects_to_delete"], total_bytes=stats["bytes_to_free"])
+            try:
+                execute_gc(store, plan, progress=progress.advance)
+            finally:
+                progress.finish()
+    return GcResult(plan, dry_run, keep, int(grace.total_seconds()))
+
+
+def check(store: Store, *, repair: bool, read_data: bool = True, progress: Progress | None = None) -> CheckResult:
+    """fsck over every object, record, ref and overlay; damage is returned, never raised here."""
+    progress = progress or NoProgress()
+    _ = store.config
+    progress.start("checking", total_items=None)
+    try:
+        if repair:
+            with StoreLock(store, "regen fsck --repair"):
+                return fsck(store, read_data=read_data, repair=True, progress=progress.advance)
+        return fsck(store, read_data=read_data, repair=False, progress=progress.advance)
+    finally:
+        progress.finish()
+
+
+def raise_if_damaged(result: CheckResult) -> None:
+    if result.damaged:
+        errors = sum(1 for f in result.findings if f.severity == "error")
+        raise DamageFound(f"the store is damaged: {errors} problem(s) found")
+
+
+def unlock(store: Store) -> LeaseInfo | None:
+    _ = store.config
+    return break_lock(store)

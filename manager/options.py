@@ -1,0 +1,111 @@
+"""Turning command-line values into the values the library takes (pure, except opening things).
+
+Everything read from the environment is read by the commands and passed in here
+(`default_cache_dir(environ)`), never looked up deep inside the library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from regen.store import Policy, SecretKey, Store, layout, load_policy_toml, load_secret_key, open_store
+
+from .errors import BadOption, MissingKey
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_value(text: str) -> Any:
+    """A storage option's value: true/false, an integer, JSON (lists, objects, quoted), else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if re.fullmatch(r"[+-]?\d+", text.strip()):
+        return int(text)
+    if text[:1] in ("{", "[", '"') or re.fullmatch(r"[+-]?\d+\.\d*(e[+-]?\d+)?", low):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def parse_storage_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """`-o KEY=VALUE` pairs into fsspec storage options (later ones win)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadOption(f"storage option {item!r} is not KEY=VALUE", hint="for example -o endpoint_url=http://host:9000")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """'30d', '12h', '90m', '45s', '2w' or plain seconds."""
+    m = _DURATION_RE.match(text or "")
+    if m is None or int(m.group(1)) <= 0:
+        raise BadOption(f"{option} {text!r} is not a duration",
+                        hint="use a positive number with a unit: 45s, 90m, 12h, 30d, 2w")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_expires(text: str | None) -> timedelta | None:
+    """--expires: None (never) or a duration."""
+    return parse_duration(text, "--expires") if text else None
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """$XDG_CACHE_HOME/regen, else ~/.cache/regen (the snapshot stat caches live there)."""
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    return Path(base) / "regen"
+
+
+def connect(url: str | None, storage_options: Sequence[str] | None) -> Store:
+    """Open the store at `url` and read its config now, so a wrong URL fails before any work."""
+    store = open_store(url or "", parse_storage_options(storage_options))
+    _ = store.config
+    return store
+
+
+def load_key(path: str | None, command: str) -> SecretKey:
+    if not path:
+        raise MissingKey(f"'regen {command}' signs what it writes and needs a secret key")
+    return load_secret_key(os.path.expanduser(path))
+
+
+def optional_key(path: str | None) -> SecretKey | None:
+    return load_secret_key(os.path.expanduser(path)) if path else None
+
+
+def load_policy(path: Path | None) -> Policy | None:
+    """The policy file's rules, or None to inherit the channel's current policy."""
+    return None if path is None else load_policy_toml(os.path.expanduser(str(path)))
+
+
+def check_channel(channel: str) -> str:
+    return layout.check_name(channel, "channel")
+
+
+def check_host(host: str) -> str:
+    return layout.check_name(host, "host")
+
+
+def resolve_channel(store: Store, channel: str | None) -> str:
+    """The given channel, or the store's only channel when there is exactly one."""
+    if channel is not None:
+        return check_channel(channel)
+    channels = store.channels()
+    if len(channels) == 1:
+        return channels[0]
+    if not channels:
+        raise BadOption(f"store {store.url} has no channel yet",
+                        hint="create a generation with 'regen snapshot SRC --channel NAME'")
+    raise BadOption(f"store {store.url} has several channels ({', '.join(channels)})", hint="pass --channel NAME")

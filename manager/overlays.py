@@ -1,0 +1,106 @@
+"""`regen host set/show/rm`: a host's own files over its channel, as signed Overlay records.
+
+An overlay record carries a version number that only increases (clients refuse a lower
+one, as for generations); removing an overlay writes a tombstone (manifest None) with the
+next version, so a client learns of the removal and cannot be replayed the old overlay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, format_time, open_envelope, peek_envelope, utcnow
+from regen.store.errors import StoreError
+
+from .build import TreeBuild, build_tree
+from .errors import OverlayNotFound
+from .history import signers
+from .options import check_host
+from .progress import Progress
+from .publish import expiry, trusted_keys
+
+
+def current_overlay(store: Store, host: str) -> tuple[Overlay, bytes] | None:
+    data = store.read_overlay(check_host(host))
+    if data is None:
+        return None
+    return Overlay.from_record(peek_envelope(data, where=f"overlay of host {host!r}"), f"overlay of host {host!r}"), data
+
+
+def next_version(current: Overlay | None) -> int:
+    return 1 if current is None else current.number + 1
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayResult:
+    host: str
+    number: int
+    manifest: str | None
+    tree: TreeBuild | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"host": self.host, "number": self.number, "manifest": self.manifest, "removed": self.manifest is None,
+                **(self.tree.as_dict() if self.tree else {})}
+
+
+def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: str, cache_dir: Path,
+                expires: timedelta | None = None, progress: Progress | None = None,
+                now: datetime | None = None) -> OverlayResult:
+    check_host(host)
+    with StoreLock(store, "regen host set"):
+        found = current_overlay(store, host)
+        current = found[0] if found else None
+        tree = build_tree(store, src, base=current.manifest if current else None, cache_dir=cache_dir,
+                          progress=progress)
+        when = now or utcnow()
+        overlay = Overlay(store.store_id, host, next_version(current), tree.manifest, format_time(when), message,
+                          expiry(when, expires))
+        store.write_overlay(overlay, [key])
+    return OverlayResult(host, overlay.number, overlay.manifest, tree)
+
+
+def remove_overlay(store: Store, host: str, key: SecretKey, *, message: str = "", now: datetime | None = None) -> OverlayResult:
+    check_host(host)
+    with StoreLock(store, "regen host rm"):
+        found = current_overlay(store, host)
+        if found is None or found[0].manifest is None:
+            raise OverlayNotFound(f"host {host!r} has no overlay in {store.url}")
+        overlay = Overlay(store.store_id, host, next_version(found[0]), None, format_time(now or utcnow()),
+                          message or "overlay removed")
+        store.write_overlay(overlay, [key])
+    return OverlayResult(host, overlay.number, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayInfo:
+    overlay: Overlay
+    entries: tuple[Entry, ...]
+    signed_by: tuple[str, ...]
+    verified: bool
+
+    def as_dict(self) -> dict[str, object]:
+        o = self.overlay
+        return {"host": o.host, "number": o.number, "manifest": o.manifest, "removed": o.manifest is None,
+                "created": o.created, "message": o.message, "expires": o.expires, "signed_by": list(self.signed_by),
+                "verified": self.verified, "entries": [entry_dict(e) for e in self.entries]}
+
+
+def entry_dict(e: Entry) -> dict[str, object]:
+    return {"path": e.path, "kind": e.kind, "mode": e.mode, "size": e.size, "oid": e.oid, "xxh": e.xxh,
+            "target": e.target}
+
+
+def show_overlay(store: Store, host: str) -> OverlayInfo:
+    found = current_overlay(store, host)
+    if found is None:
+        raise OverlayNotFound(f"host {host!r} has no overlay in {store.url}")
+    overlay, data = found
+    try:
+        open_envelope(data, trusted_keys(store, None), where=f"overlay of host {host!r}")
+        verified = True
+    except StoreError:
+        verified = False
+    entries = tuple(store.read_manifest(overlay.manifest)) if overlay.manifest else ()
+    return OverlayInfo(overlay, entries, signers(data), verified)

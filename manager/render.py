@@ -1,0 +1,379 @@
+"""Everything `regen` shows: rich tables and text for people, JSON for programs (the only module that prints).
+
+Results go to stdout; warnings, errors and progress bars go to stderr, so `--json` output
+can always be piped. Progress bars appear only when stderr is a terminal and --quiet is
+not given. --quiet prints only what a script needs (a generation number, nothing else).
+
+JSON shapes (stable; new keys may be added, existing ones keep their meaning):
+  init      {"url", "store_id", "compression"}
+  keygen    {"secret", "public", "keyid"}
+  snapshot  {"channel", "number", "parent", "published", "expires", "policy", "policy_from", "manifest",
+             "stats": {entries, files, dirs, symlinks, bytes}, "changes": {added, removed, modified, meta},
+             "uploaded": {objects, bytes}, "files_hashed", "files_reused", "bytes_hashed", "skipped", "warnings"}
+  publish / rollback  {"channel", "number", "previous", "content_of"}
+  log       {"channels": [{"channel", "ref", "generations": [{number, created, message, parent, manifest,
+             expires, files, bytes, current}]}]}
+  show      {"channel", "number", "created", "message", "parent", "manifest", "expires", "policy", "stats",
+             "signed_by", "verified", "verify_error", "current", "store_id"}
+  diff      {"channel", "from", "to", "changes": [{"kind", "path", "old", "new"}], "stats": {added, removed,
+             modified, meta}}  -- entries are {path, kind, mode, size, oid, xxh, target}
+  host set / rm  {"host", "number", "manifest", "removed", ...snapshot's tree keys for set}
+  host show {"host", "number", "manifest", "removed", "created", "message", "expires", "signed_by",
+             "verified", "entries"}
+  status    {"generated", "channel", "stale_after_seconds", "heads", "counts", "hosts": [{host, state,
+             reported_outcome, channel, generation, current, behind, last_seen, age_seconds, drift, findings,
+             errors}], "actions": {"replace_hardware", "stuck", "drifting_paths", "drift_min_hosts"}}
+  gc        {"dry_run", "keep", "grace_seconds", "stats", "generations_dropped"}
+  fsck      {"damaged", "objects_checked", "generations_checked", "findings": [{kind, subject, detail, severity}]}
+  unlock    {"removed": null | {owner, host, pid, created, expires}}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeRemainingColumn, TransferSpeedColumn)
+from rich.table import Table
+
+from regen.store import Change, CheckResult, LeaseInfo
+from regen.store.errors import RegenError
+
+from .fleet import FleetStatus, HostStatus
+from .history import ChannelLog, DiffSpec, GenerationInfo
+from .maintenance import GcResult, InitResult, KeygenResult
+from .overlays import OverlayInfo, OverlayResult, entry_dict
+from .progress import NoProgress
+from .progress import Progress as ProgressSink
+from .publish import PublishResult
+from .scan import shown
+from .snapshot import SnapshotResult
+
+PROG = "regen"
+_STATE_STYLE: dict[str, str | None] = {"ok": None, "repaired": "cyan", "updated": "blue", "quarantined": "bold red",
+                "failing": "red", "stale": "yellow"}
+
+
+def error(e: RegenError) -> None:
+    """The one line a user error gets on stderr (a traceback first only for errors that ask for it)."""
+    if e.show_traceback:
+        traceback.print_exception(e, file=sys.stderr)
+    sys.stderr.write(f"{PROG}: error: {e.one_line()}\n")
+    sys.stderr.flush()
+
+
+def usage_error(message: str, command: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {message} (see '{command} --help')\n".replace("\n", " ").rstrip() + "\n")
+
+
+def interrupted() -> None:
+    sys.stderr.write(f"{PROG}: interrupted\n")
+
+
+def internal_error() -> None:
+    traceback.print_exc(file=sys.stderr)
+    sys.stderr.write(f"{PROG}: internal error: this is a bug in regen; please report it with the traceback above\n")
+
+
+def human_age(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _tree_line(stats: Mapping[str, int]) -> str:
+    return (f"{stats.get('entries', 0):,} entries: {stats.get('files', 0):,} files, {stats.get('dirs', 0):,} dirs, "
+            f"{stats.get('symlinks', 0):,} symlinks, {decimal(stats.get('bytes', 0))}")
+
+
+class RichProgress:
+    """A transient progress bar on stderr: files, bytes, rate and ETA when the total is known."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._bar: Progress | None = None
+        self._task: Any = None
+        self._by_bytes = True
+        self._items = 0
+
+    def start(self, label: str, total_items: int | None = None, total_bytes: int | None = None) -> None:
+        self.finish()
+        self._by_bytes = total_bytes is not None or total_items is None
+        self._items = 0
+        if self._by_bytes:
+            columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[items]} files"),
+                                  DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+        else:
+            columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        self._bar = Progress(*columns, console=self.console, transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total_bytes if self._by_bytes else total_items, items=0)
+
+    def advance(self, items: int = 1, nbytes: int = 0) -> None:
+        if self._bar is not None:
+            self._items += items
+            self._bar.update(self._task, advance=nbytes if self._by_bytes else items, items=self._items)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class Output:
+    """How one command shows its result: JSON, quiet, or rich text."""
+
+    def __init__(self, *, json: bool = False, quiet: bool = False) -> None:
+        self.json = json
+        self.quiet = quiet
+        self.out = Console(markup=False, highlight=False, emoji=False)
+        self.err = Console(stderr=True, markup=False, highlight=False, emoji=False)
+        if not self.out.is_terminal:
+            self.out.width = 160  # piped: keep table rows on one line where possible
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def progress(self) -> ProgressSink:
+        return RichProgress(self.err) if self.err.is_terminal and not self.quiet else NoProgress()
+
+    def _json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        self.out.print(text, style=style, soft_wrap=True)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"{PROG}: warning: {shown(message)}\n")
+
+    # -- init, keygen ------------------------------------------------------------------------------
+    def init(self, r: InitResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        if not self.quiet:
+            self.line(f"created an empty regen store at {r.url} (id {r.store_id}, compression {r.compression})")
+            self.line("next: 'regen keygen FILE', then 'regen snapshot SRC --channel NAME -m MESSAGE --publish'")
+
+    def keygen(self, r: KeygenResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        if self.quiet:
+            return self.line(r.keyid)
+        self.line(f"secret key  {r.secret}  (mode 0600: keep it private, it signs generations)")
+        self.line(f"public key  {r.public}  (copy it to every client and list it in trusted_keys)")
+        self.line(f"key id      {r.keyid}")
+
+    # -- snapshot, publish, rollback ----------------------------------------------------------------
+    def snapshot(self, r: SnapshotResult) -> None:
+        for w in r.warnings:
+            self.warn(w)
+        if self.json:
+            return self._json(r.as_dict())
+        if self.quiet:
+            return self.line(str(r.number))
+        t, s, c = r.tree, r.tree.stats, r.tree.changes
+        state = "published" if r.published else f"not published (publish with 'regen publish {r.number} --channel {r.channel}')"
+        self.line(f"generation {r.number} of channel {r.channel}: {state}", style="bold")
+        self.line(f"  tree      {_tree_line(s)}")
+        base = f"generation {r.parent}" if r.parent is not None else "an empty tree (first generation)"
+        self.line(f"  changes   vs {base}: {c['added']:,} added, {c['removed']:,} removed, "
+                  f"{c['modified']:,} modified, {c['meta']:,} mode changes")
+        self.line(f"  uploaded  {t.objects_uploaded:,} new objects, {decimal(t.bytes_uploaded)} new to the store")
+        self.line(f"  read      {t.files_hashed:,} files ({decimal(t.bytes_hashed)}); "
+                  f"{t.files_reused:,} unchanged files not read")
+        self.line(f"  policy    from {r.policy_from}: preserve {list(r.policy.preserve)}, base {list(r.policy.base)}, "
+                  f"exclude {list(r.policy.exclude)}, junk {r.policy.junk}")
+        if r.expires:
+            self.line(f"  expires   {r.expires}")
+
+    def publish(self, r: PublishResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        if self.quiet:
+            return self.line(str(r.number))
+        was = f" (was {r.previous})" if r.previous is not None else ""
+        if r.content_of is not None:
+            self.line(f"channel {r.channel} now points at generation {r.number}{was}, "
+                      f"which holds the content of generation {r.content_of}")
+        else:
+            self.line(f"channel {r.channel} now points at generation {r.number}{was}")
+
+    # -- history ------------------------------------------------------------------------------------
+    def log(self, logs: list[ChannelLog]) -> None:
+        if self.json:
+            return self._json({"channels": [c.as_dict() for c in logs]})
+        if not logs and not self.quiet:
+            self.line("no generation yet: create one with 'regen snapshot SRC --channel NAME -m MESSAGE'")
+        for c in logs:
+            if self.quiet:
+                for e in c.entries:
+                    self.line(str(e.generation.number))
+                continue
+            table = Table(title=f"channel {c.channel} (current: {c.ref if c.ref is not None else 'none published'})",
+                          title_justify="left")
+            for col in ("", "gen", "created", "parent", "files", "size", "message"):
+                table.add_column(col, justify="right" if col in ("gen", "parent", "files", "size") else "left")
+            for e in reversed(c.entries):
+                g = e.generation
+                table.add_row("*" if e.current else "", str(g.number), g.created,
+                              "" if g.parent is None else str(g.parent), f"{g.stats.get('files', 0):,}",
+                              decimal(g.stats.get("bytes", 0)), shown(g.message))
+            self.out.print(table)
+
+    def show(self, info: GenerationInfo) -> None:
+        if self.json:
+            return self._json(info.as_dict())
+        g = info.generation
+        rows = [("generation", f"{g.number} of channel {g.channel}" + ("  (current)" if info.current else "")),
+                ("created", g.created), ("message", shown(g.message)),
+                ("parent", "-" if g.parent is None else str(g.parent)), ("manifest", g.manifest),
+                ("expires", g.expires or "never"),
+                ("signed by", ", ".join(info.signed_by) or "-"),
+                ("signature", "verifies against the store's keys" if info.verified else f"NOT verified: {info.verify_error}"),
+                ("tree", _tree_line(g.stats)),
+                ("preserve", ", ".join(g.policy.preserve) or "-"), ("base", ", ".join(g.policy.base) or "-"),
+                ("exclude", ", ".join(g.policy.exclude) or "-"), ("junk", g.policy.junk)]
+        for k, v in rows:
+            self.line(f"{k:<10}  {v}")
+
+    def diff(self, spec: DiffSpec, changes: Iterator[Change]) -> None:
+        """Streams: each change is printed as soon as the merge-join finds it."""
+        counts = {"added": 0, "removed": 0, "modified": 0, "meta": 0}
+        if self.json:
+            sys.stdout.write(f'{{"channel": {json.dumps(spec.channel)}, "from": {spec.old.number}, '
+                             f'"to": {spec.new.number}, "changes": [')
+            for i, c in enumerate(changes):
+                counts[c.kind] += 1
+                item = {"kind": c.kind, "path": c.path, "old": entry_dict(c.old) if c.old else None,
+                        "new": entry_dict(c.new) if c.new else None}
+                sys.stdout.write(("," if i else "") + "\n  " + json.dumps(item, ensure_ascii=False))
+            sys.stdout.write(f'\n], "stats": {json.dumps(counts)}}}\n')
+            return
+        marks = {"added": "+", "removed": "-", "modified": "M", "meta": "m"}
+        for c in changes:
+            counts[c.kind] += 1
+            if not self.quiet:
+                extra = f"  (mode {c.old.mode:o} -> {c.new.mode:o})" if c.kind == "meta" and c.old and c.new else ""
+                sys.stdout.write(f"{marks[c.kind]} {shown(c.path)}{extra}\n")
+        sys.stdout.write(f"generation {spec.old.number} -> {spec.new.number}: {counts['added']} added, "
+                         f"{counts['removed']} removed, {counts['modified']} modified, {counts['meta']} mode changes\n")
+
+    # -- host overlays ----------------------------------------------------------------------------------
+    def overlay(self, r: OverlayResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        if self.quiet:
+            return self.line(str(r.number))
+        if r.manifest is None:
+            return self.line(f"overlay of host {r.host} removed (tombstone version {r.number})")
+        assert r.tree is not None
+        s = r.tree.stats
+        self.line(f"overlay version {r.number} of host {r.host}: {s['files']:,} files, {s['dirs']:,} dirs, "
+                  f"{s['symlinks']:,} symlinks, {decimal(s['bytes'])}; {r.tree.objects_uploaded:,} new objects "
+                  f"({decimal(r.tree.bytes_uploaded)}) uploaded")
+
+    def overlay_info(self, info: OverlayInfo) -> None:
+        if self.json:
+            return self._json(info.as_dict())
+        o = info.overlay
+        state = "removed (tombstone)" if o.manifest is None else f"{len(info.entries)} entries"
+        self.line(f"overlay of host {o.host}: version {o.number}, {state}, created {o.created}, "
+                  f"signed by {', '.join(info.signed_by) or '-'} ({'verifies' if info.verified else 'NOT verified'})")
+        if o.message:
+            self.line(f"message: {shown(o.message)}")
+        if info.entries and not self.quiet:
+            table = Table("kind", "mode", "size", "path")
+            for e in info.entries:
+                path = shown(e.path) + (f" -> {shown(e.target)}" if e.target else "")
+                table.add_row(e.kind, f"{e.mode:04o}", decimal(e.size) if e.kind == "file" else "", path)
+            self.out.print(table)
+
+    # -- fleet -----------------------------------------------------------------------------------------
+    def status(self, fleet: FleetStatus) -> None:
+        if self.json:
+            return self._json(fleet.as_dict())
+        counts = ", ".join(f"{n} {state}" for state, n in fleet.counts().items() if n)
+        heads = ", ".join(f"{c} at {n}" for c, n in sorted(fleet.heads.items())) or "no channel published"
+        if not self.quiet:
+            self.line(f"{len(fleet.hosts)} hosts: {counts or 'none reported yet'}; {heads}", style="bold")
+            if fleet.hosts:
+                self.out.print(self._hosts_table(fleet.hosts))
+        self._actions(fleet)
+
+    def _hosts_table(self, hosts: tuple[HostStatus, ...]) -> Table:
+        table = Table("host", "state", "channel", "gen", "last seen", "drift", "hardware", "notes")
+        for h in hosts:
+            gen = "?" if h.generation is None else str(h.generation)
+            if h.behind:
+                gen += f" (< {h.current})"
+            drift = ", ".join(f"{n} {k}" for k, n in h.drift.items() if n) or "-"
+            fails = sum(1 for f in h.findings if f.severity == "fail" or not f.usable)
+            warns = sum(1 for f in h.findings if f.severity == "warn" and f.usable)
+            hw = ", ".join(p for p in (f"{fails} fail" if fails else "", f"{warns} warn" if warns else "") if p) or "ok"
+            table.add_row(h.host, h.state, h.channel or "?", gen, human_age(h.age_seconds), drift, hw,
+                          shown("; ".join(h.errors))[:120], style=_STATE_STYLE.get(h.state))
+        return table
+
+    def _actions(self, fleet: FleetStatus) -> None:
+        if not (fleet.replace_hardware or fleet.stuck or fleet.drifting):
+            if not self.quiet:
+                self.line("no action needed" if not fleet.needs_attention else "see the hosts above")
+            return
+        self.line("actions:", style="bold")
+        for a in fleet.replace_hardware:
+            state = "unusable" if not a.usable else a.severity
+            self.line(f"  replace hardware  {a.host}: {a.component} ({state}): {shown(a.message)}")
+        for s in fleet.stuck:
+            seen = f", last seen {s.last_seen}" if s.last_seen else ""
+            self.line(f"  stuck             {s.host}: generation {s.generation} of {s.channel}, current is "
+                      f"{s.current} ({s.state}{seen})")
+        for d in fleet.drifting[:50]:
+            self.line(f"  drifting path     {shown(d.path)}: {'/'.join(d.kinds)} on {len(d.hosts)} hosts "
+                      f"({', '.join(d.hosts[:5])}{', ...' if len(d.hosts) > 5 else ''}); preserve it or fix the reference")
+        if len(fleet.drifting) > 50:
+            self.line(f"  ... and {len(fleet.drifting) - 50} more drifting paths (see --json)")
+
+    # -- maintenance ------------------------------------------------------------------------------------
+    def gc(self, r: GcResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        s = r.plan.stats()
+        verb = "would delete" if r.dry_run else "deleted"
+        self.line(f"{verb} {s['objects_to_delete']:,} objects ({decimal(s['bytes_to_free'])}) and "
+                  f"{s['generations_to_delete']:,} generations; kept {s['generations_kept']:,} generations "
+                  f"(newest {r.keep} per channel and every current one), {s['referenced_objects']:,} referenced objects, "
+                  f"{s['young_unreferenced_kept']:,} unreferenced objects younger than the grace period")
+
+    def fsck(self, r: CheckResult) -> None:
+        if self.json:
+            return self._json({"damaged": r.damaged, "objects_checked": r.objects_checked,
+                               "generations_checked": r.generations_checked,
+                               "findings": [f.as_dict() for f in r.findings]})
+        if r.findings and not self.quiet:
+            table = Table("severity", "kind", "subject", "detail")
+            for f in r.findings:
+                table.add_row(f.severity, f.kind, shown(f.subject), shown(f.detail))
+            self.out.print(table)
+        if not self.quiet:
+            verdict = "damage found" if r.damaged else "no damage found"
+            self.line(f"checked {r.objects_checked:,} objects and {r.generations_checked:,} generations: {verdict}")
+
+    def unlock(self, lease: LeaseInfo | None) -> None:
+        if self.json:
+            return self._json({"removed": None if lease is None else {
+                "owner": lease.owner, "host": lease.host, "pid": lease.pid, "created": lease.created,
+                "expires": lease.expires}})
+        if lease is None:
+            self.line("the store was not locked")
+        else:
+            self.line(f"removed the lock of {lease.owner} on {lease.host} (pid {lease.pid}), held since {lease.created}")

@@ -1,0 +1,55 @@
+"""Collecting what `regen status` analyses: one read of latest.json per host, one ref per channel (I/O).
+
+A report that cannot be used (not JSON, wrong shape, too large, under a bad name) becomes a
+HostInput with the reason, so one broken client never hides the rest of the fleet. Only a
+store that cannot be reached at all stops the command.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from regen.store import Store, utcnow
+from regen.store.errors import StoreAccessDenied, StoreError, StoreUnreachable
+
+from .fleet import DEFAULT_DRIFT_MIN_HOSTS, DEFAULT_STALE, ChannelHead, FleetStatus, HostInput, analyse
+from .options import check_channel
+
+
+def read_host(store: Store, host: str) -> HostInput:
+    try:
+        report = store.read_latest_report(host)
+    except (StoreUnreachable, StoreAccessDenied):
+        raise
+    except StoreError as exc:
+        return HostInput(host, None, exc.message)
+    if report is None:
+        return HostInput(host, None, "no latest.json in its reports folder")
+    if report.host != host:
+        return HostInput(host, report, f"the report names host {report.host!r} but is stored under {host!r}")
+    return HostInput(host, report)
+
+
+def channel_heads(store: Store) -> dict[str, ChannelHead]:
+    heads: dict[str, ChannelHead] = {}
+    for channel in store.channels():
+        try:
+            ref = store.read_ref(channel)
+            if ref is not None:
+                gen = store.peek_generation(ref, where=f"ref of channel {channel!r}")
+                heads[channel] = ChannelHead(channel, gen.number, gen.created)
+        except (StoreUnreachable, StoreAccessDenied):
+            raise
+        except StoreError:
+            continue  # a damaged ref is fsck's business; status still shows the hosts
+    return heads
+
+
+def fleet_status(store: Store, *, channel: str | None = None, stale_after: timedelta = DEFAULT_STALE,
+                 drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS, now: datetime | None = None) -> FleetStatus:
+    if channel is not None:
+        check_channel(channel)
+    _ = store.config
+    inputs = [read_host(store, host) for host in store.report_hosts()]
+    return analyse(inputs, channel_heads(store), now=now or utcnow(), stale_after=stale_after, channel=channel,
+                   drift_min_hosts=drift_min_hosts)

@@ -1,0 +1,149 @@
+"""Reading the reference tree: walk, decide per file whether its cached digests hold, hash the rest.
+
+`reusable` is the one verdict (pure): a file is not read again when its stat facts equal the
+cached row AND its mtime is safely older than the scan that produced the row. The second
+condition is git's racy-timestamp rule: a file written in the same clock tick as it was
+hashed can change again without changing its mtime, so such a file is always re-read.
+
+Each file that is read is read once, feeding BLAKE3 (its object id) and xxh3-128 (what
+clients compare) together, and is checked not to have changed meanwhile (lstat before and
+after, size read equal to size stated).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from regen.store import Entry, hash_file, kind_of, matches, sort_key, walk
+
+from .errors import FileChanged, SnapshotFailed, SourceInvalid
+from .progress import Progress
+from .statcache import CachedFile, StatCache
+
+RACY_WINDOW_NS = 2_000_000_000  # covers 2 s timestamp granularity (FAT, SMB) and small clock steps
+_SPECIAL = ((st.S_ISSOCK, "socket"), (st.S_ISFIFO, "FIFO"), (st.S_ISCHR, "character device"),
+            (st.S_ISBLK, "block device"))
+
+
+def shown(path: str) -> str:
+    """A path as text a person can read in one line: undecodable bytes and newlines escaped."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def stat_matches(s: os.stat_result, cached: CachedFile) -> bool:
+    return (s.st_size == cached.size and s.st_mtime_ns == cached.mtime_ns and s.st_ctime_ns == cached.ctime_ns
+            and s.st_ino == cached.ino and s.st_mode == cached.mode)
+
+
+def reusable(s: os.stat_result, cached: CachedFile | None, safe_before_ns: int) -> bool:
+    """True if the cached digests still describe the file (pure)."""
+    return cached is not None and stat_matches(s, cached) and cached.mtime_ns < safe_before_ns
+
+
+def special_kind(mode: int) -> str:
+    return next((name for test, name in _SPECIAL if test(mode)), "special file")
+
+
+@dataclass(slots=True)
+class ScanCounts:
+    files_hashed: int = 0
+    files_reused: int = 0
+    bytes_hashed: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+class Scanner:
+    """Yields the manifest entries of `root` in tree order, recording what it learned in `cache`."""
+
+    def __init__(self, root: str, cache: StatCache, *, exclude: tuple[str, ...] = (), skip: tuple[str, ...] = (),
+                 progress: Progress | None = None, racy_window_ns: int = RACY_WINDOW_NS) -> None:
+        self.root = root
+        self.cache = cache
+        self.exclude = exclude
+        self.skip = skip  # exact relative paths (regen's own store and cache when they sit inside root)
+        self.progress = progress
+        self.safe_before_ns = cache.previous_started_ns - racy_window_ns
+        self.counts = ScanCounts()
+        self._buf = bytearray(1 << 20)
+
+    def _prune(self) -> Callable[[str], bool] | None:
+        if not self.exclude and not self.skip:
+            return None
+        skip = self.skip
+        return lambda rel: (rel in skip or any(rel.startswith(p + "/") for p in skip)
+                            or matches(rel, self.exclude))
+
+    def _walk_error(self, rel: str, exc: OSError) -> None:
+        where = os.path.join(self.root, rel) if rel else self.root
+        raise SnapshotFailed(f"cannot read directory {shown(where)}: {exc.strerror or exc}",
+                             hint="fix its permissions or exclude it in the policy file; no generation was written")
+
+    def entries(self) -> Iterator[Entry]:
+        for rel, s in walk(self.root, prune=self._prune(), onerror=self._walk_error):
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SourceInvalid(f"{shown(os.path.join(self.root, rel))} has a name that is not valid UTF-8",
+                                    path=rel) from None
+            kind = kind_of(s.st_mode)
+            mode = st.S_IMODE(s.st_mode)
+            if kind == "dir":
+                yield Entry(rel, "dir", mode)
+            elif kind == "symlink":
+                yield Entry(rel, "symlink", mode, target=self._readlink(rel))
+            elif kind == "file":
+                yield self._file(rel, s, mode)
+            else:
+                self.counts.skipped.append(f"{special_kind(s.st_mode)} {shown(rel)}")
+
+    def _readlink(self, rel: str) -> str:
+        full = os.path.join(self.root, rel)
+        try:
+            target = os.readlink(full)
+        except FileNotFoundError:
+            raise FileChanged(f"symlink {shown(full)} vanished while it was read", path=rel) from None
+        except OSError as exc:
+            raise SnapshotFailed(f"cannot read symlink {shown(full)}: {exc.strerror}", path=rel) from None
+        try:
+            target.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SourceInvalid(f"symlink {shown(full)} has a target that is not valid UTF-8: {shown(target)}",
+                                path=rel) from None
+        return target
+
+    def _file(self, rel: str, s: os.stat_result, mode: int) -> Entry:
+        key = sort_key(rel)
+        cached = self.cache.lookup(key)
+        if reusable(s, cached, self.safe_before_ns):
+            assert cached is not None
+            oid, xxh = cached.oid, cached.xxh
+            self.counts.files_reused += 1
+        else:
+            oid, xxh = self._hash(rel, s)
+        self.cache.record(key, rel, s, oid, xxh)
+        if self.progress is not None:
+            self.progress.advance(1, s.st_size)
+        return Entry(rel, "file", mode, s.st_size, oid, xxh)
+
+    def _hash(self, rel: str, before: os.stat_result) -> tuple[str, str]:
+        full = os.path.join(self.root, rel)
+        try:
+            digest = hash_file(full, self._buf)
+            after = os.lstat(full)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ELOOP):  # gone, or replaced by a symlink, since the walk
+                raise FileChanged(f"{shown(full)} was removed or replaced while it was read", path=rel) from None
+            raise SnapshotFailed(f"cannot read {shown(full)}: {exc.strerror or exc}", path=rel,
+                                 hint="fix its permissions or exclude it in the policy file; "
+                                      "no generation was written") from None
+        if (digest.size != before.st_size or after.st_size != before.st_size or after.st_ino != before.st_ino
+                or after.st_mtime_ns != before.st_mtime_ns or after.st_ctime_ns != before.st_ctime_ns):
+            raise FileChanged(f"{shown(full)} changed while it was read", path=rel)
+        self.counts.files_hashed += 1
+        self.counts.bytes_hashed += digest.size
+        return digest.oid, digest.xxh

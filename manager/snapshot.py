@@ -1,0 +1,69 @@
+"""`regen snapshot`: the reference tree becomes the channel's next signed generation (I/O).
+
+The writer lock is held from before the walk until the record (and ref) are written, so
+gc cannot sweep objects this snapshot relies on, and no other manager can take the same
+generation number. A failure at any point writes no record: objects already uploaded are
+harmless and gc collects them after its grace period.
+
+Without --policy the new generation inherits the channel's current policy: forgetting the
+file must never silently drop the `preserve` globs that keep user data safe on clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from regen.store import Policy, SecretKey, Store, StoreLock, utcnow
+
+from .build import TreeBuild, build_tree
+from .options import check_channel
+from .progress import Progress
+from .publish import current_generation, unknown_key_warning, write_new_generation
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    channel: str
+    number: int
+    parent: int | None
+    published: bool
+    expires: str | None
+    policy: Policy
+    policy_from: str  # "file", "generation N" (inherited) or "default"
+    tree: TreeBuild
+    warnings: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "channel": self.channel, "number": self.number, "parent": self.parent, "published": self.published,
+            "expires": self.expires, "policy": self.policy.as_dict(), "policy_from": self.policy_from,
+            **self.tree.as_dict(), "warnings": list(self.warnings),
+        }
+
+
+def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretKey, policy: Policy | None,
+             publish: bool, cache_dir: Path, expires: timedelta | None = None, progress: Progress | None = None,
+             full: bool = False, now: datetime | None = None) -> SnapshotResult:
+    check_channel(channel)
+    _ = store.store_id
+    warnings = [w for w in (unknown_key_warning(store, key),) if w]
+    with StoreLock(store, "regen snapshot"):
+        current = current_generation(store, channel)
+        if policy is not None:
+            policy_from = "file"
+        elif current is not None:
+            policy, policy_from = current.policy, f"generation {current.number}"
+        else:
+            policy, policy_from = Policy(), "default"
+        tree = build_tree(store, src, exclude=policy.exclude, base=current.manifest if current else None,
+                          cache_dir=cache_dir, progress=progress, full=full)
+        when = now or utcnow()
+        gen = write_new_generation(
+            store, key, channel=channel, manifest=tree.manifest, parent=current.number if current else None,
+            message=message, policy=policy, stats=tree.stats, expires=expires, now=when, publish=publish,
+            current=current)
+    warnings += [f"skipped {what}" for what in tree.skipped]
+    return SnapshotResult(channel, gen.number, gen.parent, publish, gen.expires, policy, policy_from, tree,
+                          tuple(warnings))
