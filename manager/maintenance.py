@@ -99,13 +99,13 @@ class GcResult:
 
 def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None) -> GcResult:
     progress = progress or NoProgress()
-    with StoreLock(store, "regen gc"):
+    with StoreLock(store, "regen gc") as lock:
         plan = plan_gc(store, keep=keep, grace=grace)
         if not dry_run:
             stats = plan.stats()
             progress.start("deleting", total_items=stats["objects_to_delete"], total_bytes=stats["bytes_to_free"])
             try:
-                execute_gc(store, plan, progress=progress.advance)
+                execute_gc(store, plan, progress=progress.advance, lock=lock)
             finally:
                 progress.finish()
     return GcResult(plan, dry_run, keep, int(grace.total_seconds()))

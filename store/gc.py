@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from . import layout
 from .errors import NotFound
 from .generation import utcnow
+from .lock import StoreLock
 from .objects import ObjectId
 from .store import Store
 
@@ -98,8 +99,16 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
     return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young)
 
 
-def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] | None = None) -> None:
-    """Delete records first, so no surviving record ever points at a deleted object."""
+def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] | None = None,
+               *, lock: StoreLock | None = None) -> None:
+    """Delete records first, so no surviving record ever points at a deleted object.
+
+    With `lock` (the StoreLock held since `plan_gc`), the lease is confirmed and extended
+    before anything is deleted: if it ran out and another writer took the lock, the plan
+    may be stale and LockHeld is raised instead of sweeping.
+    """
+    if lock is not None:
+        lock.refresh()
     for channel, n in plan.delete_generations:
         try:
             store.backend.delete(layout.generation_path(channel, n))

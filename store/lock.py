@@ -96,6 +96,31 @@ class StoreLock:
                 pass
         raise LockHeld(f"could not take the writer lock of {self.store.url}; another writer keeps taking it")
 
+    def refresh(self) -> LeaseInfo:
+        """Extend our lease by `ttl` from now; LockHeld if it is no longer ours.
+
+        Operations that may outlast the lease (a big snapshot, gc of a big store) call this
+        now and then, and right before a step that is only safe under the lock (gc's sweep):
+        a lease that expired meanwhile may have been broken by another writer.
+        """
+        mine = self.lease
+        if mine is None:
+            raise LockHeld(f"the writer lock of {self.store.url} is not held by this operation")
+        try:
+            held = LeaseInfo.from_json(self.store.backend.read(layout.LOCK, max_bytes=65536))
+        except NotFound:
+            held = None
+        now = self._now or utcnow()
+        if held is None or held.token != mine.token or parse_time(held.expires, "lock") <= now:
+            who = f"{held.owner} on {held.host} holds it now" if held is not None and held.token != mine.token \
+                else "its lease ran out"
+            raise LockHeld(f"the writer lock of {self.store.url} was lost ({who}); nothing more was changed",
+                           hint="run the operation again")
+        fresh = LeaseInfo(mine.owner, mine.host, mine.pid, mine.token, mine.created, format_time(now + self.ttl))
+        self.store.backend.write(layout.LOCK, fresh.to_json())
+        self.lease = fresh
+        return fresh
+
     def release(self) -> None:
         if self.lease is None:
             return

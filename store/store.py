@@ -346,6 +346,7 @@ class Store:
         Returns the signed envelope, for `set_ref`. StoreExists if that number is taken.
         """
         self._check_signable(f"generation {gen.number} of channel {gen.channel!r}", gen.store_id, keys)
+        _check_record(Generation.from_record, gen.to_record())
         if not self.has(gen.manifest):
             raise ObjectMissing(f"manifest {gen.manifest} is not in the store; refusing to publish", oid=gen.manifest)
         env = sign_envelope(gen.to_record(), keys)
@@ -385,6 +386,7 @@ class Store:
         that saw a higher number refuses an older overlay instead of dropping back to none).
         """
         self._check_signable(f"overlay {overlay.number} of host {overlay.host!r}", overlay.store_id, keys)
+        _check_record(Overlay.from_record, overlay.to_record())
         if overlay.manifest is not None and not self.has(overlay.manifest):
             raise ObjectMissing(f"overlay manifest {overlay.manifest} is not in the store", oid=overlay.manifest)
         env = sign_envelope(overlay.to_record(), keys)
@@ -438,6 +440,15 @@ class Store:
             if p.endswith(f"/{k.keyid}.pub"):
                 keys[k.keyid] = k
         return keys
+
+
+def _check_record(parse: Callable[[dict[str, Any]], object], record: dict[str, Any]) -> None:
+    """Refuse to sign a record that clients would refuse as malformed (bad time, id, number...)."""
+    try:
+        parse(record)
+    except RecordInvalid as exc:
+        raise InvalidInput(f"cannot publish a malformed record: {exc.message}",
+                           hint="times are YYYY-MM-DDTHH:MM:SSZ (format_time), ids 64 hex digits, numbers >= 0") from None
 
 
 def open_store(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Store:

@@ -415,3 +415,13 @@ def test_reading_and_diffing_big_manifests_takes_bounded_memory() -> None:
     assert kinds == {"modified": n // 100}
     assert peak_read < 256 * 1024, peak_read
     assert peak_diff < 256 * 1024, peak_diff
+
+
+def test_the_longest_valid_entry_fits_in_a_line() -> None:
+    """Path and target at their byte limits, every byte escaped 6-fold, still under the line limit."""
+    parts = ["\x01" * 255] * 16  # 4095 bytes of path
+    entries = [Entry("/".join(parts[:i]), "dir", 0o755) for i in range(1, 16)]
+    entries.append(Entry("/".join(parts), "symlink", 0o777, target="\x02" * 4096))
+    data, _, _ = build_manifest(entries)
+    assert max(len(line) for line in data.split(b"\n")) > 45_000
+    assert parse_manifest(data) == entries
