@@ -1,0 +1,46 @@
+"""`regend` entry point: the one top-level handler (R6).
+
+Exit statuses:
+  0    ok; for `run`: the machine may start its software (repairs and updates included)
+  1    the run failed (the state is consistent; the next run resumes), or another run holds the lock
+  2    usage error or bad configuration
+  3    `run`: quarantined -- the machine must not start its software
+  70   internal error (a bug: a traceback is printed)
+  130  interrupted (Ctrl-C); 128+N when ended by signal N. SIGTERM (143) lets the current file finish.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from regen.store import RegenError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def main() -> None:
+    from . import render
+    try:
+        from .cli import app
+
+        app(prog_name="regend")
+    except RegenError as exc:
+        render.error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        render.interrupted()
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
+    except Exception:  # noqa: BLE001 - the last resort: a bug, shown with its traceback
+        render.internal_error()
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""Carry out a Plan on the tree: atomic, verified, confined to root (I/O).
+
+Order: save to quarantine -> delete (deepest first) -> mkdir -> files and symlinks -> modes.
+Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory while the
+BLAKE3 of the bytes actually written is computed (a cached object is trusted only after that
+check), its mode is set on the descriptor, then one os.sync() for the whole batch, then each
+temp file is renamed over its path. A kill at any moment leaves every managed path with its
+old content, its new content or absent, never a partial file; leftover temp files are
+removed by the next run's plan. All paths go through SafeRoot (no symlink followed, nothing
+outside root). Failures are collected per entry; the rest of the plan goes on.
+
+Test hook: `kill_after=N` (regend reads REGEN_TEST_KILL_AFTER) sends SIGKILL to this process
+after N operations, so tests can crash a real run at every point of an apply.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import blake3
+
+from regen.store import EMPTY_ID, Entry, RegenError, Store
+
+from .cache import ObjectCache
+from .errors import ContentError, Interrupted, UnsafePath
+from .fetch import fetch_one
+from .fsops import SafeRoot
+from .index import IndexRow
+from .plan import TEMP_PREFIX, Observed, Plan
+from .quarantine import Quarantine
+from .scan import row_for
+
+BATCH_FILES = 2000
+BATCH_BYTES = 256 << 20
+_CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    rows: list[IndexRow] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    written: int = 0
+    bytes_written: int = 0
+    from_store: int = 0            # objects read from the store during apply (base paths, cache misses)
+    bytes_from_store: int = 0
+    cache_discarded: int = 0       # corrupt cache entries found and dropped
+    ops: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {"written": self.written, "bytes_written": self.bytes_written, "removed": len(self.removed),
+                "quarantined": len(self.quarantined), "errors": len(self.errors), "from_store": self.from_store,
+                "cache_discarded": self.cache_discarded}
+
+
+class Ticker:
+    """Counts operations; honours SIGTERM (stop) between them, and the crash test hook."""
+
+    def __init__(self, kill_after: int | None = None, stop: threading.Event | None = None) -> None:
+        self.kill_after = kill_after
+        self.stop = stop
+        self.n = 0
+
+    def tick(self) -> None:
+        self.n += 1
+        if self.kill_after is not None and self.n >= self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.stop is not None and self.stop.is_set():
+            raise Interrupted("stopped by SIGTERM during apply")
+
+
+class _Sink:
+    """A file-like target that hashes exactly what it writes to the descriptor."""
+
+    def __init__(self, fd: int, ticker: Ticker) -> None:
+        self.fd = fd
+        self.hash = blake3.blake3()
+        self.size = 0
+        self.ticker = ticker
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            self.hash.update(view[:n])
+            self.size += n
+            view = view[n:]
+        if self.size and self.size == len(data) and self.ticker.kill_after is not None:
+            self.ticker.tick()  # a crash point with a partly written temp file
+        return len(data)
+
+    def reset(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.hash = blake3.blake3()
+        self.size = 0
+
+
+class Applier:
+    def __init__(self, root: str, plan: Plan, *, cache: ObjectCache, store: Store | None, quarantine: Quarantine,
+                 run_id: str, ticker: Ticker | None = None,
+                 on_batch: Callable[[ApplyResult], None] | None = None,
+                 known_dir: Callable[[str], IndexRow | None] | None = None,
+                 batch_files: int = BATCH_FILES, batch_bytes: int = BATCH_BYTES) -> None:
+        self.root = root
+        self.plan = plan
+        self.cache = cache
+        self.store = store
+        self.quarantine = quarantine
+        self.run_id = run_id
+        self.ticker = ticker or Ticker()
+        self.on_batch = on_batch
+        self.known_dir = known_dir
+        self._touched: set[str] = set()   # directories whose mtime this apply changed
+        self.batch_files = batch_files
+        self.batch_bytes = batch_bytes
+        self.result = ApplyResult()
+        self._blocked: set[str] = set()
+        self._failed_dirs: set[str] = set()
+        self._n = 0
+
+    # -- entry point ------------------------------------------------------------------------
+    def run(self) -> ApplyResult:
+        with SafeRoot(self.root) as sroot:
+            self.sroot = sroot
+            self._record_known()
+            self._save_quarantine()
+            self._deletes()
+            self._mkdirs()
+            self._contents()
+            self._modes()
+            self._refresh_dirs()
+            os.sync()
+            self._flush()
+        return self.result
+
+    def _touch(self, path: str) -> None:
+        parent = path.rpartition("/")[0]
+        if parent:
+            self._touched.add(parent)
+
+    def _refresh_dirs(self) -> None:
+        """Directories whose entries changed have a new mtime: their rows follow (index == disk)."""
+        if self.known_dir is None:
+            return
+        latest = {r.path: r for r in self.result.rows}
+        for d in sorted(self._touched):
+            row = latest.get(d) or self.known_dir(d)
+            if row is None or row.kind != "dir":
+                continue
+            try:
+                s = self.sroot.lstat(d)
+            except (OSError, UnsafePath):
+                continue
+            if s is not None and stat.S_ISDIR(s.st_mode):
+                self.result.rows.append(row_for(d, s, managed=row.managed))
+
+    def _fail(self, path: str, exc: BaseException) -> None:
+        if isinstance(exc, RegenError):
+            msg = exc.one_line()
+        elif isinstance(exc, OSError):
+            msg = f"{exc.strerror or exc}"
+        else:
+            msg = str(exc)
+        self.result.errors.append((path, msg))
+
+    def _skip(self, path: str) -> bool:
+        """An entry below a directory that could not be made, or one whose save failed."""
+        if path in self._blocked:
+            return True
+        parent = path.rpartition("/")[0]
+        while parent:
+            if parent in self._failed_dirs:
+                self.result.errors.append((path, f"skipped: its directory {parent} could not be made"))
+                return True
+            parent = parent.rpartition("/")[0]
+        return False
+
+    def _flush(self) -> None:
+        if self.on_batch is not None:
+            self.on_batch(self.result)
+
+    # -- phases -----------------------------------------------------------------------------
+    def _record_known(self) -> None:
+        """Rows for paths already right (adopt) and unmanaged paths kept: the index must match the disk."""
+        for e in self.plan.adopt:
+            self._row_for_entry(e)
+        for o in self.plan.keep:
+            try:
+                s = self.sroot.lstat(o.path)
+            except (OSError, UnsafePath):
+                continue
+            if s is not None:
+                self.result.rows.append(row_for(o.path, s, xxh=o.xxh, target=o.target, managed=False))
+
+    def _row_for_entry(self, e: Entry) -> None:
+        try:
+            s = self.sroot.lstat(e.path)
+        except (OSError, UnsafePath) as exc:
+            self._fail(e.path, exc)
+            return
+        if s is not None:
+            self.result.rows.append(row_for(e.path, s, xxh=e.xxh, oid=e.oid, target=e.target))
+
+    def _save_quarantine(self) -> None:
+        removing = {o.path for o in self.plan.delete}
+        for o in self.plan.quarantine:
+            why = "removed by regend" if o.path in removing else "overwritten by regend"
+            try:
+                item = self.quarantine.save(self.sroot, self.run_id, o.path, why)
+                if item is not None:
+                    self.result.quarantined.append(o.path)
+            except (OSError, RegenError) as exc:
+                self._blocked.add(o.path)  # never remove what could not be saved
+                self._fail(o.path, exc)
+            self.ticker.tick()
+
+    def _deletes(self) -> None:
+        for o in self.plan.delete:
+            if o.path in self._blocked:
+                self._block_parents(o.path)
+                continue
+            try:
+                self._touch(o.path)
+                if o.kind == "dir":
+                    self.sroot.rmdir(o.path)
+                else:
+                    self.sroot.unlink(o.path)
+                self.result.removed.append(o.path)
+            except FileNotFoundError:
+                self.result.removed.append(o.path)
+            except (OSError, RegenError) as exc:
+                self._fail(o.path, exc)
+                self._block_parents(o.path)
+            self.ticker.tick()
+
+    def _block_parents(self, path: str) -> None:
+        """A path that stays blocks the removal of the directories holding it (they are not empty)."""
+        parent = path.rpartition("/")[0]
+        while parent:
+            self._blocked.add(parent)
+            parent = parent.rpartition("/")[0]
+
+    def _mkdirs(self) -> None:
+        for e in self.plan.mkdir:
+            if self._skip(e.path):
+                self._failed_dirs.add(e.path)
+                continue
+            try:
+                s = self.sroot.lstat(e.path)
+                if s is None:
+                    self._touch(e.path)
+                    self.sroot.mkdir(e.path)
+                elif not stat.S_ISDIR(s.st_mode):
+                    raise UnsafePath(f"{self.sroot.full(e.path)} is in the way of a directory and was kept",
+                                     path=e.path)
+            except (OSError, RegenError) as exc:
+                self._fail(e.path, exc)
+                self._failed_dirs.add(e.path)
+            self.ticker.tick()
+
+    def _contents(self) -> None:
+        batch: list[tuple[Entry, str]] = []
+        size = 0
+        items = sorted(self.plan.create + self.plan.replace + self.plan.symlink, key=_tree_key)
+        try:
+            for e in items:
+                if self._skip(e.path):
+                    continue
+                tmp = f"{TEMP_PREFIX}{self.run_id}-{self._n}"
+                self._n += 1
+                try:
+                    if e.kind == "symlink":
+                        self.sroot.symlink(e.path, tmp, e.target or "")
+                    else:
+                        self._stage(e, tmp)
+                    batch.append((e, tmp))
+                    size += e.size
+                except (OSError, RegenError) as exc:
+                    self.sroot.unlink_quiet(e.path, tmp)
+                    self._fail(e.path, exc)
+                self.ticker.tick()
+                if len(batch) >= self.batch_files or size >= self.batch_bytes:
+                    self._commit(batch)
+                    batch, size = [], 0
+            self._commit(batch)
+            batch = []
+        finally:
+            for e, tmp in batch:  # interrupted (SIGTERM): no temp file left behind
+                self.sroot.unlink_quiet(e.path, tmp)
+
+    def _commit(self, batch: list[tuple[Entry, str]]) -> None:
+        """One sync for the batch, then the renames: each path flips from old to new content."""
+        if not batch:
+            return
+        os.sync()
+        self.ticker.tick()
+        while batch:
+            e, tmp = batch.pop(0)
+            try:
+                self._clear_way(e)
+                self._touch(e.path)
+                self.sroot.replace(e.path, tmp)
+                self._row_for_entry(e)
+                if e.kind == "file":
+                    self.result.written += 1
+                    self.result.bytes_written += e.size
+            except (OSError, RegenError) as exc:
+                self.sroot.unlink_quiet(e.path, tmp)
+                self._fail(e.path, exc)
+            self.ticker.tick()
+        self._flush()
+
+    def _clear_way(self, e: Entry) -> None:
+        """Safety net: something the plan did not see (an unreadable directory, a file created
+        since the scan) is never clobbered unsaved by a rename."""
+        s = self.sroot.lstat(e.path)
+        if s is None or e.path in self.plan.occupied:
+            return
+        if stat.S_ISDIR(s.st_mode):
+            raise UnsafePath(f"{self.sroot.full(e.path)} is a directory the plan did not expect; not replaced",
+                             path=e.path)
+        if self.quarantine.save(self.sroot, self.run_id, e.path, "in the way of regend (appeared during the run)"):
+            self.result.quarantined.append(e.path)
+
+    def _modes(self) -> None:
+        files = [e for e in self.plan.chmod if e.kind != "dir"]
+        # directories last and deepest first: a read-only directory is made so after its content
+        dirs = sorted([e for e in self.plan.chmod if e.kind == "dir"] + list(self.plan.mkdir), key=_tree_key,
+                      reverse=True)
+        for e in files + dirs:
+            if e.path in self._failed_dirs or self._skip(e.path):
+                continue
+            try:
+                self.sroot.chmod(e.path, e.mode)
+                self._row_for_entry(e)
+            except (OSError, RegenError) as exc:
+                self._fail(e.path, exc)
+            self.ticker.tick()
+
+    # -- content ----------------------------------------------------------------------------
+    def _stage(self, e: Entry, tmp: str) -> None:
+        fd = self.sroot.create_temp(e.path, tmp)
+        try:
+            sink = _Sink(fd, self.ticker)
+            assert e.oid is not None
+            if e.oid != EMPTY_ID:
+                if e.path in self.plan.from_store:
+                    self._from_store(e.oid, sink)
+                else:
+                    self._from_cache(e.oid, sink)
+            if sink.hash.hexdigest() != e.oid:
+                raise ContentError(f"content written for {e.path} does not hash to {e.oid}")
+            os.fchmod(fd, e.mode)
+        finally:
+            os.close(fd)
+
+    def _from_store(self, oid: str, sink: _Sink) -> None:
+        if self.store is None:
+            raise ContentError(f"object {oid} must come from the store (a base path), which cannot be reached",
+                               hint="the next run with the store reachable repairs it")
+        self.store.get_to(oid, sink)
+        self.result.from_store += 1
+        self.result.bytes_from_store += sink.size
+        if sink.hash.hexdigest() != oid:
+            raise ContentError(f"object {oid} from the store hashed differently when written")
+
+    def _from_cache(self, oid: str, sink: _Sink) -> None:
+        for attempt in range(2):
+            if not self.cache.has(oid):
+                if self.store is None:
+                    raise ContentError(f"object {oid} is not in the local cache and the store cannot be reached",
+                                       hint="the next run with the store reachable repairs it")
+                fetch_one(self.store, self.cache, oid)
+                self.result.from_store += 1
+            with open(self.cache.path(oid), "rb") as src:
+                while chunk := src.read(_CHUNK):
+                    sink.write(chunk)
+            if sink.hash.hexdigest() == oid:
+                return
+            # a corrupt cache entry: never installed; dropped and fetched again
+            self.cache.discard(oid)
+            self.result.cache_discarded += 1
+            sink.reset()
+        raise ContentError(f"object {oid} is still corrupt after fetching it again")
+
+
+def _tree_key(e: Entry) -> bytes:
+    from .index import path_key
+
+    return path_key(e.path)
+
+
+def observed_from_rows(rows: list[IndexRow]) -> list[Observed]:
+    """The disk as the index knows it (it matches the disk after a completed repair)."""
+    return [Observed(r.path, r.kind, r.mode, r.size, r.xxh, r.target,
+                     in_store=r.managed and (r.kind != "file" or r.oid is not None)) for r in rows]
+
+
+__all__ = ["Applier", "ApplyResult", "ContentError", "Ticker", "observed_from_rows"]

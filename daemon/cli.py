@@ -1,0 +1,227 @@
+"""The `regend` typer app: thin commands over agent, dryrun and quarantine (the edge).
+
+The environment is read here and nowhere deeper (R12):
+  REGEND_CONFIG            default for --config (else /etc/regen/regend.toml)
+  REGEN_TEST_KILL_AFTER=N  test hook: the run SIGKILLs itself after N apply operations
+  REGEN_TEST_HARDWARE=F    test hook: a JSON file {"inventory": {...}, "findings": [...]} replaces the
+                           psutil probe by hardware.FakeProbe (tests simulate a dead disk this way)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from regen.store import EXIT_FAILED, HardwareFinding, RegenError
+
+from . import render
+from .config import DEFAULT_PATH, DaemonConfig, load_config
+from .errors import UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+class RegendGroup(TyperGroup):
+    """Every RegenError and click usage error -> one line on stderr and its exit status."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name or "regend", complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except RegenError as exc:
+            render.error(exc)
+            code = exc.exit_code
+        except typer.Abort:
+            code = EXIT_FAILED
+        except Exception as exc:  # click's usage errors (exit 2)
+            if not all(hasattr(exc, a) for a in ("exit_code", "format_message", "show")):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # type: ignore[attr-defined]
+            else:
+                ctx = getattr(exc, "ctx", None)
+                render.usage_error(exc.format_message(), ctx.command_path if ctx is not None else "regend")  # type: ignore[attr-defined]
+            code = int(exc.exit_code)  # type: ignore[attr-defined]
+        if code == EXIT_INTERRUPTED:
+            render.interrupted()
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(cls=RegendGroup, name="regend", no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="regend.toml (default: $REGEND_CONFIG "
+                                                   f"or {DEFAULT_PATH})", dir_okay=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.callback()
+def root() -> None:
+    """Keep this machine identical to its channel's signed generation: diagnose the hardware, install,
+    repair drift, update, and report to the store.
+
+    Exit status: 0 ok (the machine may start its software); 1 the run failed (the next run resumes);
+    2 usage error or bad configuration; 3 quarantined (the machine must not start); 70 internal error;
+    128+N ended by signal N.
+    """
+
+
+def _config(path: Path | None) -> DaemonConfig:
+    chosen = str(path) if path is not None else os.environ.get("REGEND_CONFIG") or DEFAULT_PATH
+    return load_config(chosen, os.environ)
+
+
+def _probe(config: DaemonConfig) -> Any:
+    from .hardware import FakeProbe, PsutilProbe
+
+    fake = os.environ.get("REGEN_TEST_HARDWARE")
+    if fake:
+        with open(fake, encoding="utf-8") as fp:
+            data = json.load(fp)
+        return FakeProbe(data.get("inventory") or {},
+                         [HardwareFinding(**f) for f in data.get("findings") or []])
+    return PsutilProbe(config.hardware)
+
+
+def _kill_after() -> int | None:
+    value = os.environ.get("REGEN_TEST_KILL_AFTER")
+    return int(value) if value and value.isdigit() else None
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One run (the boot run), then exit with its status.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every file, whatever its stat says.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run to finish instead of failing.")] = False,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> int:
+    """Run the cycle: hardware, start decision, install, drift scan, repair, update, report.
+
+    With --once: one run; exit 0 the machine may start (repairs and updates done), 1 the run
+    failed (consistent; the next run resumes), 3 quarantined (must not start). Without: stay
+    running and run on the [schedule] of the configuration, until SIGTERM (exit 0).
+    """
+    from .agent import Agent, RunOptions
+
+    cfg = _config(config)
+    logging.basicConfig(level=logging.WARNING, format="regend: %(message)s")
+    stop = threading.Event()
+    _on_signals(stop)
+    agent = Agent(cfg, _probe(cfg), stop=stop)
+    kill_after = _kill_after()
+    if once:
+        result = agent.run(RunOptions(verify=verify, kill_after=kill_after, wait_lock=wait))
+        render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out)
+        return result.exit_code
+    from .schedule import run_forever
+
+    last: dict[str, float | None] = {"retry_after": None}
+
+    def job(verify_run: bool) -> int:
+        try:
+            result = agent.run(RunOptions(verify=verify or verify_run, wait_lock=True))
+        except RegenError as exc:
+            render.error(exc)
+            return exc.exit_code
+        last["retry_after"] = result.retry_after
+        render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out)
+        return result.exit_code
+
+    run_forever(job, cfg.schedule, cfg.host, stop, retry_after=lambda: last["retry_after"])
+    return 0
+
+
+@app.command()
+def check(
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every file, whatever its stat says.")] = False,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> int:
+    """Dry run: the drift, the repair and a pending update a run would do now. Writes nothing
+    (not even the index). Exit 0 whatever it finds; 1 only if it cannot look (a run holds the lock)."""
+    from .dryrun import check as do_check
+
+    cfg = _config(config)
+    render.check(do_check(cfg, verify=verify), json_out=json_out)
+    return 0
+
+
+@app.command()
+def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> int:
+    """Installed generation, last run's outcome, outbox and quarantine sizes. Exit 0."""
+    from .dryrun import status as do_status
+
+    render.status(do_status(_config(config)), json_out=json_out)
+    return 0
+
+
+@app.command()
+def recover(
+    run_id: Annotated[Optional[str], typer.Argument(help="A quarantine run id (see --list).")] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Paths to recover (default: all of the run).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List quarantine runs (with RUN_ID: their items).")] = False,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Copy into this directory, outside the tree.",
+                                               file_okay=False)] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Put back at their paths in the tree.")] = False,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> int:
+    """List what regend set aside, or put it back: --to DIR (outside the managed tree) or --in-place
+    (over the managed paths; the next run repairs managed paths again unless you add them to preserve)."""
+    from .quarantine import Quarantine, new_run_id
+
+    cfg = _config(config)
+    q = Quarantine(cfg.state_dir)
+    if list_ or run_id is None:
+        runs = q.listing()
+        if run_id is not None:
+            runs = [r for r in runs if r.run_id == run_id] or [None]  # type: ignore[list-item]
+            if runs == [None]:
+                q.items(run_id)  # raises RecoverError naming it
+        items = {r.run_id: q.items(r.run_id) for r in runs} if run_id is not None or json_out else None
+        render.recover_list(runs, items, json_out=json_out)
+        return 0
+    if (to is None) == (not in_place):
+        raise UsageError("choose where to recover to: --to DIR (outside the tree) or --in-place",
+                         hint="regend recover RUN_ID [PATH...] --to DIR")
+    items = q.select(run_id, paths or [])
+    if to is not None:
+        render.recovered(q.restore_to(items, str(to)))
+        return 0
+    from .fsops import SafeRoot
+    from .lock import RunLock
+
+    with RunLock(cfg.state_dir) as lock:
+        lock.acquire()
+        with SafeRoot(cfg.root) as sroot:
+            render.recovered(q.restore_in_place(items, sroot, new_run_id()))
+    render.warning("recovered in place: the next run repairs managed paths and quarantines unmanaged ones "
+                   "again unless they are added to 'preserve' (or junk = \"keep\")")
+    return 0
+
+
+__all__ = ["app"]

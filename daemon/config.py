@@ -1,0 +1,305 @@
+"""regend.toml -> DaemonConfig, parsed once at the edge (I/O: reads the file and key files only).
+
+Every error names the file, the key and what is expected, in one line (exit status 2). The
+environment is a parameter, never read deep inside: a storage option written "${NAME}" takes
+its value from `environ` (secrets stay out of the file). fsspec itself also reads FSSPEC_*
+variables and ~/.config/fsspec; the explicit options given here win over those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from regen.store import InvalidInput, PublicKey, check_glob, layout, load_public_key, trust_map
+
+from . import hardware, schedule
+from .errors import ConfigInvalid
+
+DEFAULT_PATH = "/etc/regen/regend.toml"
+DEFAULT_STATE_DIR = "/var/lib/regen"
+JUNK_MODES = ("quarantine", "keep")
+ON_REPEATED = ("report", "quarantine")
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "preserve",
+             "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_record_bytes: int = 1 << 20          # a signed generation / overlay record (ref)
+    max_manifest_bytes: int = 1 << 30        # one manifest object (1 GiB ~ 4 million entries)
+    min_free_bytes: int = 64 << 20           # free space the state dir needs for a run to start
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRetention:
+    max_age_days: float = 90.0               # runs older than this are deleted
+    max_bytes: int = 1 << 30                 # then the oldest runs until the total fits
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    start_check: tuple[str, ...] = ()        # shell commands; any failing one refuses the start
+    quarantine: str | None = None            # shell command run on the quarantine path
+    timeout: float = 60.0                    # seconds per command
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePolicy:
+    max_consecutive: int = 3                 # same step failing the same way this often is a loop
+    action: str = "report"                   # "report": skip that step until it changes; "quarantine": exit 3
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    path: str
+    store: str
+    channel: str
+    host: str
+    root: str
+    state_dir: str
+    trusted_keys: tuple[PublicKey, ...]
+    trusted_key_files: tuple[str, ...]
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    preserve: tuple[str, ...] = ()
+    junk: str | None = None                  # None: the generation's policy decides
+    limits: Limits = Limits()
+    quarantine: QuarantineRetention = QuarantineRetention()
+    hooks: Hooks = Hooks()
+    failures: FailurePolicy = FailurePolicy()
+    reports_keep: int = 50                   # reports kept in state_dir/reports
+    hardware: Any = None                     # hardware.HardwareConfig
+    schedule: Any = None                     # schedule.ScheduleConfig
+
+    @property
+    def trusted(self) -> dict[str, PublicKey]:
+        return trust_map(list(self.trusted_keys))
+
+
+class _Reader:
+    """Typed access to one TOML table; every failure names file, key and expectation."""
+
+    def __init__(self, path: str, data: Mapping[str, Any], table: str = "") -> None:
+        self.path, self.data, self.table = path, data, table
+
+    def where(self, key: str) -> str:
+        return f"{self.path}: {self.table + '.' if self.table else ''}{key}"
+
+    def fail(self, key: str, expected: str, value: Any = None, hint: str | None = None) -> ConfigInvalid:
+        got = "" if value is None else f", not {value!r}"[:120]
+        return ConfigInvalid(f"{self.where(key)} must be {expected}{got}", hint=hint)
+
+    def get(self, key: str, expected: str, check: Callable[[Any], bool], default: Any = None,
+            required: bool = False) -> Any:
+        if key not in self.data:
+            if required:
+                raise ConfigInvalid(f"{self.path}: required key {self.where(key).split(': ', 1)[1]!r} is missing "
+                                    f"(expected {expected})")
+            return default
+        value = self.data[key]
+        if not check(value):
+            raise self.fail(key, expected, value)
+        return value
+
+    def text(self, key: str, default: str | None = None, required: bool = False) -> Any:
+        return self.get(key, "a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()), default,
+                        required)
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        return float(self.get(key, f"a number of at least {minimum:g}",
+                              lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
+                              and v <= 1e300,  # (an integer of 400 digits does not convert to float)
+                              default))
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        return int(self.get(key, f"a whole number of at least {minimum}",
+                            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum, default))
+
+    def size(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        parsed = parse_size(value)
+        if parsed is None:
+            raise self.fail(key, 'a byte count: a whole number or a size such as "512M" or "4G"', value)
+        return parsed
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        return tuple(self.get(key, "a list of strings",
+                              lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v), []))
+
+    def table_of(self, key: str) -> Mapping[str, Any]:
+        return self.get(key, "a table", lambda v: isinstance(v, dict), {})  # type: ignore[no-any-return]
+
+    def only(self, keys: set[str]) -> None:
+        unknown = sorted(set(self.data) - keys)
+        if unknown:
+            raise ConfigInvalid(f"{self.where(unknown[0])} is not a known key",
+                                hint=f"expected one of: {', '.join(sorted(keys))}")
+
+
+def parse_size(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    m = _SIZE.match(value) if isinstance(value, str) else None
+    if not m:
+        return None
+    unit = m.group(2).lower()
+    size = float(m.group(1)) * (1024 ** ("kmgt".index(unit) + 1) if unit else 1)
+    return int(size) if size < 1 << 63 else None  # ("9" * 400 is a float infinity)
+
+
+def load_config(path: str, environ: Mapping[str, str]) -> DaemonConfig:
+    """Read and validate `path`; raise ConfigInvalid (exit 2) naming file, key and expectation."""
+    try:
+        with open(path, "rb") as fp:
+            data = tomllib.load(fp)
+    except FileNotFoundError:
+        raise ConfigInvalid(f"configuration file {path} does not exist",
+                            hint="create it from contrib/regend.toml, or pass --config FILE") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigInvalid(f"configuration file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigInvalid(f"configuration file {path} is not valid TOML: values nested too deeply") from None
+    except OSError as exc:
+        raise ConfigInvalid(f"configuration file {path} cannot be read: {exc.strerror}") from None
+    return parse_config(data, path, environ)
+
+
+def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str]) -> DaemonConfig:
+    top = _Reader(path, data)
+    top.only(_TOP_KEYS)
+    store = top.text("store", required=True).strip()
+    channel = _name(top, "channel", top.text("channel", required=True))
+    host = _name(top, "host", top.text("host", default=None) or socket.gethostname())
+    base = os.path.dirname(os.path.abspath(path))
+    root = _abs_dir(top, "root", top.text("root", required=True))
+    state_dir = _abs_dir(top, "state_dir", top.text("state_dir", default=DEFAULT_STATE_DIR))
+    preserve = _globs(top, "preserve")
+    _check_state_dir(top, root, state_dir, preserve)
+    key_files = tuple(os.path.join(base, os.path.expanduser(p)) for p in top.strings("trusted_keys"))
+    if not key_files:
+        raise top.fail("trusted_keys", "a non-empty list of public key files (the administrator's *.pub)",
+                       data.get("trusted_keys"))
+    keys = tuple(_load_key(top, f) for f in key_files)
+    junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)
+    return DaemonConfig(
+        path=path, store=store, channel=channel, host=host, root=root, state_dir=state_dir,
+        trusted_keys=keys, trusted_key_files=key_files,
+        storage_options=_storage_options(top, environ), preserve=preserve, junk=junk,
+        limits=_limits(_Reader(path, top.table_of("limits"), "limits")),
+        quarantine=_retention(_Reader(path, top.table_of("quarantine"), "quarantine")),
+        hooks=_hooks(_Reader(path, top.table_of("hooks"), "hooks")),
+        failures=_failures(_Reader(path, top.table_of("failures"), "failures")),
+        reports_keep=_Reader(path, top.table_of("reports"), "reports").integer("keep", 50, 1),
+        hardware=_foreign(hardware.HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
+        schedule=_foreign(schedule.ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),
+    )
+
+
+def _foreign(parse: Callable[[Mapping[str, Any], str], Any], data: Mapping[str, Any], where: str) -> Any:
+    """Tables validated by their own module; their errors become ConfigInvalid (exit 2) too."""
+    try:
+        return parse(data, where)
+    except ConfigInvalid:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error of a table parser is a configuration error
+        message = getattr(exc, "message", None) or str(exc)
+        hint = getattr(exc, "hint", None)
+        raise ConfigInvalid(message, hint=hint or None) from exc
+
+
+def _name(r: _Reader, key: str, value: str) -> str:
+    try:
+        return layout.check_name(value, key)
+    except InvalidInput:
+        raise r.fail(key, "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", value,
+                     hint=f"set {key} = \"...\" in the configuration" if key == "host" else None) from None
+
+
+def _abs_dir(r: _Reader, key: str, value: str) -> str:
+    if not os.path.isabs(value) or "\x00" in value:
+        raise r.fail(key, "an absolute path", value)
+    return os.path.normpath(value)
+
+
+def _globs(r: _Reader, key: str) -> tuple[str, ...]:
+    out = []
+    for g in r.strings(key):
+        try:
+            out.append(check_glob(g))
+        except InvalidInput as exc:
+            raise r.fail(key, f"a list of path globs relative to root ({exc.message})") from None
+    return tuple(out)
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+def _check_state_dir(r: _Reader, root: str, state_dir: str, preserve: tuple[str, ...]) -> None:
+    """state_dir inside root would be scanned and repaired away, unless a preserve glob covers it."""
+    from regen.store import matches
+
+    if _inside(state_dir, root):
+        rel = os.path.relpath(state_dir, root)
+        if state_dir != root and matches(rel, preserve):
+            return
+        raise r.fail("state_dir", f"outside root {root} (or covered by a preserve glob)", state_dir,
+                     hint=f"move it out of root, or add \"{rel}\" to preserve" if state_dir != root else None)
+    if _inside(root, state_dir):
+        raise r.fail("root", f"outside state_dir {state_dir}", root)
+
+
+def _load_key(r: _Reader, path: str) -> PublicKey:
+    try:
+        return load_public_key(path)
+    except InvalidInput as exc:
+        raise ConfigInvalid(f"{r.where('trusted_keys')}: {exc.message}",
+                            hint="copy the administrator's public key file (*.pub) here") from None
+
+
+def _storage_options(r: _Reader, environ: Mapping[str, str]) -> dict[str, Any]:
+    opts = dict(r.table_of("storage_options"))
+    for key, value in opts.items():
+        m = _ENV_REF.match(value) if isinstance(value, str) else None
+        if m:
+            if m.group(1) not in environ:
+                raise ConfigInvalid(f"{r.where('storage_options.' + key)} refers to ${{{m.group(1)}}}, "
+                                    f"which is not set in the environment",
+                                    hint="set it (systemd: Environment= or EnvironmentFile=) or write the value")
+            opts[key] = environ[m.group(1)]
+    return opts
+
+
+def _limits(r: _Reader) -> Limits:
+    r.only({"max_record_bytes", "max_manifest_bytes", "min_free_bytes"})
+    d = Limits()
+    return Limits(r.size("max_record_bytes", d.max_record_bytes), r.size("max_manifest_bytes", d.max_manifest_bytes),
+                  r.size("min_free_bytes", d.min_free_bytes))
+
+
+def _retention(r: _Reader) -> QuarantineRetention:
+    r.only({"max_age_days", "max_bytes"})
+    d = QuarantineRetention()
+    return QuarantineRetention(r.number("max_age_days", d.max_age_days), r.size("max_bytes", d.max_bytes))
+
+
+def _hooks(r: _Reader) -> Hooks:
+    r.only({"start_check", "quarantine", "timeout"})
+    return Hooks(r.strings("start_check"), r.text("quarantine"), r.number("timeout", 60.0, 0.001))
+
+
+def _failures(r: _Reader) -> FailurePolicy:
+    r.only({"max_consecutive", "action"})
+    action = r.get("action", " or ".join(map(repr, ON_REPEATED)), lambda v: v in ON_REPEATED, "report")
+    return FailurePolicy(r.integer("max_consecutive", 3, 1), action)
+
+
+__all__ = ["DEFAULT_PATH", "DaemonConfig", "FailurePolicy", "Hooks", "Limits", "QuarantineRetention",
+           "load_config", "parse_config", "parse_size"]

@@ -1,0 +1,182 @@
+"""`regend check` and `regend status`: look, never touch (read-only I/O).
+
+check: what steps 4-6 of a run would do now -- drift, the repair plan, a pending update with
+the bytes it would fetch -- without writing anything: not the tree, not the index (opened
+read-only, `immutable` when no run is active), not the cache, not the state directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from regen.store import EMPTY_ID, RegenError, Store, StoreConfig, diff, matches
+
+from .agent import OFFLINE_WARNING, _is_offline, _open_store, load_mirror
+from .cache import ObjectCache
+from .config import DaemonConfig
+from .index import Index, open_index_readonly
+from .lock import check_free
+from .monitor import read_generation, read_overlay
+from .plan import plan
+from .quarantine import Quarantine
+from .reporting import last_report
+from .scan import scan
+from .target import Manifests, Target
+
+
+def _installed(index: Index | None, state_dir: str) -> Target | None:
+    d = index.state("installed") if index is not None else None
+    if d is None:
+        d = load_mirror(state_dir).get("installed")
+    return Target.from_dict(d) if d else None
+
+
+def check(config: DaemonConfig, *, verify: bool = False) -> dict[str, Any]:
+    """The dry run. Raises only when it cannot look at all (a run holds the lock)."""
+    if os.path.isdir(config.state_dir):
+        check_free(config.state_dir)
+    index = open_index_readonly(config.state_dir)
+    try:
+        return _check(config, index, verify)
+    finally:
+        if index is not None:
+            index.close()
+
+
+def _check(config: DaemonConfig, index: Index | None, verify: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"host": config.host, "channel": config.channel, "warnings": [], "errors": []}
+    manifests = Manifests(config.state_dir)
+    installed = _installed(index, config.state_dir)
+    journal = index.pending_journal() if index is not None else None
+    target = Target.from_dict(journal.target) if journal is not None else installed
+    out["installed"] = installed.number if installed else None
+    if journal is not None:
+        out["warnings"].append(f"run {journal.run_id} was interrupted; the next run finishes it")
+    if target is not None:
+        out.update(_drift(config, index, manifests, target, verify))
+    store = _store(config, index, out)
+    out["update"] = _pending(config, index, store, installed, out) if store is not None else None
+    return out
+
+
+def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, target: Target,
+           verify: bool) -> dict[str, Any]:
+    policy = target.policy.merged(config.preserve, config.junk)
+    root, state = config.root, config.state_dir
+    state_rel = os.path.relpath(state, root) if (state + "/").startswith(root.rstrip("/") + "/") else None
+
+    def prune(path: str) -> bool:
+        return path == state_rel or bool(policy.preserve and matches(path, policy.preserve))
+
+    if not os.path.isdir(root):
+        return {"errors": [f"root {root} does not exist"]}
+    rows = index.rows() if index is not None else iter(())
+    result = scan(root, rows, prune=prune, verify=verify or index is None)
+    out: dict[str, Any] = {"drift": result.drift.as_report(), "scan": {"paths": len(result.observed),
+                                                                        "hashed": result.hashed}}
+    try:
+        with manifests.entries(target) as entries:
+            p = plan(entries, result.observed, policy)
+        out["repair"] = {**p.stats(), "plan": p.summary()}
+    except RegenError as exc:
+        out["repair"] = None
+        out.setdefault("errors", []).append(f"cannot plan the repair: {exc.one_line()}")
+    return out
+
+
+def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> Store | None:
+    cached = index.state("store") if index is not None else None
+    cfg = StoreConfig(cached["store_id"], cached.get("compression", "zstd")) if cached and \
+        cached.get("url") == config.store else None
+    try:
+        store = _open_store(config, cfg)
+        _ = store.store_id
+        return store
+    except RegenError as exc:
+        out["warnings"].append(f"{OFFLINE_WARNING} ({exc.one_line()})")
+        return None
+
+
+def _pending(config: DaemonConfig, index: Index | None, store: Store, installed: Target | None,
+             out: dict[str, Any]) -> dict[str, Any] | None:
+    highest = index.highest("channel", config.channel) if index is not None else None
+    try:
+        gen = read_generation(store, config.channel, config.trusted, store_id=store.store_id, min_number=highest,
+                              max_bytes=config.limits.max_record_bytes)
+        if gen is None:
+            return {"available": None}
+        overlay = read_overlay(store, config.host, config.trusted, store_id=store.store_id,
+                               min_number=index.highest("overlay", config.host) if index is not None else None,
+                               max_bytes=config.limits.max_record_bytes)
+    except RegenError as exc:
+        key = "warnings" if _is_offline(exc) else "errors"
+        out[key].append(exc.one_line() if key == "errors" else f"{OFFLINE_WARNING} ({exc.one_line()})")
+        return None
+    new = Target.of(gen, overlay)
+    if overlay is None and installed is not None:
+        new = replace(new, overlay_number=installed.overlay_number, overlay_manifest=installed.overlay_manifest)
+    if installed is not None and new.same_tree(installed) and new.number == installed.number:
+        return {"available": gen.number, "pending": False}
+    cache = ObjectCache(config.state_dir)
+    sizes: dict[str, int] = {}
+    changes = {"added": 0, "removed": 0, "modified": 0, "meta": 0}
+    new_entries = _entries(store, new, config)
+    old_entries = _entries(store, installed, config) if installed is not None else []
+    for e in new_entries:
+        if e.kind == "file" and e.oid and e.oid != EMPTY_ID:
+            sizes[e.oid] = e.size
+    for c in diff(old_entries, new_entries):
+        changes[c.kind] += 1
+    missing = cache.missing(sizes)
+    return {"available": gen.number, "pending": True, "from": installed.number if installed else None,
+            "to": gen.number, "objects_to_fetch": len(missing), "bytes_to_fetch": sum(sizes[o] for o in missing),
+            "changes": changes}
+
+
+def _entries(store: Store, target: Target, config: DaemonConfig) -> list[Any]:
+    """A target's entries: from the local copies when present, else read from the store into memory."""
+    from .target import merge_overlay
+
+    lists = []
+    local = Manifests(config.state_dir)
+    for oid in target.manifests():
+        if local.has(oid):
+            lists.append(local.read(oid))
+        else:
+            lists.append(store.read_manifest(oid, max_bytes=config.limits.max_manifest_bytes))
+    return lists[0] if len(lists) == 1 else list(merge_overlay(lists[0], lists[1]))
+
+
+def status(config: DaemonConfig) -> dict[str, Any]:
+    index = open_index_readonly(config.state_dir)
+    try:
+        installed = _installed(index, config.state_dir)
+        report = last_report(config.state_dir)
+        q = Quarantine(config.state_dir)
+        runs = q.listing()
+        journal = index.pending_journal() if index is not None else None
+        return {
+            "host": config.host,
+            "channel": config.channel,
+            "installed": installed.number if installed else None,
+            "installed_manifest": installed.manifest if installed else None,
+            "overlay": installed.overlay_number if installed else None,
+            "last_run": None if report is None else {"run_id": report.run_id, "finished": report.finished,
+                                                      "outcome": report.outcome, "exit_code": report.exit_code,
+                                                      "errors": list(report.errors)[:5],
+                                                      "warnings": list(report.warnings)[:5]},
+            "outbox": index.outbox_size() if index is not None else 0,
+            "quarantine": {"runs": len(runs), "items": sum(r.items for r in runs), "bytes": q.total_bytes()},
+            "interrupted_run": journal.run_id if journal is not None else None,
+            "failures": {s: {"count": c, "message": m} for s, (_sig, c, m) in
+                         (index.failures().items() if index is not None else [])},
+            "indexed_paths": index.count() if index is not None else 0,
+        }
+    finally:
+        if index is not None:
+            index.close()
+
+
+__all__ = ["check", "status"]

@@ -1,0 +1,83 @@
+"""Errors of regen.daemon (pure).
+
+    RegenError (regen.store.errors)
+    └── DaemonError                   (1) base of everything regend raises itself
+        ├── ConfigInvalid             (2) regend.toml missing, unreadable or wrong; names file, key, expectation
+        ├── UsageError                (2) a command-line combination that cannot work
+        ├── RunLocked                 (1) another regend run holds the state directory's lock
+        ├── NotInstalled              (1) nothing installed and the store could not provide a generation
+        ├── UnsafePath                (1) a write would leave root or go through a symlink; refused
+        ├── NoSpace                   (1) not enough free space for an update; nothing was changed
+        ├── IndexCorrupt              (1) the system log cannot be read (set aside and rebuilt)
+        ├── RecoverError              (2) `regend recover`: unknown run id or path, or target exists
+        ├── ContentError              (1) a file's bytes could not be had or did not hash to its id
+        ├── ApplyFailed               (1) some entries could not be written; the next run resumes
+        └── Interrupted               (143) SIGTERM: the current file was finished, the run stopped
+
+Every class carries the fields a user needs as attributes and a one-line hint; `regend`'s
+main() prints ``regend: error: <message> (<hint>)`` and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from regen.store import EXIT_FAILED, EXIT_USAGE, RegenError
+
+EXIT_SIGTERM = 128 + 15
+
+
+class DaemonError(RegenError):
+    exit_code = EXIT_FAILED
+
+
+class ConfigInvalid(DaemonError):
+    exit_code = EXIT_USAGE
+    default_hint = "see contrib/regend.toml for every key with its meaning"
+
+
+class UsageError(DaemonError):
+    exit_code = EXIT_USAGE
+    default_hint = "see 'regend --help'"
+
+
+class RunLocked(DaemonError):
+    default_hint = "another regend run is in progress; wait for it, or pass --wait"
+
+
+class NotInstalled(DaemonError):
+    default_hint = "check the store URL, channel and network; the next run retries"
+
+
+class UnsafePath(DaemonError):
+    default_hint = "a symlink or a file stands where a directory of the tree belongs; it was not followed"
+
+
+class NoSpace(DaemonError):
+    default_hint = "free disk space (regend recover --list shows what quarantine holds) and run again"
+
+
+class IndexCorrupt(DaemonError):
+    default_hint = "the damaged file was set aside; the next run rebuilds it with a full verify"
+
+
+class RecoverError(DaemonError):
+    exit_code = EXIT_USAGE
+    default_hint = "list what can be recovered with 'regend recover --list'"
+
+
+class ContentError(DaemonError):
+    default_hint = "nothing was renamed into place; the next run fetches the object again"
+
+
+class ApplyFailed(DaemonError):
+    default_hint = "the tree is consistent up to the failed entries; the next run resumes"
+
+
+class Interrupted(DaemonError):
+    exit_code = EXIT_SIGTERM
+    default_hint = "stopped by SIGTERM after the current file; the next run resumes"
+
+
+__all__ = [
+    "EXIT_SIGTERM", "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "IndexCorrupt", "Interrupted", "NoSpace",
+    "NotInstalled", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
+]

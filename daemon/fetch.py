@@ -1,0 +1,49 @@
+"""Pull the objects the local cache lacks from the store, concurrently and verified (I/O).
+
+Only objects missing from the cache are requested: an update reads exactly the new content.
+Every object is verified against its id before it is renamed into the cache (Store.fetch_many);
+failures are collected per object, the rest go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from regen.store import Store
+
+from .cache import ObjectCache
+
+
+@dataclass(slots=True)
+class FetchResult:
+    fetched: int = 0
+    bytes: int = 0                 # content bytes written to the cache
+    requests: int = 0              # backend reads made for them
+    bytes_read: int = 0            # bytes transferred (compressed)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
+                  progress: Callable[[int, int], None] | None = None) -> FetchResult:
+    wanted = cache.missing(oids)
+    result = FetchResult()
+    if not wanted:
+        return result
+    before = store.counters.as_dict()
+    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress)
+    after = store.counters.as_dict()
+    result.fetched = len(transfer.done)
+    result.bytes = transfer.bytes
+    result.requests = after["reads"] - before["reads"]
+    result.bytes_read = after["bytes_read"] - before["bytes_read"]
+    result.errors = {oid: err.one_line() for oid, err in transfer.errors.items()}
+    return result
+
+
+def fetch_one(store: Store, cache: ObjectCache, oid: str) -> int:
+    """Fetch one object into the cache (verified); returns its size. Raises the StoreError."""
+    return store.fetch_to_file(oid, cache.dest(oid), fsync=False).size
+
+
+__all__ = ["FetchResult", "fetch_missing", "fetch_one"]

@@ -1,0 +1,153 @@
+"""Confined file operations below a root: never through a symlink, never outside (local I/O).
+
+Every operation resolves the parent directory of its path component by component from an
+open descriptor of root, with O_DIRECTORY | O_NOFOLLOW (openat-style), so a symlink planted
+anywhere in the tree (root/app/lib -> /etc) makes the operation fail with UnsafePath instead
+of redirecting it, even if it is planted between two operations. The final component is
+always acted on with the *at() calls on that descriptor and never followed either.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+from collections import OrderedDict
+
+from .errors import UnsafePath
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_OPEN = 64
+
+
+class SafeRoot:
+    """Descriptors of directories below `root`, opened safely and cached (LRU, closed on `close`)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # root itself may be a link
+        self._dirs: OrderedDict[str, int] = OrderedDict()
+
+    def close(self) -> None:
+        self.forget()
+        os.close(self.fd)
+
+    def __enter__(self) -> SafeRoot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def forget(self, prefix: str | None = None) -> None:
+        """Drop cached descriptors (all, or of `prefix` and below) after a directory was removed."""
+        for d in list(self._dirs):
+            if prefix is None or d == prefix or d.startswith(prefix + "/"):
+                os.close(self._dirs.pop(d))
+
+    def dir_fd(self, reldir: str) -> int:
+        """Descriptor of directory `reldir` ("" = root), reached without following any symlink."""
+        if not reldir:
+            return self.fd
+        fd = self._dirs.get(reldir)
+        if fd is not None:
+            self._dirs.move_to_end(reldir)
+            return fd
+        parent, _, name = reldir.rpartition("/")
+        pfd = self.dir_fd(parent)
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafePath(f"{os.path.join(self.root, reldir)} is not a directory (a symlink or a file "
+                                 f"stands there); refusing to go through it", path=reldir) from None
+            raise
+        self._dirs[reldir] = fd
+        if len(self._dirs) > _MAX_OPEN:
+            _, old = self._dirs.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def parent(self, path: str) -> tuple[int, str]:
+        head, _, name = path.rpartition("/")
+        return self.dir_fd(head), name
+
+    def full(self, path: str) -> str:
+        return os.path.join(self.root, path)
+
+    # -- operations on the final component (never followed) ------------------------------------
+    def lstat(self, path: str) -> os.stat_result | None:
+        fd, name = self.parent(path)
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def unlink(self, path: str) -> None:
+        fd, name = self.parent(path)
+        os.unlink(name, dir_fd=fd)
+
+    def rmdir(self, path: str) -> None:
+        self.forget(path)
+        fd, name = self.parent(path)
+        os.rmdir(name, dir_fd=fd)
+
+    def mkdir(self, path: str, mode: int = 0o700) -> None:
+        fd, name = self.parent(path)
+        os.mkdir(name, mode, dir_fd=fd)
+
+    def replace(self, path: str, tmp_name: str) -> None:
+        """Rename `tmp_name` (in the same directory) over `path`'s name: atomic, never followed."""
+        fd, name = self.parent(path)
+        os.replace(tmp_name, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+    def symlink(self, path: str, tmp_name: str, target: str) -> None:
+        fd, _ = self.parent(path)
+        os.symlink(target, tmp_name, dir_fd=fd)
+
+    def readlink(self, path: str) -> str:
+        fd, name = self.parent(path)
+        return os.readlink(name, dir_fd=fd)
+
+    def open_file(self, path: str) -> int:
+        """Open an existing regular file for reading (not a symlink, not a FIFO)."""
+        fd, name = self.parent(path)
+        f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
+        if not st.S_ISREG(os.fstat(f).st_mode):
+            os.close(f)
+            raise UnsafePath(f"{self.full(path)} is not a regular file", path=path)
+        return f
+
+    def create_temp(self, path: str, tmp_name: str) -> int:
+        """Create `tmp_name` next to `path`, exclusively, mode 0600 until its own mode is set."""
+        fd, _ = self.parent(path)
+        return os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                       dir_fd=fd)
+
+    def unlink_quiet(self, path: str, tmp_name: str) -> None:
+        try:
+            fd, _ = self.parent(path)
+            os.unlink(tmp_name, dir_fd=fd)
+        except (OSError, UnsafePath):
+            pass
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set the mode of a file or directory, never of what a symlink points at."""
+        fd, name = self.parent(path)
+        try:
+            f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
+        except PermissionError:  # (not root, mode 0o000): check the kind, then chmod by name
+            if st.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise UnsafePath(f"{self.full(path)} is a symlink; its mode is not set", path=path) from None
+            os.chmod(name, mode, dir_fd=fd)
+            return
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(f"{self.full(path)} is a symlink; its mode is not set", path=path) from None
+            raise
+        try:
+            os.fchmod(f, mode)
+        finally:
+            os.close(f)
+
+
+__all__ = ["SafeRoot"]

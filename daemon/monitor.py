@@ -1,0 +1,39 @@
+"""The generation monitor: read the channel's ref (one small read), accept it only if it verifies.
+
+FORMAT.md §6.1 in order: signature by a configured key, well formed, this store and channel,
+not below the highest generation ever accepted here (rollback), not expired. The host
+overlay (§8) gets the same checks against the highest overlay version accepted. Nothing
+else of the store is read here: a client with nothing to do reads exactly the ref.
+"""
+
+from __future__ import annotations
+
+from regen.store import Generation, Overlay, PublicKey, Store, verify_generation, verify_overlay
+
+
+def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *, store_id: str,
+                    min_number: int | None, max_bytes: int) -> Generation | None:
+    """The channel's current generation, verified; None if the ref does not exist.
+
+    Raises the store's TrustError subclasses (BadSignature, UnknownKey, RecordMismatch,
+    RollbackRefused, RecordExpired, RecordInvalid), RecordTooLarge, or StoreError when the
+    store cannot be read.
+    """
+    data = store.read_ref(channel, max_bytes=max_bytes)
+    if data is None:
+        return None
+    return verify_generation(data, trusted, store_id=store_id, channel=channel, min_number=min_number,
+                             where=f"refs/{channel}", max_bytes=max_bytes)
+
+
+def read_overlay(store: Store, host: str, trusted: dict[str, PublicKey], *, store_id: str,
+                 min_number: int | None, max_bytes: int) -> Overlay | None:
+    """This host's overlay record, verified; None if the host never had one."""
+    data = store.read_overlay(host, max_bytes=max_bytes)
+    if data is None:
+        return None
+    return verify_overlay(data, trusted, store_id=store_id, host=host, min_number=min_number,
+                          where=f"hosts/{host}/overlay.json", max_bytes=max_bytes)
+
+
+__all__ = ["read_generation", "read_overlay"]

@@ -1,0 +1,265 @@
+"""Drift detection: walk root, compare each path's stat with its index row, hash only suspects.
+
+`classify(facts, known)` is the one pure verdict (UNKNOWN / UNCHANGED / CHANGED with the
+reason, logged to `regen.daemon.scan`); `scan()` is the I/O around it. The racy-timestamp
+rule (as git's): a row is trusted only when the file's mtime is at least RACY_WINDOW_NS older
+than the moment the row was confirmed; otherwise a write in the same clock tick as the last
+hash could hide behind an identical stat, so the file is hashed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as st
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import xxhash
+
+from regen.store import kind_of, walk
+
+from .errors import Interrupted
+from .index import IndexRow, path_key
+from .plan import Observed, is_temp_name
+
+log = logging.getLogger("regen.daemon.scan")
+
+# 2 s: FAT's timestamp granularity, and far above the coarse kernel clock (one jiffy, <= 10 ms)
+# that stamps mtimes on ext4/xfs/btrfs.
+RACY_WINDOW_NS = 2_000_000_000
+BUF_SIZE = 1 << 20
+UNKNOWN, UNCHANGED, CHANGED = "unknown", "unchanged", "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class StatFacts:
+    kind: str
+    mode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def from_stat(cls, s: os.stat_result) -> StatFacts:
+        kind = kind_of(s.st_mode)
+        return cls(kind, st.S_IMODE(s.st_mode), s.st_size if kind == "file" else 0, s.st_mtime_ns, s.st_ctime_ns,
+                   s.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: str          # unknown | unchanged | changed
+    reason: str = ""
+
+
+def classify(facts: StatFacts, known: IndexRow | None) -> Verdict:
+    """Can the index row be trusted for this path without reading it? (pure)"""
+    if known is None:
+        return Verdict(UNKNOWN, "new")
+    if facts.kind != known.kind:
+        return Verdict(CHANGED, "kind")
+    if known.mtime_ns is None:
+        return Verdict(CHANGED, "unverified")
+    if facts.kind == "dir":
+        return Verdict(CHANGED, "mode") if facts.mode != known.mode else Verdict(UNCHANGED)
+    for name in ("size", "mtime_ns", "ctime_ns", "inode", "mode"):
+        if getattr(facts, name) != getattr(known, name):
+            return Verdict(CHANGED, name.removesuffix("_ns"))
+    if facts.mtime_ns >= known.checked_ns - RACY_WINDOW_NS:
+        return Verdict(CHANGED, "racy")
+    return Verdict(UNCHANGED)
+
+
+@dataclass(slots=True)
+class Drift:
+    """Paths that differ from the index (the last known state), by kind of change."""
+
+    deleted: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)   # content, or kind (file -> symlink, dir -> file)
+    meta: list[str] = field(default_factory=list)       # mode, symlink target
+
+    def total(self) -> int:
+        return len(self.deleted) + len(self.created) + len(self.modified) + len(self.meta)
+
+    def paths(self) -> Iterator[str]:
+        yield from self.deleted
+        yield from self.created
+        yield from self.modified
+        yield from self.meta
+
+    def as_report(self, limit: int = 20) -> dict[str, Any]:
+        return {k: {"count": len(v), "paths": v[:limit]}
+                for k, v in (("deleted", self.deleted), ("created", self.created), ("modified", self.modified),
+                             ("meta", self.meta))}
+
+
+@dataclass(slots=True)
+class ScanResult:
+    observed: list[Observed]
+    drift: Drift
+    rows: list[IndexRow]          # fresh rows for paths that were hashed and still match (or new facts)
+    gone: list[str] = field(default_factory=list)   # every indexed path no longer on disk
+    hashed: int = 0
+    bytes_hashed: int = 0
+    errors: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Hasher:
+    """xxh3-128 of files, reading into one reused buffer."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(BUF_SIZE)
+        self.view = memoryview(self.buf)
+
+    def file(self, full: str) -> tuple[str, os.stat_result]:
+        """Digest and the fstat of what was actually opened (never follows a final symlink)."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            fd = os.open(full, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = os.open(full, flags)
+        try:
+            s = os.fstat(fd)
+            if not st.S_ISREG(s.st_mode):
+                raise OSError(f"{full} is no longer a regular file")
+            x = xxhash.xxh3_128()
+            while True:
+                n = os.readv(fd, [self.buf])
+                if not n:
+                    break
+                x.update(self.view[:n])
+            return x.hexdigest(), s
+        finally:
+            os.close(fd)
+
+
+def _merge(disk: Iterator[tuple[str, os.stat_result]], known: Iterator[IndexRow]
+           ) -> Iterator[tuple[str, os.stat_result | None, IndexRow | None]]:
+    d = next(disk, None)
+    k = next(known, None)
+    dk = path_key(d[0]) if d else b""
+    kk = path_key(k.path) if k else b""
+    while d is not None or k is not None:
+        if k is None or (d is not None and dk < kk):
+            assert d is not None
+            yield d[0], d[1], None
+            d = next(disk, None)
+            dk = path_key(d[0]) if d else b""
+        elif d is None or kk < dk:
+            yield k.path, None, k
+            k = next(known, None)
+            kk = path_key(k.path) if k else b""
+        else:
+            yield d[0], d[1], k
+            d = next(disk, None)
+            k = next(known, None)
+            dk = path_key(d[0]) if d else b""
+            kk = path_key(k.path) if k else b""
+
+
+def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], verify: bool = False,
+         now_ns: Callable[[], int] = time.time_ns, stop: threading.Event | None = None) -> ScanResult:
+    """Compare the tree under `root` with the index rows (tree order); hash only what may have changed.
+
+    `prune(path)` True skips a path and all below it (preserve globs, state_dir), on disk and
+    in the index alike. `verify` hashes every file and reads every symlink regardless of stat.
+    """
+    result = ScanResult([], Drift(), [])
+    hasher = Hasher()
+
+    def onerror(rel: str, exc: OSError) -> None:
+        result.errors.append(f"cannot read {rel or '.'}: {exc.strerror or exc}")
+
+    disk = walk(root, prune=prune, onerror=onerror)
+    rows = (r for r in known if not prune(r.path))
+    for path, s, row in _merge(disk, rows):
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopped by SIGTERM during the scan")  # a partial scan must never be planned on
+        if s is None:
+            assert row is not None
+            result.gone.append(path)
+            if row.managed:
+                result.drift.deleted.append(path)
+            continue
+        try:
+            _one(root, path, s, row, verify, hasher, now_ns, result)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and row is not None:
+                result.gone.append(path)  # vanished while we looked
+                if row.managed:
+                    result.drift.deleted.append(path)
+            elif not isinstance(exc, FileNotFoundError):
+                result.errors.append(f"cannot read {path}: {exc.strerror or exc}")
+    return result
+
+
+def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher,
+         now_ns: Callable[[], int], result: ScanResult) -> None:
+    facts = StatFacts.from_stat(s)
+    if is_temp_name(path) and facts.kind == "file":
+        result.observed.append(Observed(path, "file", facts.mode, facts.size, temp=True))
+        return
+    verdict = classify(facts, row)
+    if verdict.reason:
+        result.reasons[verdict.reason] = result.reasons.get(verdict.reason, 0) + 1
+        log.debug("%s: %s (%s)", path, verdict.state, verdict.reason)
+    full = os.path.join(root, path)
+    xxh: str | None = None
+    target: str | None = None
+    trusted = verdict.state == UNCHANGED and not verify
+    if facts.kind == "file":
+        if trusted:
+            assert row is not None
+            xxh = row.xxh
+        else:
+            xxh, fs = hasher.file(full)
+            facts = StatFacts.from_stat(fs)
+            result.hashed += 1
+            result.bytes_hashed += facts.size
+    elif facts.kind == "symlink":
+        target = row.target if trusted and row is not None else os.readlink(full)
+    same = row is not None and _same(facts, xxh, target, row)
+    in_store = same and row is not None and row.managed and (facts.kind != "file" or row.oid is not None)
+    result.observed.append(Observed(path, facts.kind, facts.mode, facts.size, xxh, target, in_store))
+    if row is None:
+        result.drift.created.append(path)
+    elif row.managed:
+        if row.kind != facts.kind or (facts.kind == "file" and (xxh != row.xxh or facts.size != row.size)):
+            result.drift.modified.append(path)
+        elif (facts.kind != "symlink" and facts.mode != row.mode) or (facts.kind == "symlink" and target != row.target):
+            result.drift.meta.append(path)
+    stale = row is not None and (facts.mtime_ns, facts.ctime_ns, facts.inode) != (row.mtime_ns, row.ctime_ns,
+                                                                                 row.inode)
+    if (not trusted or stale) and row is not None and _same(facts, xxh, target, row) and facts.mode == row.mode:
+        # confirmed unchanged: refresh the facts so the next run trusts the stat again
+        result.rows.append(IndexRow(path, facts.kind, facts.mode, facts.size, facts.mtime_ns, facts.ctime_ns,
+                                    facts.inode, xxh, row.oid, target, row.managed, now_ns()))
+
+
+def _same(facts: StatFacts, xxh: str | None, target: str | None, row: IndexRow) -> bool:
+    if facts.kind != row.kind:
+        return False
+    if facts.kind == "file":
+        return xxh == row.xxh and facts.size == row.size
+    if facts.kind == "symlink":
+        return target == row.target
+    return True
+
+
+def row_for(path: str, s: os.stat_result, *, xxh: str | None = None, oid: str | None = None,
+            target: str | None = None, managed: bool = True, checked_ns: int | None = None) -> IndexRow:
+    """An index row from an lstat taken after regend wrote (or confirmed) the path."""
+    f = StatFacts.from_stat(s)
+    return IndexRow(path, f.kind, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.inode, xxh, oid, target, managed,
+                    time.time_ns() if checked_ns is None else checked_ns)
+
+
+__all__ = ["CHANGED", "RACY_WINDOW_NS", "UNCHANGED", "UNKNOWN", "Drift", "Hasher", "ScanResult", "StatFacts",
+           "Verdict", "classify", "row_for", "scan"]

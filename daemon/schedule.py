@@ -1,0 +1,219 @@
+"""When `regend run` works: a per-host time in every interval, retries that back off (APScheduler wiring).
+
+A fleet that boots at 08:00 must not hit the store at 08:00 all at once. Each host runs on
+its own grid: the epoch plus `splay(host)` plus whole intervals, each run delayed by a fresh
+random share of `jitter`. The grid is anchored to the epoch, not to the daemon's start, so
+restarts and reboots keep the fleet spread. A failed run is retried after an exponential
+backoff (honouring a server's Retry-After) instead of at the next grid point.
+
+`splay`, `next_delay` and `next_run` are pure; `run_forever` is the only I/O here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+
+from regen.store.errors import EXIT_USAGE, RegenError
+
+if TYPE_CHECKING:
+    import threading
+
+__all__ = ["RETRY_AFTER_LIMIT", "ScheduleConfig", "ScheduleConfigInvalid", "next_delay", "next_run",
+           "parse_duration", "run_forever", "splay"]
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "regend-run"
+RETRY_AFTER_LIMIT = 86400.0  # a server asking for more than a day is more likely wrong than serious
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+", re.IGNORECASE)
+_NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
+
+
+class ScheduleConfigInvalid(RegenError):
+    """A [schedule] setting regend cannot use."""
+
+    exit_code = EXIT_USAGE
+    default_hint = "see contrib/regend.toml for the expected keys"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number, or from a string such as "90", "15m", "1h30m", "1d". ValueError if neither."""
+    seconds: float | None = None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        seconds = float(value)
+    elif isinstance(value, str) and _DURATION.fullmatch(value):
+        seconds = sum(float(n) * _UNITS[u.lower()] for n, u in _PART.findall(value))
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a duration: {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """The [schedule] table of regend.toml, every value in seconds."""
+
+    interval: float = 3600.0      # one run per interval
+    jitter: float = 300.0         # plus a random delay up to this, drawn anew for every run
+    verify_every: float = 86400.0  # a run that hashes every file (--verify) this often; 0: never
+    backoff_base: float = 30.0    # first retry after a failed run (doubles each further failure)
+    backoff_max: float = 3600.0   # retries never wait longer than this (Retry-After may ask for more)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str) -> ScheduleConfig:
+        """Validate a parsed TOML table; `where` names it in errors (e.g. "regend.toml [schedule]")."""
+        if not isinstance(data, Mapping):
+            raise ScheduleConfigInvalid(f"{where} must be a table of settings, not {type(data).__name__}")
+        names = cls.__dataclass_fields__
+        values: dict[str, float] = {}
+        for key, value in data.items():
+            if key not in names:
+                raise ScheduleConfigInvalid(f"{where}: unknown key {key!r}",
+                                            hint="expected one of: " + ", ".join(sorted(names)))
+            try:
+                values[key] = parse_duration(value)
+            except ValueError:
+                raise ScheduleConfigInvalid(f"{where}: {key} must be a duration: seconds or a string such as "
+                                            f"\"15m\", \"1h\" or \"1d\", not {value!r}") from None
+        config = cls(**values)
+        for key in ("interval", "backoff_base"):
+            if getattr(config, key) <= 0:
+                raise ScheduleConfigInvalid(f"{where}: {key} must be longer than 0 seconds, not {data[key]!r}")
+        if config.backoff_max < config.backoff_base:
+            raise ScheduleConfigInvalid(f"{where}: backoff_max ({config.backoff_max:g} s) must not be shorter "
+                                        f"than backoff_base ({config.backoff_base:g} s)")
+        return config
+
+
+def splay(host_id: str, interval: float) -> float:
+    """This host's fixed offset in [0, interval): the same on every boot, spread evenly over a fleet."""
+    if interval <= 0:
+        return 0.0
+    draw = int.from_bytes(hashlib.sha256(host_id.encode("utf-8")).digest()[:8], "big") >> 11  # 53 bits
+    offset = draw / float(1 << 53) * interval
+    return offset if offset < interval else 0.0  # float rounding could reach `interval` itself
+
+
+def next_delay(failures: int, base: float, cap: float, *, rand: float,
+               retry_after: float | None = None) -> float:
+    """Seconds to wait after `failures` consecutive failed runs (0 after none).
+
+    Exponential with "equal jitter": half of base*2^(failures-1) (capped) is fixed and half is
+    scaled by `rand` in [0, 1), so retries of a fleet spread out yet always back off. A
+    Retry-After hint from the server is a floor (at most RETRY_AFTER_LIMIT).
+    """
+    if failures <= 0:
+        return 0.0
+    step = min(cap, base * 2.0 ** min(failures - 1, 60))
+    delay = step / 2 + min(max(rand, 0.0), 1.0) * step / 2
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT))
+    return delay
+
+
+def next_run(now: float, interval: float, offset: float, jitter_draw: float) -> float:
+    """The first grid point (epoch + offset + k*interval) strictly after `now`, plus `jitter_draw`."""
+    k = math.floor((now - offset) / interval) + 1
+    return offset + k * interval + jitter_draw
+
+
+class _GridTrigger(BaseTrigger):
+    """APScheduler trigger firing on the host's grid. Unlike IntervalTrigger, its jitter does not drift."""
+
+    def __init__(self, interval: float, offset: float, jitter: float, rng: random.Random) -> None:
+        self.interval, self.offset, self.jitter, self.rng = interval, offset, jitter, rng
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        draw = self.rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
+        return _at(next_run(now.timestamp(), self.interval, self.offset, draw))
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+class _Runner:
+    """One run of the job and its aftermath: the verify cadence and the retry backoff."""
+
+    def __init__(self, job: Callable[[bool], int], config: ScheduleConfig, stop: threading.Event,
+                 scheduler: BackgroundScheduler, last_verify: float, rng: random.Random,
+                 retry_after: Callable[[], float | None] | None) -> None:
+        self.job, self.config, self.stop, self.scheduler = job, config, stop, scheduler
+        self.last_verify, self.rng, self.retry_after = last_verify, rng, retry_after
+        self.failures = 0
+
+    def fire(self) -> None:
+        if self.stop.is_set():
+            return
+        started = time.time()
+        # Half an interval of slack: runs land on a grid, so "every 3 runs" must not slip to 4.
+        every = self.config.verify_every
+        verify = every > 0 and started - self.last_verify >= every - self.config.interval / 2
+        try:
+            rc = self.job(verify)
+        except Exception:
+            log.exception("regend run raised; treating it as a failed run")
+            rc = 1
+        if rc == 0:
+            self.failures = 0
+            if verify:
+                self.last_verify = started
+            return
+        self.failures += 1
+        hint = self.retry_after() if self.retry_after else None
+        delay = next_delay(self.failures, self.config.backoff_base, self.config.backoff_max,
+                           rand=self.rng.random(), retry_after=hint)
+        log.warning("regend run failed (exit %d, %d in a row); retrying in %.0f s", rc, self.failures, delay)
+        if not self.stop.is_set():
+            with contextlib.suppress(JobLookupError):  # the scheduler is shutting down
+                self.scheduler.modify_job(JOB_ID, next_run_time=_at(time.time() + delay))
+
+
+def run_forever(job: Callable[[bool], int], config: ScheduleConfig, host_id: str, stop: threading.Event, *,
+                start_now: bool = False, last_verify: float | None = None,
+                retry_after: Callable[[], float | None] | None = None) -> None:
+    """Call `job(verify)` on this host's schedule until `stop` is set; never two calls at once.
+
+    job returns an exit status; non-zero is a failure, retried after `next_delay` (asking
+    `retry_after()` for the server's hint, if given). `verify` is True when `verify_every` has
+    passed since `last_verify` (epoch seconds; default: now, so a restart does not verify at
+    once - pass the index's time of the last full verify to keep the cadence across restarts).
+    The first run is at the next grid point, or immediately with `start_now`. Returns once
+    `stop` is set and a run in progress has returned: the job should watch `stop` too.
+    """
+    if stop.is_set():
+        return
+    rng = random.Random()
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=UTC,
+    )
+    runner = _Runner(job, config, stop, scheduler, time.time() if last_verify is None else last_verify, rng,
+                     retry_after)
+    trigger = _GridTrigger(config.interval, splay(host_id, config.interval), config.jitter, rng)
+    extra: dict[str, Any] = {"next_run_time": _at(time.time())} if start_now else {}
+    scheduler.add_job(runner.fire, trigger, id=JOB_ID, name="regend run", **extra)
+    scheduler.start()
+    try:
+        while not stop.wait(1.0):  # a timed wait stays responsive to signal handlers in the main thread
+            pass
+    finally:
+        scheduler.shutdown(wait=True)

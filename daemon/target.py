@@ -1,0 +1,166 @@
+"""What the tree must be: the accepted generation plus the host overlay (pure merge + local copies).
+
+The manifests of the installed generation (and overlay) are kept verified in
+state_dir/manifests/<id>, so drift repair works with the store unreachable. A local copy is
+hashed again each time it is opened: a damaged copy is dropped, never applied.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+
+from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, sort_key
+
+from .errors import ContentError
+
+MANIFEST_DIR = "manifests"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An accepted generation (and overlay): everything needed to rebuild the tree offline."""
+
+    channel: str
+    number: int
+    manifest: str
+    policy: Policy
+    created: str = ""
+    expires: str | None = None
+    overlay_number: int | None = None      # None: this host never had an overlay
+    overlay_manifest: str | None = None    # None with a number: the overlay was removed (tombstone)
+
+    @classmethod
+    def of(cls, gen: Generation, overlay: Overlay | None) -> Target:
+        return cls(gen.channel, gen.number, gen.manifest, gen.policy, gen.created, gen.expires,
+                   overlay.number if overlay else None, overlay.manifest if overlay else None)
+
+    def with_overlay(self, overlay: Overlay | None) -> Target:
+        if overlay is None:
+            return self
+        return Target(self.channel, self.number, self.manifest, self.policy, self.created, self.expires,
+                      overlay.number, overlay.manifest)
+
+    def manifests(self) -> list[str]:
+        return [m for m in (self.manifest, self.overlay_manifest) if m]
+
+    def same_tree(self, other: Target | None) -> bool:
+        return other is not None and self.manifests() == other.manifests() and self.policy == other.policy
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "number": self.number, "manifest": self.manifest,
+                "policy": self.policy.as_dict(), "created": self.created, "expires": self.expires,
+                "overlay_number": self.overlay_number, "overlay_manifest": self.overlay_manifest}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Target:
+        return cls(d["channel"], int(d["number"]), d["manifest"], Policy.from_dict(d.get("policy") or {}),
+                   d.get("created", ""), d.get("expires"), d.get("overlay_number"), d.get("overlay_manifest"))
+
+
+def merge_overlay(channel: Iterable[Entry], overlay: Iterable[Entry]) -> Iterator[Entry]:
+    """The host's tree (FORMAT.md §8): an overlay entry replaces the channel's at the same path
+    (a channel directory replaced by a non-directory takes its subtree with it); overlay-only
+    paths are added; nothing of the channel is removed otherwise. Both inputs in tree order."""
+    a_it, b_it = iter(channel), iter(overlay)
+    a, b = next(a_it, None), next(b_it, None)
+    dropped: str | None = None
+    while a is not None or b is not None:
+        if a is not None and dropped is not None and a.path.startswith(dropped + "/"):
+            a = next(a_it, None)
+            continue
+        if b is None or (a is not None and sort_key(a.path) < sort_key(b.path)):
+            assert a is not None
+            yield a
+            a = next(a_it, None)
+        elif a is None or sort_key(b.path) < sort_key(a.path):
+            yield b
+            b = next(b_it, None)
+        else:
+            if a.kind == "dir" and b.kind != "dir":
+                dropped = a.path
+            yield b
+            a, b = next(a_it, None), next(b_it, None)
+
+
+class Manifests:
+    """Verified local copies of manifests in state_dir/manifests."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = os.path.join(state_dir, MANIFEST_DIR)
+
+    def path(self, oid: str) -> str:
+        return os.path.join(self.dir, oid)
+
+    def has(self, oid: str) -> bool:
+        return os.path.isfile(self.path(oid))
+
+    def fetch(self, store: Store, oid: str, max_bytes: int) -> None:
+        """Download and verify manifest `oid` (bounded by max_bytes) unless a copy is here."""
+        if self.has(oid):
+            return
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=self.dir)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                store.get_to(oid, out, max_bytes=max_bytes)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path(oid))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def verify(self, oid: str) -> None:
+        h = blake3.blake3()
+        try:
+            with open(self.path(oid), "rb") as fp:
+                while chunk := fp.read(1 << 20):
+                    h.update(chunk)
+        except FileNotFoundError:
+            raise ContentError(f"the manifest {oid} of the installed generation is not in the state directory",
+                               hint="the next run with the store reachable fetches it again") from None
+        if h.hexdigest() != oid:
+            os.unlink(self.path(oid))
+            raise ContentError(f"the local copy of manifest {oid} was damaged and has been removed")
+
+    @contextmanager
+    def entries(self, target: Target, *, verify: bool = True) -> Iterator[Iterator[Entry]]:
+        """Stream the target tree: channel manifest merged with the overlay's, validated as read."""
+        with ExitStack() as stack:
+            streams = []
+            for oid in target.manifests():
+                if verify:
+                    self.verify(oid)
+                fp = stack.enter_context(open(self.path(oid), "rb"))
+                streams.append(iter_entries(fp))
+            if len(streams) == 1:
+                yield streams[0]
+            else:
+                yield merge_overlay(streams[0], streams[1])
+
+    def read(self, oid: str) -> list[Entry]:
+        """A whole local manifest (verified), for small trees and dry runs."""
+        self.verify(oid)
+        with open(self.path(oid), "rb") as fp:
+            return list(iter_entries(fp))
+
+    def prune(self, keep: set[str]) -> None:
+        if not os.path.isdir(self.dir):
+            return
+        for name in os.listdir(self.dir):
+            if name not in keep:
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                except FileNotFoundError:
+                    pass
+
+
+__all__ = ["MANIFEST_DIR", "Manifests", "Target", "merge_overlay"]

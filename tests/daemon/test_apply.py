@@ -1,0 +1,99 @@
+"""apply(): atomic, verified, confined to root -- also against a disk that changes under it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from regen.daemon.apply import Applier, Ticker
+from regen.daemon.cache import ObjectCache
+from regen.daemon.errors import Interrupted
+from regen.daemon.plan import Observed, plan
+from regen.daemon.quarantine import Quarantine
+from regen.store import Entry, Policy, object_id, xxh
+
+
+def f(path: str, data: bytes, mode: int = 0o644) -> Entry:
+    return Entry(path, "file", mode, len(data), object_id(data), xxh(data))
+
+
+def setup(tmp_path: Path, contents: list[bytes]) -> tuple[Path, ObjectCache, Quarantine]:
+    root = tmp_path / "root"
+    root.mkdir()
+    state = tmp_path / "state"
+    cache = ObjectCache(str(state))
+    for data in contents:
+        Path(cache.dest(object_id(data))).write_bytes(data)
+    return root, cache, Quarantine(str(state))
+
+
+def applier(root: Path, the_plan, cache: ObjectCache, q: Quarantine, **kw) -> Applier:
+    return Applier(str(root), the_plan, cache=cache, store=None, quarantine=q, run_id="r1", **kw)
+
+
+def test_a_symlink_planted_after_the_plan_is_not_followed(tmp_path: Path) -> None:
+    root, cache, q = setup(tmp_path, [b"payload"])
+    (root / "a").mkdir()
+    the_plan = plan([Entry("a", "dir", 0o755), f("a/x", b"payload")], [Observed("a", "dir", 0o755, in_store=True)],
+                    Policy())
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (root / "a").rmdir()
+    (root / "a").symlink_to(outside)  # the attacker wins the race
+    res = applier(root, the_plan, cache, q).run()
+    assert list(outside.iterdir()) == []
+    assert res.errors and res.errors[0][0] == "a/x" and "not a directory" in res.errors[0][1]
+
+
+def test_a_corrupt_cache_entry_is_never_installed(tmp_path: Path) -> None:
+    good = b"the real content"
+    root, cache, q = setup(tmp_path, [good])
+    Path(cache.path(object_id(good))).write_bytes(b"the real c0ntent")  # bit rot in the cache
+    (root / "x").write_bytes(b"old")
+    the_plan = plan([f("x", good)], [Observed("x", "file", 0o644, 3, xxh(b"old"), in_store=True)], Policy())
+    res = applier(root, the_plan, cache, q).run()
+    assert (root / "x").read_bytes() == b"old"
+    assert res.cache_discarded == 1 and not cache.has(object_id(good))
+    assert "cannot be reached" in res.errors[0][1]
+    assert sorted(p.name for p in root.iterdir()) == ["x"]  # no temp file left
+
+
+def test_something_that_appeared_after_the_scan_is_kept(tmp_path: Path) -> None:
+    root, cache, q = setup(tmp_path, [b"ours"])
+    the_plan = plan([f("new", b"ours")], [], Policy())
+    (root / "new").write_bytes(b"written by someone meanwhile")
+    res = applier(root, the_plan, cache, q).run()
+    assert (root / "new").read_bytes() == b"ours"
+    assert res.quarantined == ["new"]
+    [item] = q.items("r1")
+    assert Path(q.stored_path(item)).read_bytes() == b"written by someone meanwhile"
+
+
+def test_sigterm_stops_after_the_current_operation_without_temp_files(tmp_path: Path) -> None:
+    datas = [bytes([i]) * 100 for i in range(5)]
+    root, cache, q = setup(tmp_path, datas)
+    the_plan = plan([f(f"f{i}", d) for i, d in enumerate(datas)], [], Policy())
+    stop = threading.Event()
+
+    class StopAfter(Ticker):
+        def tick(self) -> None:
+            if self.n == 2:
+                stop.set()
+            super().tick()
+
+    with pytest.raises(Interrupted):
+        applier(root, the_plan, cache, q, ticker=StopAfter(stop=stop)).run()
+    assert not [p for p in root.iterdir() if p.name.startswith(".regen-tmp-")]
+
+
+def test_modes_are_exact_and_read_only_directories_are_filled_first(tmp_path: Path) -> None:
+    root, cache, q = setup(tmp_path, [b"s"])
+    target = [Entry("ro", "dir", 0o555), f("ro/suid", b"s", 0o4755), Entry("ro/sub", "dir", 0o700)]
+    res = applier(root, plan(target, [], Policy()), cache, q).run()
+    assert not res.errors
+    assert (root / "ro").stat().st_mode & 0o7777 == 0o555
+    assert (root / "ro/suid").stat().st_mode & 0o7777 == 0o4755
+    assert (root / "ro/sub").stat().st_mode & 0o7777 == 0o700
+    (root / "ro").chmod(0o755)
