@@ -295,21 +295,28 @@ def main() -> None:
     gen_b = _latest_generation(b, store_url)
     run(b.regen("snapshot", str(a_tree), *snap), env=env)
     gen_a = _latest_generation(b, store_url)
-    flip = {"to": "B"}
+    flip = {"to": "B", "current": _latest_generation(b, store_url, published=True)}
 
     def publish_next() -> None:
         # alternate A -> B -> A: each update is a ~1% change of the client
         target = gen_b if flip["to"] == "B" else gen_a
-        run(b.regen("rollback", "--store", store_url, "--key", str(key), "--channel", "bench", "--to", str(target),
-                    "--quiet"))
+        common = ["--store", store_url, "--key", str(key), "--channel", "bench", "--quiet"]
+        if target > flip["current"]:
+            run(b.regen("publish", str(target), *common))
+            flip["current"] = target
+        else:
+            run(b.regen("rollback", "--to", str(target), *common))
+            flip["current"] = _latest_generation(b, store_url, published=True)
         flip["to"] = "A" if flip["to"] == "B" else "B"
 
     b.measure("update A->B (1%)", "regend run --once", b.regend("run", "--once", "--config", str(cfg)),
               setup=publish_next)
-    status = subprocess.run(b.regend("status", "--json", "--config", str(cfg)), capture_output=True, text=True)
+    latest = work / "store" / "reports" / "bench-host" / "latest.json"
     try:
-        b.facts["update_bytes_fetched"] = json.loads(status.stdout).get("last_run", {}).get("bytes_fetched")
-    except ValueError:
+        rep = json.loads(latest.read_text())
+        b.facts["update_bytes_fetched"] = rep.get("bytes_fetched")
+        b.facts["update_new_content_bytes"] = _new_content_bytes(a_tree, b_tree)
+    except (OSError, ValueError):
         pass
     if "rsync" not in skip:
         rs_client = work / "rsync-client"
@@ -352,12 +359,32 @@ def main() -> None:
     report(b, args.json)
 
 
-def _latest_generation(b: Bench, store_url: str) -> int:
+def _latest_generation(b: Bench, store_url: str, published: bool = False) -> int:
     out = subprocess.run(b.regen("log", "--store", store_url, "--channel", "bench", "--json"), capture_output=True,
                          text=True, check=True).stdout
     data = json.loads(out)
-    gens = data["generations"] if isinstance(data, dict) else data
+    if published:
+        return int(data["channels"][0]["ref"])
+    gens = [g for ch in data["channels"] for g in ch["generations"]]
     return max(int(g["number"]) for g in gens)
+
+
+def _new_content_bytes(a: Path, b: Path) -> int:
+    """Bytes of file content in B that A does not have (what an ideal update must read)."""
+    import hashlib
+
+    def digests(root: Path) -> dict[str, int]:
+        out = {}
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                p = os.path.join(dirpath, name)
+                if not os.path.islink(p):
+                    data = Path(p).read_bytes()
+                    out[hashlib.blake2b(data).hexdigest()] = len(data)
+        return out
+
+    da, db = digests(a), digests(b)
+    return sum(size for h, size in db.items() if h not in da)
 
 
 def report(b: Bench, json_path: Path | None) -> None:
@@ -379,7 +406,7 @@ def report(b: Bench, json_path: Path | None) -> None:
             print(f"| {op} | {t.tool} | {t.median:.3f} | {rng} | {f'{ratio:.2f}' if ratio else ''} | {rss} |")
             rows.append({"op": op, "tool": t.tool, "median": t.median, "samples": t.samples,
                          "ratio_regen_over_tool": ratio, "peak_rss_mb": t.peak_rss_mb})
-    for k in ("install_seconds", "install_rss_mb", "update_bytes_fetched"):
+    for k in ("install_seconds", "install_rss_mb", "update_bytes_fetched", "update_new_content_bytes"):
         if k in b.facts:
             print(f"{k}: {b.facts[k]}")
     if json_path:
