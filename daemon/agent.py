@@ -9,13 +9,11 @@ be brought to its generation (the next run resumes), 3 quarantined.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +22,6 @@ from regen.store import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_QUARANTINED,
-    Entry,
     IntegrityError,
     Overlay,
     RegenError,
@@ -33,7 +30,6 @@ from regen.store import (
     StoreConfig,
     StoreError,
     TrustError,
-    __version__,
     matches,
     open_store,
 )
@@ -45,8 +41,9 @@ from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NoSpace, NotInstalled
 from .fetch import fetch_missing
 from .hardware import HardwareProbe
-from .index import Index, IndexRow, open_index
+from .index import Index, open_index
 from .lock import RunLock
+from .mirror import load_mirror, save_mirror, seed_from_mirror
 from .monitor import read_generation, read_overlay
 from .plan import Plan, plan
 from .quarantine import Quarantine, new_run_id
@@ -56,12 +53,22 @@ from .target import Manifests, Target
 
 log = logging.getLogger("regen.daemon")
 
-MIRROR_NAME = "state.json"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("regen")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+__version__ = _version()
+
 OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
 TRACKED_STEPS = ("install", "repair", "update")
 # Errors that mean "the store cannot be read now" (not "the store said no"): run from cache.
-_OFFLINE_ERRORS = ("StoreUnreachable", "StoreAccessDenied", "StoreNotFound", "NotFound", "InvalidURL",
-                   "ObjectMissing")
+_OFFLINE_ERRORS = ("StoreUnreachable", "StoreAccessDenied", "StoreNotFound", "NotFound", "InvalidURL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class Agent:
         if writable:
             os.chmod(cfg.state_dir, 0o700)
             lock.acquire(wait=options.wait_lock, stop=self.stop)
+        cycle: _Cycle | None = None
         try:
             rebuilt = False
             if writable:
@@ -114,6 +122,8 @@ class Agent:
             cycle = _Cycle(self, runlog, index, replace(options, verify=options.verify or rebuilt))
             return cycle.run(writable)
         finally:
+            if cycle is not None and cycle.store is not None:
+                cycle.store.backend.close()  # pooled connections (sftp); the store stays reopenable
             if index is not None:
                 index.close()
             lock.release()
@@ -150,6 +160,9 @@ class _Cycle:
         self.retry_after: float | None = None
         self.failed_steps: dict[str, str] = {}
         self.ok_steps: set[str] = set()
+        # one count of operations for the whole run (repair and update): the journal's ops_done and
+        # the REGEN_TEST_KILL_AFTER hook both count from the start of the run
+        self.ticker = Ticker(options.kill_after, agent.stop)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, writable: bool) -> RunResult:
@@ -170,6 +183,7 @@ class _Cycle:
                 if phase != "install":
                     self._update(_installed(self.index) or target)
         except Interrupted as exc:
+            self.log.errors.append(exc.one_line())  # the run did not complete: the report says failing
             self.log.warnings.append(exc.one_line())
             self.exit_code = exc.exit_code
         except DaemonError as exc:
@@ -243,14 +257,15 @@ class _Cycle:
             config = None
             if cached and cached.get("url") == self.cfg.store:
                 config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"))
-            self.store = self.agent.store_factory(self.cfg, config)
+            store = self.agent.store_factory(self.cfg, config)
             if config is None:
-                cfgd = self.store.config  # reads regen.json once
+                cfgd = store.config  # reads regen.json once (raises while the store is unreachable)
                 if self.index is not None:
                     with self.index.atomic():
                         self.index.set_state("store", {"url": self.cfg.store, "store_id": cfgd.store_id,
                                                        "compression": cfgd.compression})
                     save_mirror(self.cfg.state_dir, self.index)
+            self.store = store
         return self.store
 
     def _went_offline(self, exc: BaseException) -> None:
@@ -281,18 +296,18 @@ class _Cycle:
         if self._skip_looping("install"):
             return None, "install"
         try:
-            target = self._accept(None, overlay_check=True)
-            if target is None:
+            accepted = self._accept(None, overlay_check=True)
+            if accepted is None:
                 raise NotInstalled(f"nothing is installed and channel {self.cfg.channel!r} has no published "
                                    f"generation in {self.cfg.store}")
-            self._prepare(target, "install")
+            self._prepare(accepted, "install")
         except RegenError as exc:
             if _is_offline(exc):
                 self._went_offline(exc)
             self._step_failed("install", exc)
             self.exit_code = EXIT_FAILED
             return None, "install"
-        return target, "install"
+        return accepted, "install"
 
     def _accept(self, installed: Target | None, *, overlay_check: bool) -> Target | None:
         """Read and verify the ref (and the overlay when installing, on a new generation, or when
@@ -349,7 +364,7 @@ class _Cycle:
         if need + self.cfg.limits.min_free_bytes > free:
             raise NoSpace(f"the {phase} to generation {target.number} needs {_human(need)} in "
                           f"{self.cfg.state_dir} but only {_human(free)} are free", need=need, free=free)
-        result = fetch_missing(store, self.agent.cache, missing)
+        result = fetch_missing(store, self.agent.cache, missing, sizes=sizes)
         self.log.bytes_fetched += result.bytes
         self.log.action("objects_fetched", result.fetched)
         if result.errors:
@@ -406,7 +421,12 @@ class _Cycle:
             self._step_failed(step, exc)
             self.exit_code = EXIT_FAILED
             return
-        res = self._apply(the_plan, target, phase, gone=result.gone)
+        try:
+            res = self._apply(the_plan, target, phase, gone=result.gone)
+        except NoSpace as exc:
+            self._step_failed(step, exc)
+            self.exit_code = EXIT_FAILED
+            return
         if res.errors:
             self._apply_failed(step, res)
         else:
@@ -423,7 +443,7 @@ class _Cycle:
         idx = self.index
         run_id = self.log.run_id
         done = {"rows": 0, "removed": 0}
-        ticker = Ticker(self.options.kill_after, self.agent.stop)
+        ticker = self.ticker
 
         def on_batch(res: ApplyResult) -> None:
             with idx.atomic():
@@ -432,10 +452,14 @@ class _Cycle:
                 idx.journal_progress(run_id, ticker.n)
             done["rows"], done["removed"] = len(res.rows), len(res.removed)
 
+        if phase != "repair":
+            self._check_space(the_plan, target)
         if the_plan.empty and not the_plan.adopt and not the_plan.keep:
             with idx.atomic():
                 idx.delete_paths(gone or [])
                 idx.close_pending()
+                if phase != "repair":
+                    idx.set_state("installed", target.as_dict())
             return ApplyResult()
         with idx.atomic():
             idx.delete_paths(gone or [])  # before apply's rows: a path gone may be written again
@@ -446,9 +470,11 @@ class _Cycle:
                           quarantine=self.agent.quarantine, run_id=run_id, ticker=ticker, on_batch=on_batch,
                           known_dir=idx.get)
         res = applier.run()
-        with idx.atomic():
+        with idx.atomic():  # one transaction: never "journal done" with the old generation installed
             idx.finish_journal(run_id)
             idx.close_pending()
+            if phase != "repair":
+                idx.set_state("installed", target.as_dict())
         self.log.action("written", res.written)
         self.log.action("removed", len(res.removed))
         self.log.action("quarantined", len(res.quarantined))
@@ -459,6 +485,16 @@ class _Cycle:
         if res.quarantined:
             self.log.actions["quarantine_run"] = run_id
         return res
+
+    def _check_space(self, the_plan: Plan, target: Target) -> None:
+        """Files are staged next to their targets, one batch at a time: that much must fit in root."""
+        from .apply import BATCH_BYTES
+
+        need = min(the_plan.stats()["bytes_to_write"], BATCH_BYTES)
+        free = startcheck.free_bytes(self.cfg.root)
+        if need > free:
+            raise NoSpace(f"the update to generation {target.number} stages up to {_human(need)} in "
+                          f"{self.cfg.root} but only {_human(free)} are free", need=need, free=free)
 
     def _apply_failed(self, step: str, res: ApplyResult) -> None:
         path, msg = res.errors[0]
@@ -507,7 +543,11 @@ class _Cycle:
         observed = [o for o in observed_from_rows(list(self.index.rows())) if not prune(o.path)]
         with self.agent.manifests.entries(target) as entries:
             the_plan = plan(entries, observed, policy)
-        res = self._apply(the_plan, target, "update")
+        try:
+            res = self._apply(the_plan, target, "update")
+        except NoSpace as exc:
+            self._step_failed("update", exc)  # nothing changed: the installed generation stays
+            return
         if res.errors:
             self._apply_failed("update", res)
         else:
@@ -627,52 +667,4 @@ def _human(n: int) -> str:
     return f"{size:.1f} TiB"
 
 
-# -- state mirror: what must survive a damaged index (rollback protection above all) -----------
-def save_mirror(state_dir: str, index: Index) -> None:
-    data = {"store": index.state("store"), "installed": index.state("installed"), "highest": index.all_highest()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w") as fp:
-            json.dump(data, fp, sort_keys=True, indent=1)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, os.path.join(state_dir, MIRROR_NAME))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_mirror(state_dir: str) -> dict[str, Any]:
-    try:
-        with open(os.path.join(state_dir, MIRROR_NAME)) as fp:
-            data = json.load(fp)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def seed_from_mirror(index: Index, mirror: dict[str, Any], manifests: Manifests) -> None:
-    """A new index from state.json: installed generation, highest numbers, and rows from the
-    installed manifests with no stat facts (every path is then hashed: a full verify)."""
-    target = Target.from_dict(mirror["installed"])
-    with index.atomic():
-        if mirror.get("store"):
-            index.set_state("store", mirror["store"])
-        index.set_state("installed", mirror["installed"])
-        for scope, names in (mirror.get("highest") or {}).items():
-            for name, number in names.items():
-                index.raise_highest(scope, name, int(number))
-        try:
-            with manifests.entries(target) as entries:
-                index.put_rows(_seed_rows(entries))
-        except RegenError:
-            index.clear_entries()  # no manifest: the rows come from the next full scan
-
-
-def _seed_rows(entries: Iterator[Entry]) -> Iterator[IndexRow]:
-    for e in entries:
-        yield IndexRow(e.path, e.kind, e.mode, e.size, None, None, None, e.xxh, e.oid, e.target, True, 0)
-
-
-__all__ = ["OFFLINE_WARNING", "Agent", "RunOptions", "RunResult", "load_mirror", "save_mirror"]
+__all__ = ["OFFLINE_WARNING", "Agent", "RunOptions", "RunResult"]

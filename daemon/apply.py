@@ -372,7 +372,7 @@ class Applier:
             raise ContentError(f"object {oid} from the store hashed differently when written")
 
     def _from_cache(self, oid: str, sink: _Sink) -> None:
-        for attempt in range(2):
+        for _attempt in range(2):
             if not self.cache.has(oid):
                 if self.store is None:
                     raise ContentError(f"object {oid} is not in the local cache and the store cannot be reached",

@@ -43,7 +43,7 @@ class ObjectCache:
             pass
 
     def oids(self) -> list[str]:
-        out = []
+        out: list[str] = []
         if not os.path.isdir(self.dir):
             return out
         for fan in sorted(os.listdir(self.dir)):

@@ -197,20 +197,18 @@ def recover(
     cfg = _config(config)
     q = Quarantine(cfg.state_dir)
     if list_ or run_id is None:
-        runs = q.listing()
         if run_id is not None:
-            runs = [r for r in runs if r.run_id == run_id] or [None]  # type: ignore[list-item]
-            if runs == [None]:
-                q.items(run_id)  # raises RecoverError naming it
+            q.items(run_id)  # RecoverError naming it when there is no such run
+        runs = [r for r in q.listing() if run_id is None or r.run_id == run_id]
         items = {r.run_id: q.items(r.run_id) for r in runs} if run_id is not None or json_out else None
         render.recover_list(runs, items, json_out=json_out)
         return 0
     if (to is None) == (not in_place):
         raise UsageError("choose where to recover to: --to DIR (outside the tree) or --in-place",
                          hint="regend recover RUN_ID [PATH...] --to DIR")
-    items = q.select(run_id, paths or [])
+    chosen = q.select(run_id, paths or [])
     if to is not None:
-        render.recovered(q.restore_to(items, str(to)))
+        render.recovered(q.restore_to(chosen, str(to)))
         return 0
     from .fsops import SafeRoot
     from .lock import RunLock
@@ -218,7 +216,7 @@ def recover(
     with RunLock(cfg.state_dir) as lock:
         lock.acquire()
         with SafeRoot(cfg.root) as sroot:
-            render.recovered(q.restore_in_place(items, sroot, new_run_id()))
+            render.recovered(q.restore_in_place(chosen, sroot, new_run_id()))
     render.warning("recovered in place: the next run repairs managed paths and quarantines unmanaged ones "
                    "again unless they are added to 'preserve' (or junk = \"keep\")")
     return 0

@@ -13,7 +13,8 @@ from typing import Any
 
 from regen.store import EMPTY_ID, RegenError, Store, StoreConfig, diff, matches
 
-from .agent import OFFLINE_WARNING, _is_offline, _open_store, load_mirror
+from .agent import OFFLINE_WARNING, _is_offline, _open_store
+from .mirror import load_mirror
 from .cache import ObjectCache
 from .config import DaemonConfig
 from .index import Index, open_index_readonly
@@ -168,7 +169,7 @@ def status(config: DaemonConfig) -> dict[str, Any]:
                                                       "errors": list(report.errors)[:5],
                                                       "warnings": list(report.warnings)[:5]},
             "outbox": index.outbox_size() if index is not None else 0,
-            "quarantine": {"runs": len(runs), "items": sum(r.items for r in runs), "bytes": q.total_bytes()},
+            "quarantine": {"runs": len(runs), "items": sum(r.items for r in runs), "bytes": sum(r.bytes for r in runs)},
             "interrupted_run": journal.run_id if journal is not None else None,
             "failures": {s: {"count": c, "message": m} for s, (_sig, c, m) in
                          (index.failures().items() if index is not None else [])},

@@ -74,10 +74,10 @@ class ApplyFailed(DaemonError):
 
 class Interrupted(DaemonError):
     exit_code = EXIT_SIGTERM
-    default_hint = "stopped by SIGTERM after the current file; the next run resumes"
+    default_hint = "the current file was finished first; the next run resumes"
 
 
 __all__ = [
-    "EXIT_SIGTERM", "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "IndexCorrupt", "Interrupted", "NoSpace",
-    "NotInstalled", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
+    "EXIT_SIGTERM", "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "IndexCorrupt", "Interrupted",
+    "NoSpace", "NotInstalled", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
 ]

@@ -7,7 +7,7 @@ failures are collected per object, the rest go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from regen.store import Store
@@ -25,13 +25,15 @@ class FetchResult:
 
 
 def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
-                  progress: Callable[[int, int], None] | None = None) -> FetchResult:
+                  progress: Callable[[int, int], None] | None = None,
+                  sizes: Mapping[str, int] | None = None) -> FetchResult:
+    """`sizes`: each object's size from the manifest; an object inflating past it is refused."""
     wanted = cache.missing(oids)
     result = FetchResult()
     if not wanted:
         return result
     before = store.counters.as_dict()
-    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress)
+    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes)
     after = store.counters.as_dict()
     result.fetched = len(transfer.done)
     result.bytes = transfer.bytes
@@ -41,9 +43,9 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
     return result
 
 
-def fetch_one(store: Store, cache: ObjectCache, oid: str) -> int:
+def fetch_one(store: Store, cache: ObjectCache, oid: str, max_bytes: int | None = None) -> int:
     """Fetch one object into the cache (verified); returns its size. Raises the StoreError."""
-    return store.fetch_to_file(oid, cache.dest(oid), fsync=False).size
+    return store.fetch_to_file(oid, cache.dest(oid), fsync=False, max_bytes=max_bytes).size
 
 
 __all__ = ["FetchResult", "fetch_missing", "fetch_one"]

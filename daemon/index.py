@@ -142,10 +142,16 @@ class Index:
             raise _corrupt(self.path, exc) from exc
 
     def _x(self, sql: str, params: Iterable[Any] = ()) -> None:
+        self._writing()
         try:
             self.db.execute(sql, list(params))
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
+
+    def _writing(self) -> None:
+        """Every write belongs to an explicit transaction (a stray implicit one would be lost at close)."""
+        if not self.db.conn.in_transaction:
+            raise RuntimeError("index writes must happen inside Index.atomic()")
 
     # -- entries ------------------------------------------------------------------------------
     def rows(self) -> Iterator[IndexRow]:
@@ -165,6 +171,7 @@ class Index:
         return int(self._q("SELECT count(*) FROM entries")[0][0])
 
     def put_rows(self, rows: Iterable[IndexRow]) -> None:
+        self._writing()
         try:
             self.db.conn.executemany(f"INSERT OR REPLACE INTO entries ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                                      (r.as_tuple() for r in rows))
@@ -172,6 +179,7 @@ class Index:
             raise _corrupt(self.path, exc) from exc
 
     def delete_paths(self, paths: Iterable[str]) -> None:
+        self._writing()
         try:
             self.db.conn.executemany("DELETE FROM entries WHERE key = ?", ((path_key(p),) for p in paths))
         except sqlite3.DatabaseError as exc:
@@ -267,7 +275,7 @@ class Index:
     # -- hardware -----------------------------------------------------------------------------
     def inventory(self) -> dict[str, Any] | None:
         found = self._q("SELECT inventory FROM hardware WHERE id = 1")
-        return json.loads(found[0][0]) if found else None  # type: ignore[no-any-return]
+        return json.loads(found[0][0]) if found else None
 
     def set_inventory(self, inventory: dict[str, Any], recorded: str) -> None:
         self._x("INSERT OR REPLACE INTO hardware (id, inventory, recorded) VALUES (1, ?, ?)",

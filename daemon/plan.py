@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from regen.store import Entry, Policy, matches
@@ -129,15 +130,21 @@ class _Builder:
 
     def unmanaged(self, o: Observed) -> None:
         """A disk path no target entry describes (and no directory being removed holds)."""
+        if o.kind == "dir" and self.policy.preserve and may_hold(o.path, self.policy.preserve):
+            # preserved paths are never scanned: a directory that may hold some stays (home for "home/**")
+            self.hold(o.path)
         if o.temp or o.in_store or (self.policy.junk == "quarantine" and o.kind != "special"):
             self.remove(o)
             return
         # kept: junk = "keep", or a socket/FIFO/device (never removed unless it is in the way)
         self.keep.append(o)
-        parent = o.path.rpartition("/")[0]
-        while parent and parent not in self.kept:  # the directories holding a kept path must stay
-            self.kept.add(parent)
-            parent = parent.rpartition("/")[0]
+        self.hold(o.path.rpartition("/")[0])
+
+    def hold(self, path: str) -> None:
+        """Directory `path` and its ancestors must stay: something below them is kept."""
+        while path and path not in self.kept:
+            self.kept.add(path)
+            path = path.rpartition("/")[0]
 
     def under_doomed(self, path: str) -> bool:
         while self.doomed and not path.startswith(self.doomed[-1] + "/"):
@@ -199,6 +206,21 @@ class _Builder:
         return Plan(tuple(self.quarantine), tuple(deletes), tuple(self.mkdir), tuple(self.create),
                     tuple(self.replace), tuple(self.symlink), tuple(self.chmod), tuple(self.keep),
                     tuple(self.adopt), frozenset(self.occupied), frozenset(self.from_store))
+
+
+def may_hold(path: str, globs: Iterable[str]) -> bool:
+    """True if one of `globs` could match a path below directory `path` (or `path` itself)."""
+    parts = path.split("/")
+    for glob in globs:
+        gparts = glob.split("/")
+        for i, part in enumerate(parts):
+            if i >= len(gparts) or "**" in gparts[i]:
+                return True
+            if not fnmatchcase(part, gparts[i]):
+                break
+        else:
+            return True
+    return False
 
 
 def _keyed_entries(it: Iterable[Entry]) -> Iterator[tuple[bytes, Entry]]:

@@ -174,7 +174,7 @@ class Quarantine:
         for run_id in runs:  # oldest first (run ids start with their UTC time)
             if total <= max_bytes:
                 break
-            total -= _du(self.run_dir(run_id))
+            total -= _du(self.run_dir(run_id)) + _size(os.path.join(self.dir, f"{run_id}.jsonl"))
             self._remove(run_id)
             removed.append(run_id)
         return removed
@@ -270,6 +270,13 @@ def _ensure_dirs(sroot: SafeRoot, reldir: str) -> None:
         if s is None:
             sroot.mkdir(d, 0o755)
         # a non-directory here makes SafeRoot refuse (UnsafePath) when it is walked through
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _du(top: str) -> int:

@@ -338,7 +338,18 @@ class Backend:
         if max_bytes is None and self.scheme not in ("smb",):
             return bytes(fs.cat_file(full))
         with self._open_raw(full) as fp:
-            return bytes(fp.read() if max_bytes is None else fp.read(max_bytes + 1))
+            if max_bytes is None:
+                return bytes(fp.read())
+            # a streamed read (http) returns what has arrived so far: read until the limit or the end
+            parts: list[bytes] = []
+            want = max_bytes + 1
+            while want > 0:
+                chunk = fp.read(want)
+                if not chunk:
+                    break
+                parts.append(bytes(chunk))
+                want -= len(chunk)
+            return b"".join(parts)
 
     def _open_raw(self, full: str) -> Any:
         fs = self.fs

@@ -132,6 +132,8 @@ def load_policy_toml(path: str) -> Policy:
         raise PolicyInvalid(f"policy file {path} does not exist", hint="give an existing TOML file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyInvalid(f"policy file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise PolicyInvalid(f"policy file {path} is not valid TOML: values nested too deeply") from None
     except OSError as exc:
         raise PolicyInvalid(f"policy file {path} cannot be read: {exc.strerror}") from None
     section = data.get("policy", data)

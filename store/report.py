@@ -101,7 +101,8 @@ class Report:
             raise RecordTooLarge(f"{where} is {len(data)} bytes, over the limit of {MAX_REPORT_BYTES}")
         try:
             d = json.loads(data)
-        except (ValueError, RecursionError):
+            json.dumps(d, ensure_ascii=False).encode("utf-8")  # no lone surrogate (\ud800): it could not be shown
+        except (ValueError, RecursionError):  # (UnicodeEncodeError is a ValueError)
             raise RecordInvalid(f"{where} is not valid JSON", path=where) from None
         return cls.from_dict(d, where)
 

@@ -96,6 +96,8 @@ def _read_key_file(path: str | os.PathLike[str]) -> str:
         raise KeyInvalid(f"key file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyInvalid(f"key file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    except ValueError:  # a NUL in the name (from a config file): no such file can exist
+        raise KeyInvalid(f"key file name {os.fsdecode(path)!r} contains a NUL byte") from None
 
 
 def load_secret_key(path: str | os.PathLike[str]) -> SecretKey:

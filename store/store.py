@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -180,14 +180,19 @@ class Store:
         except NotFound:
             raise ObjectMissing(f"object {oid} is missing from {self.url} ({path})", oid=oid, path=path) from None
 
-    def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2) -> FileDigest:
-        """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused."""
+    def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
+                      max_bytes: int | None = None) -> FileDigest:
+        """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused.
+
+        `max_bytes` (the size a manifest gives the object) stops a stored object that inflates
+        beyond it (a decompression bomb) with RecordTooLarge before it can fill the disk.
+        """
         parent = os.path.dirname(dest) or "."
         for attempt in range(attempts):
             fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=parent)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    digest = self.get_to(oid, out)
+                    digest = self.get_to(oid, out, max_bytes=max_bytes)
                     if fsync:
                         out.flush()
                         os.fsync(out.fileno())
@@ -205,15 +210,24 @@ class Store:
         raise AssertionError("unreachable")
 
     def fetch_many(self, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
-                   progress: Progress | None = None) -> TransferResult:
-        """Fetch objects concurrently into local files; failures are collected, not raised."""
+                   progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None) -> TransferResult:
+        """Fetch objects concurrently into local files; failures are collected, not raised.
+
+        `sizes`: the expected size of each object (from its manifest entry); a stored object
+        larger than that is refused as soon as it passes it. A local write failure (a full
+        disk) is collected as that object's error too, never raised out of the pool.
+        """
         result = TransferResult()
 
         def one(oid: ObjectId) -> tuple[ObjectId, FileDigest | StoreError]:
             try:
-                return oid, self.fetch_to_file(oid, dest(oid), fsync=fsync)
+                return oid, self.fetch_to_file(oid, dest(oid), fsync=fsync,
+                                               max_bytes=None if sizes is None else sizes.get(oid))
             except StoreError as exc:
                 return oid, exc
+            except OSError as exc:
+                return oid, StoreError(f"object {oid} could not be written locally: {exc.strerror or exc}",
+                                       hint="free disk space where it is written; the next run fetches it again")
 
         with ThreadPoolExecutor(self.concurrency) as pool:
             for oid, res in pool.map(one, list(dict.fromkeys(oids))):

@@ -76,10 +76,10 @@ def put_tree(store: Store, spec: Spec) -> str:
 
 
 def publish(store: Store, key: SecretKey, spec: Spec, *, number: int, channel: str = "stable",
-            policy: Policy = Policy(), expires: str | None = None, ref: bool = True) -> Generation:
+            policy: Policy | None = None, expires: str | None = None, ref: bool = True) -> Generation:
     moid = put_tree(store, spec)
     gen = Generation(store.store_id, channel, number, moid, format_time(utcnow()), number - 1 or None,
-                     f"generation {number}", policy, {}, expires)
+                     f"generation {number}", policy or Policy(), {}, expires)
     env = store.write_generation(gen, [key])
     if ref:
         store.set_ref(channel, env)

@@ -76,3 +76,25 @@ def test_status_json(client: Client, file_store: Store, signing_key) -> None:
     after = json.loads(client.regend("status", "--json").stdout)
     assert after["installed"] == 1 and after["last_run"]["outcome"] == "updated"
     assert after["outbox"] == 0 and after["quarantine"]["items"] == 0 and after["indexed_paths"] == 2
+
+
+def test_sigterm_during_a_boot_run_leaves_a_state_the_next_run_converges_from(client: Client,
+                                                                              file_store: Store,
+                                                                              signing_key) -> None:
+    spec = {f"d{i // 50}/f{i}": f"content {i}" for i in range(400)}
+    publish(file_store, signing_key, spec, number=1)
+    env = {**os.environ, "REGEN_TEST_HARDWARE": str(client.hardware(NO_FINDINGS))}
+    proc = subprocess.Popen([str(BIN / "regend"), "run", "--once", "--config", str(client.config_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = client.state / "lock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 143), err
+    if proc.returncode == 143:
+        assert "regend: warning: stopped by SIGTERM" in err
+    assert not [p for p in client.root.rglob(".regen-tmp-*")]
+    client.regend("run", "--once")
+    assert client.tree() == expected(spec)

@@ -24,7 +24,7 @@ def test_rows_come_back_in_tree_order() -> None:
 
 
 def test_highest_never_goes_down_and_outbox_is_bounded() -> None:
-    with Index.memory() as idx:
+    with Index.memory() as idx, idx.atomic():
         idx.raise_highest("channel", "stable", 5)
         idx.raise_highest("channel", "stable", 3)
         assert idx.highest("channel", "stable") == 5
@@ -34,6 +34,14 @@ def test_highest_never_goes_down_and_outbox_is_bounded() -> None:
         assert idx.record_failure("update", "sig", "m") == 1
         assert idx.record_failure("update", "sig", "m") == 2
         assert idx.record_failure("update", "other", "m") == 1
+
+
+def test_writes_outside_a_transaction_are_refused() -> None:
+    import pytest
+
+    with Index.memory() as idx:
+        with pytest.raises(RuntimeError, match="inside Index.atomic"):
+            idx.set_state("x", 1)
 
 
 def test_file_index_is_wal_and_reopens(tmp_path: Path) -> None:

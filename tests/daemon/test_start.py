@@ -92,3 +92,18 @@ def test_repeated_failures_can_take_the_quarantine_path(mem_client: Client, mem_
     res = mem_client.run()
     assert res.exit_code == 3
     assert any("step update failed 1 runs in a row" in e for e in res.report.errors)
+
+
+def test_injected_dead_disk_quarantines_in_process(mem_client: Client, mem_store: Store, signing_key) -> None:
+    publish(mem_store, signing_key, SPEC, number=1)
+    mem_client.run()
+    (mem_client.root / "etc/app.conf").write_text("drifted")
+    probe = FakeProbe({}, [HardwareFinding("disk /dev/sdb", "fail", "disk /dev/sdb disappeared since the last "
+                                           "boot", {"mountpoint": "/data"}, False)])
+    res = mem_client.run(probe=probe)
+    assert (res.exit_code, res.report.outcome) == (3, "quarantined")
+    assert set(res.report.steps) == {"hardware", "start"}            # nothing else ran
+    assert (mem_client.root / "etc/app.conf").read_text() == "drifted"
+    assert res.report.generation_before == res.report.generation_after == 1
+    latest = mem_store.read_latest_report("client-01")
+    assert latest is not None and latest.outcome == "quarantined"
