@@ -44,7 +44,7 @@ from .hardware import HardwareProbe
 from .index import Index, open_index
 from .lock import RunLock
 from .mirror import load_mirror, save_mirror, seed_from_mirror
-from .monitor import read_generation, read_overlay
+from .monitor import OFFLINE_WARNING, _is_offline, _open_store, read_generation, read_overlay
 from .plan import Plan, plan
 from .quarantine import Quarantine, new_run_id
 from .reporting import RunLog, deliver, save_report
@@ -65,10 +65,7 @@ def _version() -> str:
 
 __version__ = _version()
 
-OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
 TRACKED_STEPS = ("install", "repair", "update")
-# Errors that mean "the store cannot be read now" (not "the store said no"): run from cache.
-_OFFLINE_ERRORS = ("StoreUnreachable", "StoreAccessDenied", "StoreNotFound", "NotFound", "InvalidURL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +82,6 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     upload_error: str | None = None
     retry_after: float | None = None
-
-
-def _is_offline(exc: BaseException) -> bool:
-    return isinstance(exc, StoreError) and type(exc).__name__ in _OFFLINE_ERRORS
 
 
 class Agent:
@@ -235,7 +228,7 @@ class _Cycle:
                 save_report(cfg.state_dir, report, cfg.reports_keep)
             except OSError as exc:
                 self.log.warnings.append(f"the report could not be saved: {exc.strerror or exc}")
-        upload_error = deliver(self._open_store_quiet(), self.index, report)
+        upload_error = deliver(self._report_target(self._open_store_quiet()), self.index, report)
         hook = startcheck.run_quarantine_hook(cfg.hooks.quarantine, cfg.hooks.timeout)
         warnings = list(self.log.warnings)
         if hook is not None and not hook.ok:
@@ -243,6 +236,16 @@ class _Cycle:
         return RunResult(report, EXIT_QUARANTINED, warnings, upload_error)
 
     # -- store ------------------------------------------------------------------------------
+    def _report_target(self, store: Store | None) -> Store | None:
+        """Where reports go: `[reports] store` when set (clients of a read-only http store), else the store."""
+        if self.cfg.report_store is None:
+            return store
+        try:
+            return open_store(self.cfg.report_store, dict(self.cfg.report_storage_options))
+        except RegenError as exc:
+            self.log.warnings.append(f"the report store cannot be opened: {exc.one_line()}")
+            return None
+
     def _open_store_quiet(self) -> Store | None:
         try:
             return self._store()
@@ -407,6 +410,8 @@ class _Cycle:
             return
         policy = self._policy(target)
         verify = self.verify or phase == "install"
+        if phase == "repair" and not verify and self._unchanged(target, policy):
+            return
         result = self._scan(policy, verify)
         if phase != "install":
             base = [p for p in result.drift.paths() if policy.base and matches(p, policy.base)]
@@ -422,7 +427,7 @@ class _Cycle:
             self.exit_code = EXIT_FAILED
             return
         try:
-            res = self._apply(the_plan, target, phase, gone=result.gone)
+            res = self._apply(the_plan, target, phase, gone=result.gone, clean=not result.errors)
         except NoSpace as exc:
             self._step_failed(step, exc)
             self.exit_code = EXIT_FAILED
@@ -437,8 +442,42 @@ class _Cycle:
         if phase != "repair":
             self._installed(target)
 
-    def _apply(self, the_plan: Plan, target: Target, phase: str, gone: list[str] | None = None) -> ApplyResult:
-        """Journal, apply, record: the index is updated batch by batch, then the journal closed."""
+    def _unchanged(self, target: Target, policy: Any) -> bool:
+        """The no-change fast path (quick.py): True when the tree provably matches the index by
+        stat and the index matches `target` (recorded clean): the repair is done, nothing read."""
+        from .quick import no_drift, unchanged
+
+        assert self.index is not None
+        if self.index.state("clean") != self._clean_key(target):
+            return False
+        t0 = time.monotonic()
+        preserve = policy.preserve
+        root, state = self.cfg.root, self.cfg.state_dir
+        state_rel = os.path.relpath(state, root) if (state + "/").startswith(root.rstrip("/") + "/") else None
+        prune = None if not preserve and state_rel is None else self._prune(policy)
+        found = unchanged(root, self.index.row_map(), prune, strict_dirs=True)
+        if found is None or found.unmanaged:  # kept paths: the full path records them as before
+            return False
+        self.log.step("scan", "ok", verify=False, paths=found.paths, hashed=0, bytes_hashed=0, drifted=0,
+                      seconds=round(time.monotonic() - t0, 3), reasons={}, errors=[])
+        self.log.drift = no_drift()
+        empty = Plan()
+        res = self._apply(empty, target, "repair")
+        self.ok_steps.add("repair")
+        self.log.step("repair", "ok", **empty.stats(), **res.counts())
+        return True
+
+    def _clean_key(self, target: Target) -> str:
+        from .quick import clean_key
+
+        return clean_key(target.as_dict(), self._policy(target).as_dict(), self.cfg.root, self.cfg.state_dir)
+
+    def _apply(self, the_plan: Plan, target: Target, phase: str, gone: list[str] | None = None,
+               clean: bool = True) -> ApplyResult:
+        """Journal, apply, record: the index is updated batch by batch, then the journal closed.
+
+        `clean`: the plan saw the whole tree; when the apply leaves nothing unfinished the index
+        is recorded as matching `target` (the no-change fast path relies on it)."""
         assert self.index is not None
         idx = self.index
         run_id = self.log.run_id
@@ -460,8 +499,10 @@ class _Cycle:
                 idx.close_pending()
                 if phase != "repair":
                     idx.set_state("installed", target.as_dict())
+                idx.set_state("clean", self._clean_key(target) if clean else None)
             return ApplyResult()
         with idx.atomic():
+            idx.set_state("clean", None)
             idx.delete_paths(gone or [])  # before apply's rows: a path gone may be written again
             idx.begin_journal(run_id, self.log.started, target.as_dict(),
                               {"phase": phase, "stats": the_plan.stats(), "plan": the_plan.summary()})
@@ -475,6 +516,7 @@ class _Cycle:
             idx.close_pending()
             if phase != "repair":
                 idx.set_state("installed", target.as_dict())
+            idx.set_state("clean", self._clean_key(target) if clean and not res.errors else None)
         self.log.action("written", res.written)
         self.log.action("removed", len(res.removed))
         self.log.action("quarantined", len(res.quarantined))
@@ -621,7 +663,7 @@ class _Cycle:
         except OSError as exc:
             self.log.warnings.append(f"the report could not be saved: {exc.strerror or exc}")
         store = None if self.offline else self._open_store_quiet()
-        upload_error = deliver(store, self.index, report)
+        upload_error = deliver(self._report_target(store), self.index, report)
         return RunResult(report, self.exit_code, list(self.log.warnings), upload_error, self.retry_after)
 
 
@@ -646,10 +688,6 @@ def _installed(index: Index | None) -> Target | None:
         return None
     d = index.state("installed")
     return Target.from_dict(d) if d else None
-
-
-def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:
-    return open_store(cfg.store, dict(cfg.storage_options), config=config)
 
 
 def _now() -> str:

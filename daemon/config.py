@@ -75,6 +75,8 @@ class DaemonConfig:
     hooks: Hooks = Hooks()
     failures: FailurePolicy = FailurePolicy()
     reports_keep: int = 50                   # reports kept in state_dir/reports
+    report_store: str | None = None          # [reports] store: where reports go when `store` is read-only (http)
+    report_storage_options: Mapping[str, Any] = field(default_factory=dict)
     hardware: Any = None                     # hardware.HardwareConfig
     schedule: Any = None                     # schedule.ScheduleConfig
 
@@ -188,6 +190,9 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
                        data.get("trusted_keys"))
     keys = tuple(_load_key(top, f) for f in key_files)
     junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)
+    reports = _Reader(path, top.table_of("reports"), "reports")
+    reports.only({"keep", "store", "storage_options"})
+    report_store = (reports.text("store", default=None) or "").strip() or None
     return DaemonConfig(
         path=path, store=store, channel=channel, host=host, root=root, state_dir=state_dir,
         trusted_keys=keys, trusted_key_files=key_files,
@@ -196,7 +201,9 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         quarantine=_retention(_Reader(path, top.table_of("quarantine"), "quarantine")),
         hooks=_hooks(_Reader(path, top.table_of("hooks"), "hooks")),
         failures=_failures(_Reader(path, top.table_of("failures"), "failures")),
-        reports_keep=_Reader(path, top.table_of("reports"), "reports").integer("keep", 50, 1),
+        reports_keep=reports.integer("keep", 50, 1),
+        report_store=report_store,
+        report_storage_options=_storage_options(reports, environ) if report_store else {},
         hardware=_foreign(hardware.HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
         schedule=_foreign(schedule.ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),
     )

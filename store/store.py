@@ -28,6 +28,7 @@ from .errors import (
     ObjectCorrupt,
     ObjectMissing,
     RecordInvalid,
+    RecordTooLarge,
     StoreError,
     StoreExists,
     StoreNotFound,
@@ -185,7 +186,8 @@ class Store:
         """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused.
 
         `max_bytes` (the size a manifest gives the object) stops a stored object that inflates
-        beyond it (a decompression bomb) with RecordTooLarge before it can fill the disk.
+        beyond it (a decompression bomb) before it can fill the disk; like any corrupt copy it is
+        retried once, then refused as ObjectCorrupt.
         """
         parent = os.path.dirname(dest) or "."
         for attempt in range(attempts):
@@ -198,11 +200,17 @@ class Store:
                         os.fsync(out.fileno())
                 os.replace(tmp, dest)
                 return digest
-            except ObjectCorrupt:
+            except (ObjectCorrupt, RecordTooLarge) as exc:
                 os.unlink(tmp)
-                if attempt + 1 >= attempts:
-                    raise
-                log.warning("object %s arrived corrupt; retrying once", oid)
+                if attempt + 1 < attempts:
+                    log.warning("object %s arrived corrupt; retrying once", oid)
+                    continue
+                if isinstance(exc, RecordTooLarge):
+                    # larger than its manifest entry says: damaged or hostile, not a limit to raise
+                    raise ObjectCorrupt(
+                        f"object {oid} at {self.url}/{layout.object_path(oid)} is larger than the {max_bytes} "
+                        "bytes its manifest gives", oid=oid, path=layout.object_path(oid)) from exc
+                raise
             except BaseException:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
@@ -365,13 +373,13 @@ class Store:
             raise ObjectMissing(f"manifest {gen.manifest} is not in the store; refusing to publish", oid=gen.manifest)
         env = sign_envelope(gen.to_record(), keys)
         path = layout.generation_path(gen.channel, gen.number)
+        for k in keys:  # first: a kill after the record must not leave it signed by a key fsck cannot find
+            self.put_public_key(k.public)
         try:
             self.backend.create_exclusive(path, env)
         except StoreExists:
             raise StoreExists(f"generation {gen.number} of channel {gen.channel!r} already exists",
                               hint="another publisher was faster; retry") from None
-        for k in keys:
-            self.put_public_key(k.public)
         return env
 
     def set_ref(self, channel: str, envelope: bytes) -> None:
@@ -404,9 +412,9 @@ class Store:
         if overlay.manifest is not None and not self.has(overlay.manifest):
             raise ObjectMissing(f"overlay manifest {overlay.manifest} is not in the store", oid=overlay.manifest)
         env = sign_envelope(overlay.to_record(), keys)
-        self.backend.write(layout.overlay_path(overlay.host), env)
-        for k in keys:
+        for k in keys:  # first, as for generations
             self.put_public_key(k.public)
+        self.backend.write(layout.overlay_path(overlay.host), env)
         return env
 
     def overlay_hosts(self) -> list[str]:
