@@ -28,7 +28,7 @@ ON_REPEATED = ("report", "quarantine")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "preserve",
-             "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports"}
+             "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports", "transfers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,7 @@ class DaemonConfig:
     hooks: Hooks = Hooks()
     failures: FailurePolicy = FailurePolicy()
     reports_keep: int = 50                   # reports kept in state_dir/reports
+    transfers: int = 8                       # objects fetched from the store at once
     report_store: str | None = None          # [reports] store: where reports go when `store` is read-only (http)
     report_storage_options: Mapping[str, Any] = field(default_factory=dict)
     hardware: Any = None                     # hardware.HardwareConfig
@@ -203,6 +204,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         failures=_failures(_Reader(path, top.table_of("failures"), "failures")),
         reports_keep=reports.integer("keep", 50, 1),
         report_store=report_store,
+        transfers=top.integer("transfers", 8, 1),
         report_storage_options=_storage_options(reports, environ) if report_store else {},
         hardware=_foreign(hardware.HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
         schedule=_foreign(schedule.ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),

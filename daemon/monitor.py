@@ -8,7 +8,25 @@ else of the store is read here: a client with nothing to do reads exactly the re
 
 from __future__ import annotations
 
-from regen.store import Generation, Overlay, PublicKey, Store, verify_generation, verify_overlay
+from typing import TYPE_CHECKING
+
+from regen.store import Generation, Overlay, PublicKey, Store, StoreConfig, StoreError, open_store, verify_generation, \
+    verify_overlay
+
+if TYPE_CHECKING:
+    from .config import DaemonConfig
+
+OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
+# Errors that mean "the store cannot be read now" (not "the store said no"): run from cache.
+_OFFLINE_ERRORS = ("StoreUnreachable", "StoreAccessDenied", "StoreNotFound", "NotFound", "InvalidURL")
+
+
+def _is_offline(exc: BaseException) -> bool:
+    return isinstance(exc, StoreError) and type(exc).__name__ in _OFFLINE_ERRORS
+
+
+def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:
+    return open_store(cfg.store, dict(cfg.storage_options), config=config, concurrency=cfg.transfers)
 
 
 def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *, store_id: str,
