@@ -13,13 +13,12 @@ from typing import Any
 
 from regen.store import EMPTY_ID, RegenError, Store, StoreConfig, diff, matches
 
-from .agent import OFFLINE_WARNING, _is_offline, _open_store
 from .mirror import load_mirror
 from .cache import ObjectCache
 from .config import DaemonConfig
 from .index import Index, open_index_readonly
 from .lock import check_free
-from .monitor import read_generation, read_overlay
+from .monitor import OFFLINE_WARNING, _is_offline, _open_store, read_generation, read_overlay
 from .plan import plan
 from .quarantine import Quarantine
 from .reporting import last_report
@@ -73,10 +72,20 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
 
     if not os.path.isdir(root):
         return {"errors": [f"root {root} does not exist"]}
+    if index is not None and not verify:
+        fast = _unchanged(config, index, target, policy, state_rel)
+        if fast is not None:
+            return fast
     rows = index.rows() if index is not None else iter(())
     result = scan(root, rows, prune=prune, verify=verify or index is None)
     out: dict[str, Any] = {"drift": result.drift.as_report(), "scan": {"paths": len(result.observed),
                                                                         "hashed": result.hashed}}
+    if index is not None and not result.drift.total() and not result.gone and not result.errors \
+            and not any(o.temp for o in result.observed):
+        repair = _clean_repair(config, index, target, policy, len(result.observed))
+        if repair is not None:  # every path confirmed against an index that matches the target
+            out["repair"] = repair
+            return out
     try:
         with manifests.entries(target) as entries:
             p = plan(entries, result.observed, policy)
@@ -85,6 +94,39 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
         out["repair"] = None
         out.setdefault("errors", []).append(f"cannot plan the repair: {exc.one_line()}")
     return out
+
+
+def _unchanged(config: DaemonConfig, index: Index, target: Target, policy: Any,
+               state_rel: str | None) -> dict[str, Any] | None:
+    """The no-change fast path (quick.py): the tree matches the index by stat and the index is
+    known to match the target: no hashing, no manifest read. None: take the full path."""
+    from .quick import clean_key, keep_plan, no_drift, unchanged
+
+    key = clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir)
+    if index.state("clean") != key:
+        return None
+    preserve = policy.preserve
+    prune = None if not preserve and state_rel is None else (
+        lambda path: path == state_rel or bool(preserve and matches(path, preserve)))
+    found = unchanged(config.root, index.row_map(), prune, strict_dirs=False)
+    repair = keep_plan(found, policy.junk) if found is not None else None
+    if found is None or repair is None:
+        return None
+    return {"drift": no_drift(), "scan": {"paths": found.paths, "hashed": 0}, "repair": repair}
+
+
+def _clean_repair(config: DaemonConfig, index: Index, target: Target, policy: Any,
+                  paths: int) -> dict[str, Any] | None:
+    """After a full scan without drift: the repair plan without reading the manifest, when the
+    index is recorded as matching the target (quick.clean_key); else None."""
+    from .quick import Unchanged, clean_key, keep_plan
+
+    if index.state("clean") != clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir):
+        return None
+    preserve = policy.preserve
+    unmanaged = [(p, r[0]) for p, r in index.row_map().items()
+                 if not r[6] and not (preserve and matches(p, preserve))]
+    return keep_plan(Unchanged(paths, [p for p, _ in unmanaged], [k for _, k in unmanaged]), policy.junk)
 
 
 def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> Store | None:

@@ -26,8 +26,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import psutil
 
+class _Psutil:
+    """psutil, imported on first use (a dry run never probes the hardware)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import psutil as real
+
+        return getattr(real, name)
+
+
+psutil = _Psutil()
 from regen.store import HardwareFinding
 from regen.store.errors import EXIT_USAGE, RegenError
 

@@ -23,22 +23,39 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING
 
 from .errors import IndexCorrupt
 
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
 INDEX_NAME = "index.db"
-migrations = Migrations("regen.daemon.index")
+MIGRATION_SET = "regen.daemon.index"
+MIGRATIONS = ("m001_initial",)   # in order; each a function below, registered by _migrations()
+_registered: list[Migrations] = []
 
 
-@migrations()
+def _migrations() -> Migrations:
+    """The schema migrations (sqlite-utils imported only when an index is opened for writing)."""
+    if not _registered:
+        from sqlite_utils.migrations import Migrations
+
+        m = Migrations(MIGRATION_SET)
+        for name in MIGRATIONS:
+            m(name=name)(globals()[name])
+        _registered.append(m)
+    return _registered[0]
+
+
 def m001_initial(db: Database) -> None:
     db.execute("""CREATE TABLE entries (
         key BLOB PRIMARY KEY, kind TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0,
@@ -57,13 +74,16 @@ def m001_initial(db: Database) -> None:
                "recorded TEXT NOT NULL)")
 
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
+
+
 def path_key(path: str) -> bytes:
     """Tree-order key of a path: its bytes (surrogate-escaped names too) with '/' as 0x00."""
-    return os.fsencode(path).replace(b"/", b"\x00")
+    return path.encode(_FS_ENCODING, _FS_ERRORS).replace(b"/", b"\x00")
 
 
 def key_path(key: bytes) -> str:
-    return os.fsdecode(bytes(key).replace(b"\x00", b"/"))
+    return bytes(key).replace(b"\x00", b"/").decode(_FS_ENCODING, _FS_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +133,10 @@ class Index:
 
     @classmethod
     def memory(cls) -> Index:
+        from sqlite_utils import Database
+
         db = Database(memory=True)
-        migrations.apply(db)
+        _migrations().apply(db)
         return cls(db, None)
 
     def close(self) -> None:
@@ -160,6 +182,16 @@ class Index:
             cur = self.db.execute(f"SELECT {_COLS} FROM entries ORDER BY key")
             for t in cur:
                 yield _row(t)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    def row_map(self) -> dict[str, tuple[Any, ...]]:
+        """Every row as path -> (kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns),
+        in tree order, from one query (the no-change fast path: no per-row objects)."""
+        try:
+            cur = self.db.conn.execute("SELECT key, kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns "
+                                       "FROM entries ORDER BY key")
+            return {t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"): t[1:] for t in cur}
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
@@ -304,12 +336,14 @@ def open_index(state_dir: str) -> tuple[Index, str | None]:
 
 
 def _open_rw(path: str) -> Index:
+    from sqlite_utils import Database
+
     conn = sqlite3.connect(path, timeout=30)
     try:
         db = Database(conn)
         db.execute("PRAGMA synchronous=FULL")
         db.enable_wal()
-        migrations.apply(db)
+        _migrations().apply(db)
         ok = db.execute("PRAGMA quick_check").fetchone()
         if not ok or ok[0] != "ok":
             raise IndexCorrupt(f"the system log {path} failed its integrity check: {ok}", path=path)
@@ -335,15 +369,30 @@ def open_index_readonly(state_dir: str) -> Index | None:
     except sqlite3.DatabaseError:
         return None
     try:
-        db = Database(conn)
-        if migrations.pending(db):
+        db = _ReadOnlyDb(conn)
+        applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ? "
+                                              "ORDER BY rowid", [MIGRATION_SET])]
+        if any(m not in applied for m in MIGRATIONS):
             conn.close()
             return None
         db.execute("SELECT count(*) FROM entries").fetchone()
-    except sqlite3.DatabaseError:
+    except sqlite3.DatabaseError:  # (no migrations table at all: an index never set up)
         conn.close()
         return None
-    return Index(db, path, readonly=True)
+    return Index(db, path, readonly=True)  # type: ignore[arg-type]
+
+
+class _ReadOnlyDb:
+    """The little of sqlite_utils.Database a read-only Index uses (dry runs skip importing it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, list(params))
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _uri_path(path: str) -> str:

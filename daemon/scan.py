@@ -130,14 +130,56 @@ class Hasher:
             if not st.S_ISREG(s.st_mode):
                 raise OSError(f"{full} is no longer a regular file")
             x = xxhash.xxh3_128()
+            size = len(self.buf)
             while True:
                 n = os.readv(fd, [self.buf])
                 if not n:
                     break
                 x.update(self.view[:n])
+                if n < size:  # a short read of a regular file is its end: no extra read for small files
+                    break
             return x.hexdigest(), s
         finally:
             os.close(fd)
+
+
+HASH_THREADS = 2
+
+
+class _Prehashed:
+    """Hashes a list of files with HASH_THREADS threads (each its own buffer; reads and xxh3 of
+    large buffers release the GIL), then answers Hasher.file() from the results in any order."""
+
+    def __init__(self, root: str, paths: list[str], stop: threading.Event | None) -> None:
+        self.results: dict[str, tuple[str, os.stat_result] | OSError] = {}
+        self.fallback = Hasher()
+        if not paths:
+            return
+        chunks = [paths[i::HASH_THREADS] for i in range(HASH_THREADS)]
+        threads = [threading.Thread(target=self._work, args=(root, chunk, stop), daemon=True) for chunk in chunks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _work(self, root: str, paths: list[str], stop: threading.Event | None) -> None:
+        hasher = Hasher()
+        out = self.results
+        for i, path in enumerate(paths):
+            if stop is not None and not i % 256 and stop.is_set():
+                return  # the scan loop raises Interrupted
+            try:
+                out[path] = hasher.file(os.path.join(root, path))
+            except OSError as exc:
+                out[path] = exc
+
+    def file(self, full: str, path: str | None = None) -> tuple[str, os.stat_result]:
+        found = self.results.pop(path, None) if path is not None else None
+        if found is None:
+            return self.fallback.file(full)
+        if isinstance(found, OSError):
+            raise found
+        return found
 
 
 def _merge(disk: Iterator[tuple[str, os.stat_result]], known: Iterator[IndexRow]
@@ -172,14 +214,19 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
     in the index alike. `verify` hashes every file and reads every symlink regardless of stat.
     """
     result = ScanResult([], Drift(), [])
-    hasher = Hasher()
+    hasher: Hasher | _Prehashed = Hasher()
 
     def onerror(rel: str, exc: OSError) -> None:
         result.errors.append(f"cannot read {rel or '.'}: {exc.strerror or exc}")
 
     disk = walk(root, prune=prune, onerror=onerror)
     rows = (r for r in known if not prune(r.path))
-    for path, s, row in _merge(disk, rows):
+    merged: Iterable[tuple[str, os.stat_result | None, IndexRow | None]] = _merge(disk, rows)
+    if verify:  # every file is read: list them first and hash them in parallel
+        merged = list(merged)
+        hasher = _Prehashed(root, [p for p, s, _ in merged if s is not None and st.S_ISREG(s.st_mode)
+                                   and not is_temp_name(p)], stop)
+    for path, s, row in merged:
         if stop is not None and stop.is_set():
             raise Interrupted("stopped by SIGTERM during the scan")  # a partial scan must never be planned on
         if s is None:
@@ -200,7 +247,7 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
     return result
 
 
-def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher,
+def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher | _Prehashed,
          now_ns: Callable[[], int], result: ScanResult) -> None:
     facts = StatFacts.from_stat(s)
     if is_temp_name(path) and facts.kind == "file":
@@ -219,7 +266,7 @@ def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: 
             assert row is not None
             xxh = row.xxh
         else:
-            xxh, fs = hasher.file(full)
+            xxh, fs = hasher.file(full, path) if isinstance(hasher, _Prehashed) else hasher.file(full)
             facts = StatFacts.from_stat(fs)
             result.hashed += 1
             result.bytes_hashed += facts.size

@@ -23,11 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
-
 from regen.store.errors import EXIT_USAGE, RegenError
 
 if TYPE_CHECKING:
@@ -134,15 +129,17 @@ def next_run(now: float, interval: float, offset: float, jitter_draw: float) -> 
     return offset + k * interval + jitter_draw
 
 
-class _GridTrigger(BaseTrigger):
-    """APScheduler trigger firing on the host's grid. Unlike IntervalTrigger, its jitter does not drift."""
+def _grid_trigger(interval: float, offset: float, jitter: float, rng: random.Random) -> Any:
+    """APScheduler trigger firing on the host's grid. Unlike IntervalTrigger, its jitter does not drift.
+    (Made on demand: APScheduler is imported only by a daemon that stays running.)"""
+    from apscheduler.triggers.base import BaseTrigger
 
-    def __init__(self, interval: float, offset: float, jitter: float, rng: random.Random) -> None:
-        self.interval, self.offset, self.jitter, self.rng = interval, offset, jitter, rng
+    class _GridTrigger(BaseTrigger):
+        def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+            draw = rng.uniform(0, jitter) if jitter > 0 else 0.0
+            return _at(next_run(now.timestamp(), interval, offset, draw))
 
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
-        draw = self.rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
-        return _at(next_run(now.timestamp(), self.interval, self.offset, draw))
+    return _GridTrigger()
 
 
 def _at(timestamp: float) -> datetime:
@@ -153,7 +150,7 @@ class _Runner:
     """One run of the job and its aftermath: the verify cadence and the retry backoff."""
 
     def __init__(self, job: Callable[[bool], int], config: ScheduleConfig, stop: threading.Event,
-                 scheduler: BackgroundScheduler, last_verify: float, rng: random.Random,
+                 scheduler: Any, last_verify: float, rng: random.Random,
                  retry_after: Callable[[], float | None] | None) -> None:
         self.job, self.config, self.stop, self.scheduler = job, config, stop, scheduler
         self.last_verify, self.rng, self.retry_after = last_verify, rng, retry_after
@@ -182,6 +179,8 @@ class _Runner:
                            rand=self.rng.random(), retry_after=hint)
         log.warning("regend run failed (exit %d, %d in a row); retrying in %.0f s", rc, self.failures, delay)
         if not self.stop.is_set():
+            from apscheduler.jobstores.base import JobLookupError
+
             with contextlib.suppress(JobLookupError):  # the scheduler is shutting down
                 self.scheduler.modify_job(JOB_ID, next_run_time=_at(time.time() + delay))
 
@@ -200,6 +199,9 @@ def run_forever(job: Callable[[bool], int], config: ScheduleConfig, host_id: str
     """
     if stop.is_set():
         return
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
     rng = random.Random()
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -208,7 +210,7 @@ def run_forever(job: Callable[[bool], int], config: ScheduleConfig, host_id: str
     )
     runner = _Runner(job, config, stop, scheduler, time.time() if last_verify is None else last_verify, rng,
                      retry_after)
-    trigger = _GridTrigger(config.interval, splay(host_id, config.interval), config.jitter, rng)
+    trigger = _grid_trigger(config.interval, splay(host_id, config.interval), config.jitter, rng)
     extra: dict[str, Any] = {"next_run_time": _at(time.time())} if start_now else {}
     scheduler.add_job(runner.fire, trigger, id=JOB_ID, name="regend run", **extra)
     scheduler.start()

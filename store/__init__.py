@@ -6,47 +6,69 @@ names re-exported here (pinned by tests/store/test_api.py).
 
 from __future__ import annotations
 
-from . import errors, layout
-from .backend import Backend, Counters, Stat, open_backend, parse_url
-from .check import CheckResult, Finding, fsck
+from typing import TYPE_CHECKING, Any
+
+from . import errors
 from .errors import *  # noqa: F403 - the error tree is part of the API
-from .gc import DEFAULT_GRACE, DEFAULT_KEEP, GcPlan, execute_gc, kept_numbers, plan_gc
-from .generation import Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
-from .lock import LeaseInfo, StoreLock, break_lock
-from .manifest import (
-    Change,
-    DiffStats,
-    Entry,
-    ManifestStats,
-    ManifestWriter,
-    TreeOrderChecker,
-    check_entry,
-    check_path,
-    diff,
-    iter_entries,
-    sort_key,
-)
-from .manifest import build as build_manifest
-from .manifest import parse as parse_manifest
-from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
-from .policy import Policy, check_glob, load_policy_toml, matches
-from .report import Finding as HardwareFinding
-from .report import Report
-from .signing import (
-    PublicKey,
-    SecretKey,
-    generate,
-    key_id,
-    load_public_key,
-    load_secret_key,
-    open_envelope,
-    peek_envelope,
-    sign_envelope,
-    trust_map,
-    write_keypair,
-)
-from .tree import kind_of, walk
-from .store import COMPRESSIONS, Store, StoreConfig, TransferResult, open_store
+
+# Names load on first use (PEP 562): a client with nothing to do must not pay for importing
+# fsspec, zstandard or PyNaCl it never touches. `import regen.store` stays cheap; every name
+# below is still a plain attribute of the package once asked for.
+_LAZY: dict[str, tuple[str, str]] = {}
+for _mod, _names in {
+    "backend": "Backend Counters Stat open_backend parse_url",
+    "check": "CheckResult Finding fsck",
+    "gc": "DEFAULT_GRACE DEFAULT_KEEP GcPlan execute_gc kept_numbers plan_gc",
+    "generation": "Generation Overlay format_time parse_time utcnow verify_generation verify_overlay",
+    "lock": "LeaseInfo StoreLock break_lock",
+    "manifest": "Change DiffStats Entry ManifestStats ManifestWriter TreeOrderChecker check_entry check_path diff "
+                "iter_entries sort_key build:build_manifest parse:parse_manifest",
+    "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
+    "policy": "Policy check_glob load_policy_toml matches",
+    "report": "Finding:HardwareFinding Report",
+    "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
+               "sign_envelope trust_map write_keypair",
+    "tree": "kind_of walk",
+    "store": "COMPRESSIONS Store StoreConfig TransferResult open_store",
+}.items():
+    for _n in _names.split():
+        _src, _, _dst = _n.partition(":")
+        _LAZY[_dst or _src] = (_mod, _src)
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "layout":
+        value: Any = importlib.import_module(".layout", __name__)
+    elif name in _LAZY:
+        mod, src = _LAZY[name]
+        value = getattr(importlib.import_module(f".{mod}", __name__), src)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # the static view of the same names
+    from . import layout
+    from .backend import Backend, Counters, Stat, open_backend, parse_url
+    from .check import CheckResult, Finding, fsck
+    from .gc import DEFAULT_GRACE, DEFAULT_KEEP, GcPlan, execute_gc, kept_numbers, plan_gc
+    from .generation import Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
+    from .lock import LeaseInfo, StoreLock, break_lock
+    from .manifest import (Change, DiffStats, Entry, ManifestStats, ManifestWriter, TreeOrderChecker, check_entry,
+                           check_path, diff, iter_entries, sort_key)
+    from .manifest import build as build_manifest
+    from .manifest import parse as parse_manifest
+    from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
+    from .policy import Policy, check_glob, load_policy_toml, matches
+    from .report import Finding as HardwareFinding
+    from .report import Report
+    from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
+                          peek_envelope, sign_envelope, trust_map, write_keypair)
+    from .store import COMPRESSIONS, Store, StoreConfig, TransferResult, open_store
+    from .tree import kind_of, walk
 
 __version__ = "0.1.0"
 
