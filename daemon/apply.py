@@ -352,32 +352,32 @@ class Applier:
             assert e.oid is not None
             if e.oid != EMPTY_ID:
                 if e.path in self.plan.from_store:
-                    self._from_store(e.oid, sink)
+                    self._from_store(e.oid, sink, e.size)
                 else:
-                    self._from_cache(e.oid, sink)
+                    self._from_cache(e.oid, sink, e.size)
             if sink.hash.hexdigest() != e.oid:
                 raise ContentError(f"content written for {e.path} does not hash to {e.oid}")
             os.fchmod(fd, e.mode)
         finally:
             os.close(fd)
 
-    def _from_store(self, oid: str, sink: _Sink) -> None:
+    def _from_store(self, oid: str, sink: _Sink, size: int | None = None) -> None:
         if self.store is None:
             raise ContentError(f"object {oid} must come from the store (a base path), which cannot be reached",
                                hint="the next run with the store reachable repairs it")
-        self.store.get_to(oid, sink)
+        self.store.get_to(oid, sink, max_bytes=size)  # (an object inflating past its entry's size is refused)
         self.result.from_store += 1
         self.result.bytes_from_store += sink.size
         if sink.hash.hexdigest() != oid:
             raise ContentError(f"object {oid} from the store hashed differently when written")
 
-    def _from_cache(self, oid: str, sink: _Sink) -> None:
+    def _from_cache(self, oid: str, sink: _Sink, size: int | None = None) -> None:
         for _attempt in range(2):
             if not self.cache.has(oid):
                 if self.store is None:
                     raise ContentError(f"object {oid} is not in the local cache and the store cannot be reached",
                                        hint="the next run with the store reachable repairs it")
-                fetch_one(self.store, self.cache, oid)
+                fetch_one(self.store, self.cache, oid, max_bytes=size)
                 self.result.from_store += 1
             with open(self.cache.path(oid), "rb") as src:
                 while chunk := src.read(_CHUNK):

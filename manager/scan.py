@@ -80,6 +80,10 @@ class Scanner:
 
     def _walk_error(self, rel: str, exc: OSError) -> None:
         where = os.path.join(self.root, rel) if rel else self.root
+        if exc.errno == errno.ENAMETOOLONG:  # a tree nested deeper than PATH_MAX: no client could hold it either
+            raise SourceInvalid(f"the path {shown(where)[:120]}... is too long ({len(os.fsencode(where))} bytes)",
+                                path=rel, hint="shorten it or leave it out with an 'exclude' glob in the policy "
+                                               "file; no generation was written")
         raise SnapshotFailed(f"cannot read directory {shown(where)}: {exc.strerror or exc}",
                              hint="fix its permissions or exclude it in the policy file; no generation was written")
 

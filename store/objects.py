@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator
 
@@ -89,6 +90,24 @@ def encode(data: bytes, compression: str = "zstd", level: int = 3) -> bytes:
     if compression == "zstd":
         return TAG_ZSTD + zstandard.ZstdCompressor(level=level).compress(data)
     return TAG_RAW + data
+
+
+RAW_ABOVE = 0.97  # a zstd body above this share of the content saves too little: store it raw
+_local = threading.local()
+
+
+def encode_parts(data: bytes, compression: str = "zstd", level: int = 3) -> tuple[bytes, bytes]:
+    """(tag, body) of `data`, zstd unless that saves under 3% (random or already compressed data is
+    stored raw: the same id, cheaper to write and to read). Thread-safe: one compressor per thread."""
+    if compression == "zstd" and data:
+        comp = getattr(_local, "zstd", None)
+        if comp is None or _local.level != level:
+            comp = _local.zstd = zstandard.ZstdCompressor(level=level)
+            _local.level = level
+        body = comp.compress(data)
+        if len(body) <= len(data) * RAW_ABOVE:
+            return TAG_ZSTD, body
+    return TAG_RAW, data
 
 
 def decode(stored: bytes, oid: ObjectId, *, where: str = "", limit: int | None = None) -> bytes:
@@ -199,6 +218,7 @@ __all__ = [
     "VerifyingWriter",
     "decode",
     "encode",
+    "encode_parts",
     "encode_stream",
     "hash_file",
     "hash_stream",

@@ -266,6 +266,10 @@ def main() -> None:
     b.facts["install_seconds"] = round(secs, 3)
     b.facts["install_rss_mb"] = round(rss, 1)
     print(f"   client installed in {secs:.2f}s", flush=True)
+    # a client is checked long after it was written: let the racy-timestamp window (2 s) pass
+    # and let one ordinary run settle the index, as the next scheduled run would
+    time.sleep(2.5)
+    run(b.regend("run", "--once", "--config", str(cfg)))
 
     # -- 1. no-change check ---------------------------------------------------------------------------
     print("== no-change check", flush=True)
