@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from regen.store import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_QUARANTINED,
+    Entry,
     IntegrityError,
     Overlay,
     RegenError,
@@ -35,7 +36,7 @@ from regen.store import (
 )
 
 from . import startcheck
-from .apply import Applier, ApplyResult, Ticker, observed_from_rows
+from .apply import Applier, ApplyResult, Ticker, observed_from_facts
 from .cache import ObjectCache
 from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NoSpace, NotInstalled
@@ -94,7 +95,7 @@ class Agent:
         self.stop = stop or threading.Event()
         self.store_factory = store_factory or _open_store
         self.cache = ObjectCache(config.state_dir)
-        self.manifests = Manifests(config.state_dir)
+        self.manifests = Manifests(config.state_dir, root=config.root)
         self.quarantine = Quarantine(config.state_dir)
 
     # ------------------------------------------------------------------------------------------
@@ -351,16 +352,21 @@ class _Cycle:
 
     def _prepare(self, target: Target, phase: str) -> None:
         """Fetch the target's manifests and every object the cache lacks (verified), with a space check."""
+        self._fetch_manifests(target)
+        sizes: dict[str, int] = {}
+        with self.agent.manifests.entries(target) as entries:
+            for _ in _collect(entries, self._policy(target), sizes, set()):
+                pass
+        self._fetch_objects(target, phase, sizes)
+
+    def _fetch_manifests(self, target: Target) -> None:
         store = self._store()
         for oid in target.manifests():
             self.agent.manifests.fetch(store, oid, self.cfg.limits.max_manifest_bytes)
-        policy = self._policy(target)
-        sizes: dict[str, int] = {}
-        with self.agent.manifests.entries(target) as entries:
-            for e in entries:
-                if e.kind == "file" and e.oid and e.oid != EMPTY_ID and not matches(e.path, policy.preserve):
-                    if not (policy.base and matches(e.path, policy.base)):
-                        sizes[e.oid] = e.size
+
+    def _fetch_objects(self, target: Target, phase: str, sizes: dict[str, int]) -> None:
+        """Fetch (verified) every object of `sizes` the cache lacks, after a space check."""
+        store = self._store()
         missing = self.agent.cache.missing(sizes)
         need = sum(sizes[o] for o in missing)
         free = startcheck.free_bytes(self.cfg.state_dir)
@@ -455,17 +461,54 @@ class _Cycle:
         root, state = self.cfg.root, self.cfg.state_dir
         state_rel = os.path.relpath(state, root) if (state + "/").startswith(root.rstrip("/") + "/") else None
         prune = None if not preserve and state_rel is None else self._prune(policy)
-        found = unchanged(root, self.index.row_map(), prune, strict_dirs=True)
+        racy: list[str] = []
+        found = unchanged(root, self.index.row_map(), prune, strict_dirs=True, racy=racy)
         if found is None or found.unmanaged:  # kept paths: the full path records them as before
             return False
-        self.log.step("scan", "ok", verify=False, paths=found.paths, hashed=0, bytes_hashed=0, drifted=0,
-                      seconds=round(time.monotonic() - t0, 3), reasons={}, errors=[])
+        size = self._confirm_racy(racy)
+        if size is None:
+            return False
+        self.log.step("scan", "ok", verify=False, paths=found.paths, hashed=len(racy), bytes_hashed=size,
+                      drifted=0, seconds=round(time.monotonic() - t0, 3),
+                      reasons={"racy": len(racy)} if racy else {}, errors=[])
         self.log.drift = no_drift()
         empty = Plan()
         res = self._apply(empty, target, "repair")
         self.ok_steps.add("repair")
         self.log.step("repair", "ok", **empty.stats(), **res.counts())
         return True
+
+    def _confirm_racy(self, paths: list[str]) -> int | None:
+        """Hash the files the fast path found inside the racy-timestamp window (those the last
+        apply wrote) and compare with their rows, exactly as the full scan does: all equal ->
+        their rows are refreshed (checked now) and the fast path holds; any surprise -> None
+        (the full scan decides). Returns the bytes hashed."""
+        from .index import IndexRow
+        from .scan import Hasher, StatFacts
+
+        assert self.index is not None
+        if not paths:
+            return 0
+        hasher = Hasher()
+        fresh: list[IndexRow] = []
+        size = 0
+        for path in paths:
+            row = self.index.get(path)
+            if row is None or row.kind != "file":
+                return None
+            try:
+                xxh, s = hasher.file(os.path.join(self.cfg.root, path))
+            except OSError:
+                return None
+            f = StatFacts.from_stat(s)
+            if (xxh != row.xxh or f.size != row.size or f.mode != row.mode or f.mtime_ns != row.mtime_ns
+                    or f.ctime_ns != row.ctime_ns or f.inode != row.inode):
+                return None
+            size += f.size
+            fresh.append(replace(row, checked_ns=time.time_ns()))
+        with self.index.atomic():
+            self.index.put_rows(fresh)
+        return size
 
     def _clean_key(self, target: Target) -> str:
         from .quick import clean_key
@@ -546,13 +589,14 @@ class _Cycle:
         self.log.warnings.append(f"{step} left {len(res.errors)} paths unfinished: {path}: {msg}{more}")
         self.exit_code = EXIT_FAILED
 
-    def _installed(self, target: Target) -> None:
+    def _installed(self, target: Target, keep: set[str] | None = None) -> None:
+        """`target` is installed; `keep`: its file objects when already known (else read again)."""
         assert self.index is not None
         with self.index.atomic():
             self.index.set_state("installed", target.as_dict())
         save_mirror(self.cfg.state_dir, self.index)
         self.agent.manifests.prune(set(target.manifests()))
-        self._prune_cache(target)
+        self._prune_cache(target, keep)
         self.updated = True
 
     # -- update -----------------------------------------------------------------------------
@@ -573,18 +617,22 @@ class _Cycle:
             self.ok_steps.add("update")
             self.log.step("update", "ok", generation=installed.number, detail="up to date")
             return
+        policy = self._policy(target)
+        prune = self._prune(policy)
+        sizes: dict[str, int] = {}
+        keep: set[str] = set()
         try:
-            self._prepare(target, "update")
+            self._fetch_manifests(target)
+            observed = observed_from_facts(self.index.observed_facts(), prune)
+            # one pass over the manifest: the plan, the objects to fetch, the objects the cache keeps
+            with self.agent.manifests.entries(target) as entries:
+                the_plan = plan(_collect(entries, policy, sizes, keep), observed, policy)
+            self._fetch_objects(target, "update", sizes)
         except RegenError as exc:
             if _is_offline(exc):
                 self._went_offline(exc)
             self._step_failed("update", exc)
             return
-        policy = self._policy(target)
-        prune = self._prune(policy)
-        observed = [o for o in observed_from_rows(list(self.index.rows())) if not prune(o.path)]
-        with self.agent.manifests.entries(target) as entries:
-            the_plan = plan(entries, observed, policy)
         try:
             res = self._apply(the_plan, target, "update")
         except NoSpace as exc:
@@ -596,14 +644,15 @@ class _Cycle:
             self.ok_steps.add("update")
         self.log.step("update", "failed" if res.errors else "done", generation_from=installed.number,
                       generation_to=target.number, **the_plan.stats(), **res.counts())
-        self._installed(target)
+        self._installed(target, keep)
 
-    def _prune_cache(self, target: Target) -> None:
-        keep: set[str] = set()
-        with self.agent.manifests.entries(target, verify=False) as entries:
-            for e in entries:
-                if e.kind == "file" and e.oid:
-                    keep.add(e.oid)
+    def _prune_cache(self, target: Target, keep: set[str] | None = None) -> None:
+        if keep is None:
+            keep = set()
+            with self.agent.manifests.entries(target, verify=False) as entries:
+                for e in entries:
+                    if e.kind == "file" and e.oid:
+                        keep.add(e.oid)
         self.agent.cache.prune(keep)
 
     # -- loops and failures -----------------------------------------------------------------
@@ -665,6 +714,18 @@ class _Cycle:
         store = None if self.offline else self._open_store_quiet()
         upload_error = deliver(self._report_target(store), self.index, report)
         return RunResult(report, self.exit_code, list(self.log.warnings), upload_error, self.retry_after)
+
+
+def _collect(entries: Iterator[Entry], policy: Any, sizes: dict[str, int], keep: set[str]) -> Iterator[Entry]:
+    """Pass `entries` through, noting every file object (`keep`) and those the cache must hold
+    (`sizes`: oid -> size; not preserved, not base paths, which come from the store)."""
+    preserve, base = policy.preserve, policy.base
+    for e in entries:
+        if e.kind == "file" and e.oid:
+            keep.add(e.oid)
+            if e.oid != EMPTY_ID and not matches(e.path, preserve) and not (base and matches(e.path, base)):
+                sizes[e.oid] = e.size
+        yield e
 
 
 class _FetchFailed(DaemonError):

@@ -68,6 +68,10 @@ class ContentError(DaemonError):
     default_hint = "nothing was renamed into place; the next run fetches the object again"
 
 
+class PathTooLong(DaemonError):
+    default_hint = "shorten the path in the reference tree or exclude it, or use a shorter client root"
+
+
 class ApplyFailed(DaemonError):
     default_hint = "the tree is consistent up to the failed entries; the next run resumes"
 
@@ -79,5 +83,5 @@ class Interrupted(DaemonError):
 
 __all__ = [
     "EXIT_SIGTERM", "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "IndexCorrupt", "Interrupted",
-    "NoSpace", "NotInstalled", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
+    "NoSpace", "NotInstalled", "PathTooLong", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
 ]

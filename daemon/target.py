@@ -18,7 +18,7 @@ import blake3
 
 from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, sort_key
 
-from .errors import ContentError
+from .errors import ContentError, PathTooLong
 
 MANIFEST_DIR = "manifests"
 
@@ -89,11 +89,28 @@ def merge_overlay(channel: Iterable[Entry], overlay: Iterable[Entry]) -> Iterato
             a, b = next(a_it, None), next(b_it, None)
 
 
+PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
+
+
+def _fitting(entries: Iterator[Entry], max_rel: int) -> Iterator[Entry]:
+    for e in entries:
+        if len(e.path.encode("utf-8")) > max_rel:
+            raise PathTooLong(
+                f"the generation's path {e.path[:60]!r}... is too long for this client "
+                f"({len(e.path.encode('utf-8'))} bytes below a root that leaves {max_rel}); it was refused"
+            )
+        yield e
+
+
 class Manifests:
     """Verified local copies of manifests in state_dir/manifests."""
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, root: str | None = None) -> None:
         self.dir = os.path.join(state_dir, MANIFEST_DIR)
+        # a path is usable only if its absolute form fits PATH_MAX on this client: the scan,
+        # hashing and quarantine work with full paths, so a deeper one could be written once
+        # and then fail every later run. Such a generation is refused before anything changes.
+        self.max_rel = PATH_MAX - 2 - len(os.fsencode(root)) if root is not None else None
 
     def path(self, oid: str) -> str:
         return os.path.join(self.dir, oid)
@@ -141,10 +158,8 @@ class Manifests:
                     self.verify(oid)
                 fp = stack.enter_context(open(self.path(oid), "rb"))
                 streams.append(iter_entries(fp))
-            if len(streams) == 1:
-                yield streams[0]
-            else:
-                yield merge_overlay(streams[0], streams[1])
+            merged = streams[0] if len(streams) == 1 else merge_overlay(streams[0], streams[1])
+            yield merged if self.max_rel is None else _fitting(merged, self.max_rel)
 
     def read(self, oid: str) -> list[Entry]:
         """A whole local manifest (verified), for small trees and dry runs."""

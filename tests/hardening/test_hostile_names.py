@@ -79,11 +79,6 @@ def test_deep_nesting_200_levels(admin, tmp_path: Path, key_files, record: Recor
     record.intact(1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (daemon, reported): regend installs a path whose absolute form passes PATH_MAX (apply works "
-    "with directory descriptors), but its next scan walks and hashes by full path (regen.store.walk, "
-    "daemon/scan.py, quarantine paths) and gets ENAMETOOLONG: every later run fails on that path. It "
-    "should walk with descriptors too, or refuse such a generation before changing anything."))
 def test_path_near_4096_on_a_client_with_a_longer_root(admin, tmp_path: Path, key_files, record: Recorder) -> None:
     """Scenario: a 4000-byte relative path (legal in a manifest) snapshotted from a short root and installed
     under a longer client root, where the absolute path passes PATH_MAX (4096): either installed and
