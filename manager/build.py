@@ -18,12 +18,16 @@ for a store that lost objects some other way.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from regen.store import Entry, ManifestWriter, ObjectId, Store, diff, is_object_id
 from regen.store.errors import IntegrityError, ManifestInvalid, StoreError
@@ -33,7 +37,8 @@ from .progress import NoProgress, Progress
 from .scan import RACY_WINDOW_NS, Scanner, shown
 from .statcache import StatCache
 
-UPLOAD_BATCH = 512
+UPLOAD_BATCH = 4096  # objects per put_many (on file:// one filesystem sync each)
+INLINE_BYTES_IN_FLIGHT = 16 << 20  # content held for inline uploads not finished yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,29 +89,112 @@ def build_tree(store: Store, src: str, *, exclude: tuple[str, ...] = (), base: O
     One pass: each entry of the walk goes to the manifest writer and, in the same step, into
     the merge-join against the base, which picks the upload candidates.
     """
+    with _no_cyclic_gc():
+        return _build_tree(store, src, exclude=exclude, base=base, cache_dir=cache_dir, progress=progress,
+                           full=full, racy_window_ns=racy_window_ns)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The scan allocates a few objects per file and builds few cycles: with the default thresholds
+    the cyclic collector re-walks the young heap every 700 allocations (several % of a big scan).
+    Collections stay on, only rarer, so the cycles an error makes (traceback -> frame) still go."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 50)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: ObjectId | None, cache_dir: Path,
+                progress: Progress | None, full: bool, racy_window_ns: int) -> TreeBuild:
     progress = progress or NoProgress()
     root = check_source(src)
     suspects = None if full else set_aside_objects(store)
     skip = own_paths(root, store, cache_dir)
+    _ = store.config  # read once, before upload threads start
     with tempfile.TemporaryDirectory(prefix="regen-snapshot-") as tmp:
         mpath = os.path.join(tmp, "manifest")
         try:
-            with StatCache.open(cache_dir, store.store_id, root) as cache, _base_entries(store, base) as old, \
-                    open(mpath, "wb") as out:
-                writer = ManifestWriter(out)
-                scanner = Scanner(root, cache, exclude=exclude, skip=skip, progress=progress,
-                                  racy_window_ns=racy_window_ns)
-                progress.start("scanning", total_items=None)
-                changes, candidates = _changes(old, _written(writer, scanner.entries(), root), suspects)
-                out.close()
-                cache.commit()
-            uploaded, nbytes = _upload(store, root, candidates, progress)
+            # leaving this block waits for the inline uploads, then makes them durable and visible
+            with store.backend.staged() as batch, ThreadPoolExecutor(_workers(store, batch)) as pool:
+                inline = _InlineUploads(store, batch, pool)
+                with StatCache.open(cache_dir, store.store_id, root) as cache, \
+                        _base_entries(store, base) as old, open(mpath, "wb") as out:
+                    writer = ManifestWriter(out)
+                    scanner = Scanner(root, cache, exclude=exclude, skip=skip, progress=progress,
+                                      racy_window_ns=racy_window_ns, hold=inline.hold)
+                    progress.start("scanning", total_items=None)
+                    changes, candidates = _changes(old, _written(writer, scanner.entries(), root), suspects,
+                                                   inline.want)
+                    out.close()
+                    inline.finish()
+                    cache.commit()
+            rest = {oid: where for oid, where in candidates.items() if oid not in inline.taken}
+            uploaded, nbytes = _upload(store, root, rest, progress)
         finally:
             progress.finish()  # an error line must not be drawn over by a live bar
         store.put_file(mpath, writer.oid)
     counts = scanner.counts
-    return TreeBuild(writer.oid, writer.stats.as_dict(), changes, uploaded, nbytes, counts.files_hashed,
-                     counts.files_reused, counts.bytes_hashed, tuple(counts.skipped))
+    return TreeBuild(writer.oid, writer.stats.as_dict(), changes, uploaded + inline.objects, nbytes + inline.nbytes,
+                     counts.files_hashed, counts.files_reused, counts.bytes_hashed, tuple(counts.skipped))
+
+
+class StagedWrites(Protocol):
+    """What Backend.staged() gives: writes made durable and visible together, when it is left."""
+
+    batched: bool
+
+
+def _workers(store: Store, batch: StagedWrites) -> int:
+    """Threads for inline uploads: a local store is bound by the CPUs, a remote one by latency."""
+    return min(store.concurrency, os.cpu_count() or 2) if batch.batched else store.concurrency
+
+
+class _InlineUploads:
+    """Upload candidates from the very bytes the scan hashed: no second read, no second hash.
+
+    The scanner `hold`s each small file it read; when the merge-join against the base names
+    that file's object a candidate (`want`), it goes to the thread pool (existence check,
+    compression, staged write) while the scan goes on. Bytes in flight are bounded.
+    """
+
+    def __init__(self, store: Store, batch: StagedWrites, pool: ThreadPoolExecutor) -> None:
+        self.store = store
+        self.batch = batch
+        self.pool = pool
+        self.held: tuple[ObjectId, bytes] | None = None
+        self.taken: set[ObjectId] = set()
+        self.objects = 0
+        self.nbytes = 0
+        self._inflight: deque[tuple[Future[bool], int]] = deque()
+        self._bytes = 0
+
+    def hold(self, item: tuple[ObjectId, bytes] | None) -> None:
+        self.held = item
+
+    def want(self, oid: ObjectId) -> None:
+        held = self.held
+        if held is None or held[0] != oid or oid in self.taken:
+            return
+        data = held[1]
+        self.taken.add(oid)
+        self._reap(INLINE_BYTES_IN_FLIGHT)
+        self._inflight.append((self.pool.submit(self.store.put_bytes_staged, self.batch, data, oid), len(data)))
+        self._bytes += len(data)
+
+    def _reap(self, limit: int) -> None:
+        q = self._inflight
+        while q and (self._bytes > limit or q[0][0].done()):
+            fut, size = q.popleft()
+            self._bytes -= size
+            if fut.result():  # a store error stops the build
+                self.objects += 1
+                self.nbytes += size
+
+    def finish(self) -> None:
+        self._reap(-1)
 
 
 def own_paths(root: str, store: Store, cache_dir: Path) -> tuple[str, ...]:
@@ -130,24 +218,35 @@ def _written(writer: ManifestWriter, entries: Iterator[Entry], root: str) -> Ite
         yield entry
 
 
-def _changes(old: Iterator[Entry], new: Iterator[Entry],
-             suspects: set[ObjectId] | None) -> tuple[dict[str, int], dict[ObjectId, tuple[str, int]]]:
+def _changes(old: Iterator[Entry], new: Iterator[Entry], suspects: set[ObjectId] | None,
+             want: Callable[[ObjectId], None] | None = None,
+             ) -> tuple[dict[str, int], dict[ObjectId, tuple[str, int]]]:
     """Counts of changes against the base, and the upload candidates (oid -> path, size): files new or
-    changed against the base, plus unchanged files whose object is a suspect (suspects None: all)."""
+    changed against the base, plus unchanged files whose object is a suspect (suspects None: all).
+
+    `want` hears of each candidate as soon as it is known: before the next entry is scanned.
+    """
     counts = {"added": 0, "removed": 0, "modified": 0, "meta": 0}
     candidates: dict[ObjectId, tuple[str, int]] = {}
+
+    def candidate(e: Entry) -> None:
+        assert e.oid is not None
+        if e.oid not in candidates:
+            candidates[e.oid] = (e.path, e.size)
+            if want is not None:
+                want(e.oid)
 
     def watched(entries: Iterator[Entry]) -> Iterator[Entry]:
         for e in entries:
             if e.kind == "file" and e.oid is not None and (suspects is None or e.oid in suspects):
-                candidates.setdefault(e.oid, (e.path, e.size))
+                candidate(e)
             yield e
 
     for change in diff(old, watched(new) if suspects is None or suspects else new):
         counts[change.kind] += 1
         e = change.new
         if e is not None and e.kind == "file" and change.kind != "meta" and e.oid is not None:
-            candidates.setdefault(e.oid, (e.path, e.size))
+            candidate(e)
     return counts, candidates
 
 
@@ -161,19 +260,21 @@ def _upload(store: Store, root: str, candidates: dict[ObjectId, tuple[str, int]]
     """Upload the candidates the store lacks, concurrently, in batches; (objects, bytes) uploaded."""
     if not candidates:
         return 0, 0
-    items = [(oid, os.path.join(root, rel)) for oid, (rel, _size) in candidates.items()]
-    progress.start("uploading", total_items=len(items), total_bytes=sum(size for _, size in candidates.values()))
+    progress.start("uploading", total_items=len(candidates),
+                   total_bytes=sum(size for _, size in candidates.values()))
+    lacking = store.missing(candidates)  # one existence check per candidate
+    progress.advance(len(candidates) - len(lacking), sum(s for o, (_, s) in candidates.items() if o not in lacking))
+    items = [(oid, os.path.join(root, rel)) for oid, (rel, _size) in candidates.items() if oid in lacking]
     objects = nbytes = 0
 
     try:
         for i in range(0, len(items), UPLOAD_BATCH):
             batch = items[i : i + UPLOAD_BATCH]
-            result = store.put_many(batch, progress=progress.advance)
+            result = store.put_many(batch, progress=progress.advance, check=False)
             if result.errors:
                 _raise_upload_errors(root, result.errors)
             objects += len(result.done)
             nbytes += result.bytes
-            progress.advance(len(result.skipped), sum(candidates[o][1] for o in result.skipped))
     except OSError as exc:  # the file went away or became unreadable between scan and upload
         where = shown(str(exc.filename or root))
         raise FileChanged(f"{where} became unreadable while it was uploaded: {exc.strerror or exc}") from None

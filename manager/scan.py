@@ -18,13 +18,14 @@ import stat as st
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from regen.store import Entry, hash_file, kind_of, matches, sort_key, walk
+from regen.store import Entry, FileDigest, hash_file, kind_of, matches, object_id, sort_key, walk, xxh
 
 from .errors import FileChanged, SnapshotFailed, SourceInvalid
 from .progress import Progress
 from .statcache import CachedFile, StatCache
 
 RACY_WINDOW_NS = 2_000_000_000  # covers 2 s timestamp granularity (FAT, SMB) and small clock steps
+WHOLE_READ_BYTES = 4 << 20  # with a content sink, files up to this size are read into one buffer
 _SPECIAL = ((st.S_ISSOCK, "socket"), (st.S_ISFIFO, "FIFO"), (st.S_ISCHR, "character device"),
             (st.S_ISBLK, "block device"))
 
@@ -58,10 +59,17 @@ class ScanCounts:
 
 
 class Scanner:
-    """Yields the manifest entries of `root` in tree order, recording what it learned in `cache`."""
+    """Yields the manifest entries of `root` in tree order, recording what it learned in `cache`.
+
+    With `hold`, each file read whole (up to WHOLE_READ_BYTES) is handed over as (oid, bytes)
+    before its entry is yielded, and `hold(None)` follows once the consumer asked for the next
+    entry: an uploader can store exactly the bytes that were hashed, without reading them again.
+    """
 
     def __init__(self, root: str, cache: StatCache, *, exclude: tuple[str, ...] = (), skip: tuple[str, ...] = (),
-                 progress: Progress | None = None, racy_window_ns: int = RACY_WINDOW_NS) -> None:
+                 progress: Progress | None = None, racy_window_ns: int = RACY_WINDOW_NS,
+                 hold: Callable[[tuple[str, bytes] | None], None] | None = None) -> None:
+        self.hold = hold
         self.root = root
         self.cache = cache
         self.exclude = exclude
@@ -102,6 +110,8 @@ class Scanner:
                 yield Entry(rel, "symlink", mode, target=self._readlink(rel))
             elif kind == "file":
                 yield self._file(rel, s, mode)
+                if self.hold is not None:
+                    self.hold(None)
             else:
                 self.counts.skipped.append(f"{special_kind(s.st_mode)} {shown(rel)}")
 
@@ -136,8 +146,13 @@ class Scanner:
 
     def _hash(self, rel: str, before: os.stat_result) -> tuple[str, str]:
         full = os.path.join(self.root, rel)
+        data = None
         try:
-            digest = hash_file(full, self._buf)
+            if self.hold is not None and before.st_size <= WHOLE_READ_BYTES:
+                data = read_whole(full, before.st_size)
+                digest = FileDigest(object_id(data), xxh(data), len(data))
+            else:
+                digest = hash_file(full, self._buf)
             after = os.lstat(full)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ELOOP):  # gone, or replaced by a symlink, since the walk
@@ -150,4 +165,25 @@ class Scanner:
             raise FileChanged(f"{shown(full)} changed while it was read", path=rel)
         self.counts.files_hashed += 1
         self.counts.bytes_hashed += digest.size
+        if data is not None and self.hold is not None:
+            self.hold((digest.oid, data))
         return digest.oid, digest.xxh
+
+
+def read_whole(path: str, size: int) -> bytes:
+    """The content of `path` (not following a symlink), expected to be `size` bytes, in one buffer.
+
+    At most size + 1 bytes are read: a file that grew shows in the caller's size check.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        first = os.read(fd, size + 1)
+        if len(first) >= size or not first:
+            return first
+        parts, n = [first], len(first)
+        while n <= size and (chunk := os.read(fd, size + 1 - n)):
+            parts.append(chunk)
+            n += len(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)

@@ -153,14 +153,13 @@ class Store:
 
     # -- objects ------------------------------------------------------------------------------
     def has(self, oid: ObjectId) -> bool:
-        try:
-            self.backend.stat(layout.object_path(oid))
-            return True
-        except NotFound:
-            return False
+        return not self.backend.absent([layout.object_path(oid)])[0]  # (file://: no exception per miss)
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         ids = sorted(set(oids))
+        if self.backend.scheme == "file":  # a local stat costs less than handing it to a thread
+            gone = self.backend.absent([layout.object_path(oid) for oid in ids])
+            return {oid for oid, no in zip(ids, gone) if no}
         with ThreadPoolExecutor(self.concurrency) as pool:
             present = list(pool.map(self.has, ids))
         return {oid for oid, ok in zip(ids, present) if not ok}
@@ -274,13 +273,15 @@ class Store:
             self.backend.write_from(layout.object_path(digest.oid), staged)
         return digest
 
-    def put_many(self, items: Iterable[tuple[ObjectId, str]], *, progress: Progress | None = None) -> TransferResult:
+    def put_many(self, items: Iterable[tuple[ObjectId, str]], *, progress: Progress | None = None,
+                 check: bool = True) -> TransferResult:
         """Upload (oid, local path) pairs the store lacks, concurrently; errors are collected.
 
         The objects are written as one staged batch (Backend.staged): on file:// one sync of
         the store's filesystem for the batch instead of one fsync per object; every object
         still appears complete or not at all. A file up to INLINE_BYTES is read once into
-        memory, and hashed and compressed from that one buffer.
+        memory, and hashed and compressed from that one buffer. `check=False`: the caller
+        knows the store lacks these objects (it asked `missing` just before).
         """
         result = TransferResult()
 
@@ -289,7 +290,7 @@ class Store:
             def one(item: tuple[ObjectId, str]) -> tuple[ObjectId, FileDigest | None | StoreError]:
                 oid, path = item
                 try:
-                    return oid, self._stage_file(batch, path, oid)
+                    return oid, self._stage_file(batch, path, oid, check=check)
                 except StoreError as exc:
                     return oid, exc
 
@@ -316,7 +317,7 @@ class Store:
         if check and self.has(oid):
             return False
         tag, body = encode_parts(data, self.config.compression)
-        batch.write(layout.object_path(oid), lambda fp: (fp.write(tag), fp.write(body)))
+        batch.write(layout.object_path(oid), (tag, body))
         return True
 
     def _stage_file(self, batch: StagedWrites, path: str, oid: ObjectId | None, *,
