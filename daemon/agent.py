@@ -465,6 +465,8 @@ class _Cycle:
         found = unchanged(root, self.index.row_map(), prune, strict_dirs=True, racy=racy)
         if found is None or found.unmanaged:  # kept paths: the full path records them as before
             return False
+        if len(racy) * 10 > found.paths:  # (just installed: the full scan hashes with two threads)
+            return False
         size = self._confirm_racy(racy)
         if size is None:
             return False
@@ -494,17 +496,23 @@ class _Cycle:
         size = 0
         for path in paths:
             row = self.index.get(path)
-            if row is None or row.kind != "file":
+            if row is None or row.kind not in ("file", "symlink"):
                 return None
+            full = os.path.join(self.cfg.root, path)
             try:
-                xxh, s = hasher.file(os.path.join(self.cfg.root, path))
+                if row.kind == "file":
+                    xxh, s = hasher.file(full)
+                    same = xxh == row.xxh
+                else:
+                    s = os.lstat(full)
+                    same = os.readlink(full) == row.target
             except OSError:
                 return None
             f = StatFacts.from_stat(s)
-            if (xxh != row.xxh or f.size != row.size or f.mode != row.mode or f.mtime_ns != row.mtime_ns
-                    or f.ctime_ns != row.ctime_ns or f.inode != row.inode):
+            if (not same or f.kind != row.kind or f.size != row.size or f.mode != row.mode
+                    or f.mtime_ns != row.mtime_ns or f.ctime_ns != row.ctime_ns or f.inode != row.inode):
                 return None
-            size += f.size
+            size += f.size if row.kind == "file" else 0
             fresh.append(replace(row, checked_ns=time.time_ns()))
         with self.index.atomic():
             self.index.put_rows(fresh)

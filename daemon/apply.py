@@ -3,10 +3,11 @@
 Order: save to quarantine -> delete (deepest first) -> mkdir -> files and symlinks -> modes.
 Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory while the
 BLAKE3 of the bytes actually written is computed (a cached object is trusted only after that
-check), its mode is set on the descriptor, then one os.sync() for the whole batch, then each
-temp file is renamed over its path. A kill at any moment leaves every managed path with its
-old content, its new content or absent, never a partial file; leftover temp files are
-removed by the next run's plan. All paths go through SafeRoot (no symlink followed, nothing
+check), its mode is set on the descriptor, then one syncfs(2) per filesystem concerned for
+the whole batch (SafeRoot.sync: root's, any mounted below it, the cache's), then each temp
+file is renamed over its path. A kill at any moment leaves every managed path with its old
+content, its new content or absent, never a partial file; leftover temp files are removed by
+the next run's plan. All paths go through SafeRoot (no symlink followed, nothing
 outside root). Failures are collected per entry; the rest of the plan goes on.
 
 Test hook: `kill_after=N` (regend reads REGEN_TEST_KILL_AFTER) sends SIGKILL to this process
@@ -19,7 +20,7 @@ import os
 import signal
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import blake3
@@ -129,6 +130,7 @@ class Applier:
     def run(self) -> ApplyResult:
         with SafeRoot(self.root) as sroot:
             self.sroot = sroot
+            sroot.sync_also(self.cache.dir)  # the cache objects fetched for this apply (written unsynced)
             self._record_known()
             self._save_quarantine()
             self._deletes()
@@ -136,7 +138,7 @@ class Applier:
             self._contents()
             self._modes()
             self._refresh_dirs()
-            os.sync()
+            sroot.sync()
             self._flush()
         return self.result
 
@@ -299,7 +301,7 @@ class Applier:
         """One sync for the batch, then the renames: each path flips from old to new content."""
         if not batch:
             return
-        os.sync()
+        self.sroot.sync()
         self.ticker.tick()
         while batch:
             e, tmp = batch.pop(0)
@@ -397,10 +399,16 @@ def _tree_key(e: Entry) -> bytes:
     return path_key(e.path)
 
 
+def observed_from_facts(facts: Iterable[tuple[str, str, int, int, str | None, str | None, bool]],
+                        prune: Callable[[str], bool]) -> list[Observed]:
+    """observed_from_rows of Index.observed_facts() (no IndexRow built), pruned paths left out."""
+    return [Observed(*t) for t in facts if not prune(t[0])]
+
+
 def observed_from_rows(rows: list[IndexRow]) -> list[Observed]:
     """The disk as the index knows it (it matches the disk after a completed repair)."""
     return [Observed(r.path, r.kind, r.mode, r.size, r.xxh, r.target,
                      in_store=r.managed and (r.kind != "file" or r.oid is not None)) for r in rows]
 
 
-__all__ = ["Applier", "ApplyResult", "ContentError", "Ticker", "observed_from_rows"]
+__all__ = ["Applier", "ApplyResult", "ContentError", "Ticker", "observed_from_facts", "observed_from_rows"]

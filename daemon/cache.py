@@ -34,7 +34,25 @@ class ObjectCache:
         return p
 
     def missing(self, oids: Iterable[str]) -> list[str]:
-        return sorted({o for o in oids if not self.has(o)})
+        """The ids of `oids` not in the cache: one listing per fan-out directory concerned
+        instead of a stat per object (an update checks every object of the generation)."""
+        wanted = {o for o in oids if o != EMPTY_ID}
+        if len(wanted) <= 64:
+            return sorted(o for o in wanted if not self.has(o))
+        fans: dict[str, set[str]] = {}
+        for o in wanted:
+            fans.setdefault(o[:2], set()).add(o[2:])
+        out: list[str] = []
+        for fan, rests in fans.items():
+            present: set[str] = set()
+            try:
+                with os.scandir(os.path.join(self.dir, fan)) as it:
+                    present = {e.name for e in it if e.name in rests and e.is_file()}
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            out.extend(fan + r for r in rests - present)
+        out.sort()
+        return out
 
     def discard(self, oid: str) -> None:
         try:

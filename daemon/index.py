@@ -195,6 +195,19 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
+    def observed_facts(self) -> Iterator[tuple[str, str, int, int, str | None, str | None, bool]]:
+        """Every row as (path, kind, mode, size, xxh, target, in_store) in tree order, from one
+        query without per-row objects (an update plans against the disk as the index knows it;
+        in_store: managed, and a file's content is a store object)."""
+        try:
+            cur = self.db.conn.execute("SELECT key, kind, mode, size, xxh, target, "
+                                       "managed AND (kind != 'file' OR oid IS NOT NULL) FROM entries ORDER BY key")
+            for t in cur:
+                yield (t[0].replace(b"\0", b"/").decode(_FS_ENCODING, _FS_ERRORS), t[1], t[2], t[3], t[4], t[5],
+                       bool(t[6]))
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
     def get(self, path: str) -> IndexRow | None:
         found = self._q(f"SELECT {_COLS} FROM entries WHERE key = ?", [path_key(path)])
         return _row(found[0]) if found else None

@@ -42,12 +42,15 @@ def clean_key(target: dict[str, Any], policy: dict[str, Any], root: str, state_d
 
 
 def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None, *,
-              strict_dirs: bool) -> Unchanged | None:
+              strict_dirs: bool, racy: list[str] | None = None) -> Unchanged | None:
     """Every path under root has its index row and matches it by stat (no hashing needed); else None.
 
     `rows` maps path -> row tuple in tree order (Index.row_map) and is consumed. `prune` as in
     scan (None: nothing pruned). `strict_dirs` also requires a directory's mtime/ctime/inode to
-    match (a run refreshes such rows; a read-only check only needs the mode).
+    match (a run refreshes such rows; a read-only check only needs the mode). `racy`: when given,
+    a file or symlink matching its row in every stat field but inside the racy-timestamp window
+    (typically one regend itself just wrote) is appended to it instead of answering None; the
+    caller must then hash (read) each one and compare it with its row (as the full scan would).
     """
     unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
     kinds = [rows[p][0] for p in unmanaged]
@@ -94,8 +97,12 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
                     return None
                 m = s.st_mtime_ns
                 if (m != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]
-                        or (fmt == _S_IFREG and s.st_size != row[2]) or m >= row[7] - RACY_WINDOW_NS):
+                        or (fmt == _S_IFREG and s.st_size != row[2])):
                     return None
+                if m >= row[7] - RACY_WINDOW_NS:
+                    if racy is None or fmt not in (_S_IFREG, _S_IFLNK):
+                        return None
+                    racy.append(rel)
     for path in rows:  # indexed but not seen: only pruned paths may be
         if prune is None or not prune(path):
             return None

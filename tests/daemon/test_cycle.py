@@ -305,3 +305,24 @@ def test_expiry_in_the_future_is_accepted(client: Client, file_store: Store, sig
     publish(file_store, signing_key, GEN1, number=1, expires=later)
     client.regend("run", "--once")
     assert client.tree() == expected(GEN1)
+
+
+def test_run_right_after_an_update_checks_what_it_wrote(client: Client, file_store: Store,
+                                                        signing_key) -> None:
+    # the paths an apply just wrote are inside the racy-timestamp window: the next run reads
+    # them again and finds no drift; a file changed behind regend's back, even with its size
+    # and mtime put back, is found and repaired
+    publish(file_store, signing_key, GEN1, number=1)
+    client.regend("run", "--once")
+    again = json.loads(client.regend("run", "--once", "--json").stdout)
+    assert again["outcome"] == "ok"
+    scan = again["steps"]["scan"]
+    assert scan["drifted"] == 0 and scan["reasons"].get("racy", 0) > 0
+    target = client.root / "etc/app.conf"
+    before = os.lstat(target)
+    target.write_text("port = 6666\n")  # same size
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = json.loads(client.regend("run", "--once", "--json").stdout)
+    assert out["outcome"] == "repaired"
+    assert "etc/app.conf" in out["drift"]["modified"]["paths"]
+    assert client.tree() == expected(GEN1)
