@@ -27,6 +27,9 @@ setup_venv() {
   echo "== installing regen${extras:+[$extras]} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}" 2>&1 \
     | grep -v -i -E "^(warning|  )|location .* is ignored" || true
+  # an editable install leaves regen's own modules uncompiled, and with PYTHONDONTWRITEBYTECODE
+  # set every regen/regend process would compile them again at start-up: compile them once
+  .venv/bin/python -m compileall -q store daemon manager >/dev/null
   .venv/bin/python -c "import regen.store, regen.daemon, regen.manager"
   export PATH="$PWD/.venv/bin:$PATH"
 }
