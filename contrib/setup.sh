@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for demo.sh, test.sh and bench.sh (sourced, not run):
-#   need_debian PKG:CMD ...   install Debian packages whose command is missing
+#   need_debian PKG:CMD ...   install Debian packages whose command is missing (CMD "-": a library,
+#                             checked with dpkg)
 #   setup_venv [EXTRAS]       create/update .venv in the checkout and install regen into it
 set -euo pipefail
 
@@ -8,6 +9,10 @@ need_debian() {
   local missing=() spec pkg cmd
   for spec in "$@"; do
     pkg=${spec%%:*}; cmd=${spec#*:}
+    if [ "$cmd" = "-" ]; then
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+      continue
+    fi
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

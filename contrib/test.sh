@@ -2,13 +2,14 @@
 # Set up everything the tests need on a fresh Debian machine, then run the whole suite:
 #   contrib/test.sh [pytest args...]
 # Creates/updates .venv in the checkout, installs regen with its test extras and the Debian
-# packages of the servers the backend tests start (Samba, OpenSSH) and of the benchmark
-# anchors (the benchmark smoke test runs the tiny size), then runs pytest.
+# packages of the servers the backend tests start (Samba, OpenSSH), of the case-insensitive
+# filesystem the hardening suite mounts (FUSE) and of the benchmark anchors (the benchmark
+# smoke test runs the tiny size), then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . contrib/setup.sh
 need_debian samba:smbd samba-common-bin:smbpasswd openssh-server:sshd openssh-client:ssh-keygen \
-  git:git rsync:rsync xxhash:xxhsum ostree:ostree restic:restic
+  git:git rsync:rsync xxhash:xxhsum ostree:ostree restic:restic fuse:fusermount libfuse2:-
 setup_venv "test,s3,smb,sftp"
 
 echo "== running the test suite"

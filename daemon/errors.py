@@ -72,6 +72,11 @@ class PathTooLong(DaemonError):
     default_hint = "shorten the path in the reference tree or exclude it, or use a shorter client root"
 
 
+class PathCollision(DaemonError):
+    default_hint = ("rename or exclude one of the two paths in the reference tree (this client's root "
+                    "folds letter case); nothing was changed")
+
+
 class ApplyFailed(DaemonError):
     default_hint = "the tree is consistent up to the failed entries; the next run resumes"
 
@@ -83,5 +88,5 @@ class Interrupted(DaemonError):
 
 __all__ = [
     "EXIT_SIGTERM", "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "IndexCorrupt", "Interrupted",
-    "NoSpace", "NotInstalled", "PathTooLong", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
+    "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
 ]

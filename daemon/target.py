@@ -8,7 +8,9 @@ hashed again each time it is opened: a damaged copy is dropped, never applied.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -18,7 +20,8 @@ import blake3
 
 from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, sort_key
 
-from .errors import ContentError, PathTooLong
+from .errors import ContentError, PathCollision, PathTooLong
+from .plan import TEMP_PREFIX
 
 MANIFEST_DIR = "manifests"
 
@@ -102,6 +105,66 @@ def _fitting(entries: Iterator[Entry], max_rel: int) -> Iterator[Entry]:
         yield e
 
 
+def folded(path: str) -> str:
+    """The form under which a case-insensitive filesystem may see `path` as the same name: the
+    broadest of those in use (vfat/exFAT/NTFS/SMB fold case, ext4 and tmpfs casefold and APFS also
+    normalise Unicode), so anything one of them would merge is caught."""
+    return unicodedata.normalize("NFKC", path).casefold()
+
+
+def _distinct(entries: Iterator[Entry]) -> Iterator[Entry]:
+    # 64-bit hashes of the folded paths, not the paths: ~50 MB for a million entries
+    seen: set[int] = set()
+    for e in entries:
+        h = hash(folded(e.path))
+        if h in seen:
+            raise PathCollision(
+                f"the generation's path {e.path[:200]!r} differs only in letter case or Unicode form from "
+                f"another of its paths, and this client's root is case-insensitive; it was refused")
+        seen.add(h)
+        yield e
+
+
+def case_insensitive(root: str) -> bool:
+    """Whether the filesystem of directory `root` folds case: an entry of root with letters in its
+    name is looked up under the name with its case swapped; in an empty root a probe file is
+    created for that (its temp prefix makes a leftover -- a kill between create and unlink --
+    something the next run's plan removes). If root cannot be probed, it is treated as
+    case-insensitive: colliding paths are refused, nothing else changes."""
+    try:
+        dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        with os.scandir(dfd) as it:
+            for entry in it:
+                other = entry.name.swapcase()
+                if other != entry.name:
+                    try:
+                        # (st_ino of both, not the entry's d_ino: some filesystems' readdir lacks it)
+                        return os.lstat(other, dir_fd=dfd).st_ino == os.lstat(entry.name, dir_fd=dfd).st_ino
+                    except FileNotFoundError:
+                        return False
+    except OSError:
+        os.close(dfd)
+        return True
+    name = f"{TEMP_PREFIX}case-{secrets.token_hex(6)}"
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        os.close(fd)
+        try:
+            os.lstat(name.upper(), dir_fd=dfd)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            os.unlink(name, dir_fd=dfd)
+    except OSError:
+        return True
+    finally:
+        os.close(dfd)
+
+
 class Manifests:
     """Verified local copies of manifests in state_dir/manifests."""
 
@@ -111,6 +174,11 @@ class Manifests:
         # hashing and quarantine work with full paths, so a deeper one could be written once
         # and then fail every later run. Such a generation is refused before anything changes.
         self.max_rel = PATH_MAX - 2 - len(os.fsencode(root)) if root is not None else None
+        self.root = root
+        # on a case-insensitive root (a FAT/exFAT/NTFS volume, an SMB mount, a casefold directory)
+        # README and readme would be one file, rewritten back and forth on every run: a generation
+        # with such a pair is refused there (probed once, when a tree is first planned)
+        self._fold: bool | None = None
 
     def path(self, oid: str) -> str:
         return os.path.join(self.dir, oid)
@@ -159,7 +227,14 @@ class Manifests:
                 fp = stack.enter_context(open(self.path(oid), "rb"))
                 streams.append(iter_entries(fp))
             merged = streams[0] if len(streams) == 1 else merge_overlay(streams[0], streams[1])
-            yield merged if self.max_rel is None else _fitting(merged, self.max_rel)
+            if self.max_rel is not None:
+                merged = _fitting(merged, self.max_rel)
+            if self.root is not None:
+                if self._fold is None and os.path.isdir(self.root):
+                    self._fold = case_insensitive(self.root)
+                if self._fold:
+                    merged = _distinct(merged)
+            yield merged
 
     def read(self, oid: str) -> list[Entry]:
         """A whole local manifest (verified), for small trees and dry runs."""
@@ -178,4 +253,4 @@ class Manifests:
                     pass
 
 
-__all__ = ["MANIFEST_DIR", "Manifests", "Target", "merge_overlay"]
+__all__ = ["MANIFEST_DIR", "Manifests", "Target", "case_insensitive", "folded", "merge_overlay"]

@@ -10,6 +10,8 @@ A server that cannot start FAILS the tests that need it, with the reason: never 
     sftp_server   OpenSSH sshd subprocess, temp host key, key-only login as the current user
     http_server   http.server (threads) serving a temp folder; logs every request; can answer
                   injected failures (503 + Retry-After) and requires a token below /private/
+    casefold_mount  (per test) a case-insensitive filesystem mounted on a temp folder: the FUSE
+                  passthrough tests/casefoldfs.py (libfuse2 + fusepy), for client roots
 
 Function-scoped `<scheme>_target` fixtures (memory, file, s3, smb, sftp, http) give each test
 its own empty prefix on a server, as a `Target`: the URL and storage options a client uses,
@@ -29,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -510,6 +513,35 @@ def tarpit() -> Iterator[int]:
         for conn in held:
             conn.close()
         sock.close()
+
+
+@pytest.fixture
+def casefold_mount(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a real case-insensitive, case-preserving filesystem (README and readme are one
+    file), mounted for this test and unmounted after it."""
+    try:
+        import fuse  # noqa: F401  (fusepy: a test extra)
+    except (ImportError, OSError) as exc:  # OSError: libfuse2 missing
+        pytest.fail(f"the case-insensitive test filesystem cannot start ({exc}); run contrib/test.sh "
+                    "(Debian libfuse2, fuse; PyPI fusepy)", pytrace=False)
+    if not os.path.exists("/dev/fuse"):
+        pytest.fail("/dev/fuse is missing: the case-insensitive test filesystem needs FUSE", pytrace=False)
+    backing, mnt, log = tmp_path / "casefold-backing", tmp_path / "casefold", tmp_path / "casefold.log"
+    backing.mkdir()
+    mnt.mkdir()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("casefoldfs.py")), str(backing),
+                                 str(mnt)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not os.path.ismount(mnt):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the case-insensitive test filesystem did not mount: {_tail(log)}", pytrace=False)
+            time.sleep(0.05)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+        _stop(proc)
 
 
 # -- per-test targets --------------------------------------------------------------------------------

@@ -270,10 +270,11 @@ class Client:
     pub_key: Path
     extra: dict[str, Any] = field(default_factory=dict)
     host: str = "client-01"
+    root_dir: Path | None = None  # default: base/root (another filesystem's mount point, e.g.)
 
     @property
     def root(self) -> Path:
-        return self.base / "root"
+        return self.root_dir or self.base / "root"
 
     @property
     def state(self) -> Path:

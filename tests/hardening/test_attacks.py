@@ -39,7 +39,7 @@ from regen.store import (
 )
 
 from ..conftest import Mode, Symlink, make_tree
-from .conftest import Client, Recorder, assert_same_tree, files_in, publish, spec_entries, tree_state
+from .conftest import Client, Recorder, assert_same_tree, expected_state, files_in, publish, spec_entries, tree_state
 
 POLICY = Policy(preserve=("home",))
 G1 = {"etc/a.conf": "a1\n", "etc/b.conf": "b1\n", "app/bin/run": Mode(b"#!/bin/sh\necho run\n", 0o755),
@@ -219,11 +219,7 @@ def test_hostile_manifest_refused(world: World, record: Recorder, name: str) -> 
 
 
 def test_case_colliding_paths_on_case_sensitive_fs(world: World, tmp_path: Path, record: Recorder) -> None:
-    """Scenario: README and readme are two files on a case-sensitive target: installed faithfully.
-
-    (A case-insensitive target cannot be mounted on this test machine; regend does not probe for
-    one, so there both would land on one name. Documented in the hardening note.)
-    """
+    """Scenario: README and readme are two files on a case-sensitive target: installed faithfully."""
     store = Store.init(f"file://{tmp_path / 'store'}")
     spec = {"doc/README": b"upper", "doc/readme": b"lower", "doc/ReadMe": Mode(b"mixed", 0o600)}
     publish(store, world.key, spec, number=1)
@@ -234,6 +230,41 @@ def test_case_colliding_paths_on_case_sensitive_fs(world: World, tmp_path: Path,
     assert c.tree() == {b"doc": ("dir", 0o755, b""), b"doc/README": ("file", 0o644, b"upper"),
                         b"doc/ReadMe": ("file", 0o600, b"mixed"), b"doc/readme": ("file", 0o644, b"lower")}
     record.intact(3)
+
+
+def test_case_colliding_paths_on_a_case_insensitive_target(world: World, tmp_path: Path, casefold_mount: Path,
+                                                           record: Recorder) -> None:
+    """Scenario: the client root is on a case-insensitive filesystem (README and readme are one
+    file there). An honest generation installs and stays clean; a generation with doc/README and
+    doc/readme (or Etc/ next to etc/) is refused before anything changes, instead of one path
+    overwriting the other on every run; fixing the reference tree lets the client move on."""
+    store = Store.init(f"file://{tmp_path / 'store'}")
+    gen1 = {"etc/app.conf": b"port = 1\n", "doc/README": b"upper", "bin/tool": Mode(b"#!/bin/sh\n", 0o755)}
+    publish(store, world.key, gen1, number=1)
+    c = Client(tmp_path / "client", store.url, world.client.pub_key, root_dir=casefold_mount)
+    c.state.mkdir(parents=True)
+    c.write_config()
+    c.regend("run", "--once")
+    installed = c.tree()
+    assert installed == expected_state(gen1)
+    again = c.regend("run", "--once")  # stable on that filesystem: no drift found, nothing rewritten
+    assert again.stdout.startswith("ok:") and c.last_report()["outcome"] == "ok", again.stdout
+    for number, extra in ((2, {"doc/readme": b"lower"}), (3, {"ETC/app.conf": b"port = 666\n"}),
+                          (4, {"doc/Rea\u0301dme": b"x", "doc/Re\u00e1dme": b"y"})):
+        publish(store, world.key, {**gen1, "etc/app.conf": b"port = 2\n", **extra}, number=number)
+        res = c.regend("run", "--once", exit_code=None)
+        assert res.returncode in (0, 1) and "Traceback" not in res.stderr, (res.stdout, res.stderr)
+        assert res.stdout.startswith("failing:") and "letter case" in res.stdout, res.stdout
+        report = c.last_report()
+        assert any("letter case" in e for e in report["errors"]), report["errors"]
+        assert report["outcome"] == "failing" and report["generation_after"] == 1, report
+        assert c.tree() == installed  # refused before anything changed (etc/app.conf still port = 1)
+        assert not c.temp_files()
+    fixed = {**gen1, "etc/app.conf": b"port = 2\n", "doc/readme-lower": b"lower"}
+    publish(store, world.key, fixed, number=5)
+    c.regend("run", "--once")
+    assert c.tree() == expected_state(fixed)
+    record.intact(len(fixed))
 
 
 # -- hostile records ----------------------------------------------------------------------------------
