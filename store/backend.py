@@ -42,8 +42,12 @@ _READ_ONLY = ("http", "https")
 # single PUT is atomic on these: no temp name + rename needed
 _ATOMIC_PUT = ("s3", "memory")
 DEFAULT_TIMEOUT = 30.0  # seconds to connect, and of silence while reading, before a server counts as dead
+# a transfer averaging less than this (bytes/s) over `timeout` seconds is cut: a server trickling
+# a byte now and then never trips the idle timeout, yet would hold a run for days (curl's
+# --speed-limit/--speed-time); 0 turns the check off
+DEFAULT_MIN_RATE = 1024.0
 # storage options regen consumes itself (mapped onto each library's own settings)
-_OWN_OPTIONS = ("timeout", "known_hosts")
+_OWN_OPTIONS = ("timeout", "min_rate", "known_hosts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +124,9 @@ class Backend:
               connection from a small pool; optional known_hosts check of the server's key
       http(s) read-only; every read is one GET (no HEAD, no LIST); listing is refused
     Own storage options: `timeout` (seconds, default 30: connect and read idle time, so a dead
-    server fails instead of hanging) and `known_hosts` (sftp: OpenSSH known_hosts file).
+    server fails instead of hanging), `min_rate` (bytes/s, default 1024: a streamed read slower
+    than that over `timeout` seconds is cut, so a trickling server cannot hold a run forever; 0:
+    off) and `known_hosts` (sftp: OpenSSH known_hosts file).
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class Backend:
         self.url = self.url.rstrip("/")
         self.options = dict(storage_options or {})  # as given (regen's own options included)
         self.timeout = _positive_seconds(self.options.get("timeout", DEFAULT_TIMEOUT), self.url)
+        self.min_rate = _min_rate(self.options.get("min_rate", DEFAULT_MIN_RATE), self.url)
         self.known_hosts: str | None = self.options.get("known_hosts")
         if self.known_hosts is not None and self.scheme != "sftp":
             raise InvalidInput(f"storage option known_hosts applies to sftp:// stores, not {self.url}",
@@ -345,8 +352,9 @@ class Backend:
             # a streamed read (http) returns what has arrived so far: read until the limit or the end
             parts: list[bytes] = []
             want = max_bytes + 1
+            guard = self.rate_guard(full)
             while want > 0:
-                chunk = fp.read(want)
+                chunk = guard.read(fp, want)
                 if not chunk:
                     break
                 parts.append(bytes(chunk))
@@ -376,7 +384,7 @@ class Backend:
             return fp, (self._detach() if self._pooled else None)
         fp, owner = self._call(path, op)
         try:
-            yield _CountingReader(fp, self.counters, self.url, path)  # type: ignore[misc]
+            yield _CountingReader(fp, self.counters, self.url, path, self.rate_guard(path))  # type: ignore[misc]
         finally:
             try:
                 fp.close()
@@ -384,6 +392,9 @@ class Backend:
                 log.debug("closing %s: %s", path, exc)
             if owner is not None:
                 self._release(owner)
+
+    def rate_guard(self, path: str) -> RateGuard:
+        return RateGuard(self.min_rate, self.timeout, self.url, path)
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, path: str, data: bytes) -> None:
@@ -846,6 +857,47 @@ _MAX_DELAY = 30.0
 _S3_CHUNK = 8 << 20
 
 
+def _min_rate(value: Any, url: str) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = -1.0
+    if not 0 <= rate < float("inf"):
+        raise InvalidInput(f"storage option min_rate={value!r} for {url} is not a number of bytes per second",
+                           hint="set min_rate to the slowest acceptable transfer in bytes/s, e.g. 1024, or 0 for none")
+    return rate
+
+
+class RateGuard:
+    """Cuts a transfer slower than `min_rate` bytes/s over a whole `window` of seconds spent
+    waiting for it (time inside read calls only: a reader that pauses to work is not the
+    server's fault)."""
+
+    def __init__(self, min_rate: float, window: float, url: str, path: str) -> None:
+        self.min_rate, self.window, self.url, self.path = min_rate, window, url, path
+        self._busy = 0.0
+        self._n = 0
+
+    def read(self, fp: Any, n: int) -> Any:
+        t0 = time.monotonic()
+        data = fp.read(n)
+        if self.min_rate:
+            self._busy += time.monotonic() - t0
+            self._n += len(data)
+            if self._busy >= self.window:
+                self._check()
+        return data
+
+    def _check(self) -> None:
+        elapsed = self._busy
+        if self._n < self.min_rate * elapsed:
+            raise StoreUnreachable(
+                f"{self.url}/{self.path} arrived at {self._n / elapsed:.0f} bytes/s over {elapsed:.0f} s, under "
+                f"the {self.min_rate:.0f} bytes/s a transfer needs (storage option min_rate); cut off",
+                url=self.url, path=self.path, hint="check the network and the server; the next run tries again")
+        self._busy, self._n = 0.0, 0
+
+
 def _positive_seconds(value: Any, url: str) -> float:
     try:
         seconds = float(value)
@@ -977,15 +1029,18 @@ def _known_hosts_policy(path: str) -> Any:
 class _CountingReader:
     """File wrapper that counts bytes and translates read errors."""
 
-    def __init__(self, fp: IO[bytes], counters: Counters, url: str, path: str) -> None:
+    def __init__(self, fp: IO[bytes], counters: Counters, url: str, path: str, guard: RateGuard) -> None:
         self._fp = fp
+        self._guard = guard
         self._counters = counters
         self._url = url
         self._path = path
 
     def read(self, n: int = -1) -> bytes:
         try:
-            data = self._fp.read(n)
+            data = self._guard.read(self._fp, n)
+        except StoreError:
+            raise
         except Exception as exc:  # noqa: BLE001 - translated
             raise translate(exc, self._url, self._path) from exc
         self._counters.bump("bytes_read", len(data))

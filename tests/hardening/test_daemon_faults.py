@@ -153,6 +153,7 @@ def test_store_fetch_into_a_full_disk(file_store: Store, tmp_path: Path, tmpfs, 
 class StoreServer:
     """Static HTTP over a store folder on a fixed loopback port, with faults on demand:
     `cut_after` object GETs then the server dies mid-body; `delay` seconds between 16 KiB chunks;
+    `trickle` sends objects 64 bytes every 0.25 s (never silent long enough for a timeout);
     `stall` accepts and never answers; `endless` paths stream data forever."""
 
     CHUNK = 16 << 10
@@ -163,6 +164,7 @@ class StoreServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.delay = 0.0
+        self.trickle = False
         self.stall = False
         self.cut_after: int | None = None
         self.endless: set[str] = set()
@@ -252,6 +254,14 @@ class StoreServer:
             threading.Thread(target=self.stop, daemon=True).start()
             self._stopping.wait(10)
             return
+        if self.trickle and rel.startswith("objects/"):
+            for i in range(0, len(data), 64):
+                if self._stopping.is_set():
+                    return
+                h.wfile.write(data[i:i + 64])
+                h.wfile.flush()
+                time.sleep(0.25)
+            return
         for i in range(0, len(data), self.CHUNK):
             h.wfile.write(data[i:i + self.CHUNK])
             if self.delay:
@@ -328,6 +338,32 @@ def test_slow_store_is_not_a_dead_store(served, signing_key, make_client, record
     publish(store, signing_key, spec, number=1, policy=POLICY)
     c = http_client(make_client, server)
     server.delay = 0.5
+    c.regend("run", "--once", timeout=90)
+    assert c.tree() == expected_state(spec)
+    record.intact(files_in(c.tree()))
+
+
+def test_trickling_store_is_cut_off(served, signing_key, make_client, record: Recorder) -> None:
+    """Scenario: objects arrive 64 bytes every 0.25 s (256 bytes/s: never silent long enough for the
+    2 s timeout; 40 KiB would take ~3 minutes each). Under min_rate (default 1024 bytes/s over the
+    timeout), each transfer is cut: the run ends soon, nothing is applied, no partial file is left;
+    with a normal server the next run installs."""
+    store, server = served
+    spec = big_spec(4, 40 << 10)
+    publish(store, signing_key, spec, number=1, policy=POLICY)
+    c = http_client(make_client, server)
+    server.trickle = True
+    t0 = time.monotonic()
+    res = c.regend("run", "--once", exit_code=None, timeout=90)
+    took = time.monotonic() - t0
+    print(f"trickling store: the run ended after {took:.1f} s")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, (res.stdout, res.stderr)
+    report = c.last_report()
+    assert any("bytes/s" in e and "min_rate" in e for e in report["errors"]), report["errors"]
+    assert report["generation_after"] is None and c.tree() == {}, report
+    assert not list((c.state / "objects").rglob(".fetch-*")) if (c.state / "objects").exists() else True
+    assert took < 60, took  # ~3 minutes per object without the cut
+    server.trickle = False
     c.regend("run", "--once", timeout=90)
     assert c.tree() == expected_state(spec)
     record.intact(files_in(c.tree()))
