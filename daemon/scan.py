@@ -9,6 +9,7 @@ hash could hide behind an identical stat, so the file is hashed again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import stat as st
@@ -144,6 +145,7 @@ class Hasher:
 
 
 HASH_THREADS = 2
+VERIFY_SLICE = 2048  # paths hashed ahead per slice of a verify scan
 
 
 class _Prehashed:
@@ -221,11 +223,22 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
 
     disk = walk(root, prune=prune, onerror=onerror)
     rows = (r for r in known if not prune(r.path))
-    merged: Iterable[tuple[str, os.stat_result | None, IndexRow | None]] = _merge(disk, rows)
-    if verify:  # every file is read: list them first and hash them in parallel
-        merged = list(merged)
-        hasher = _Prehashed(root, [p for p, s, _ in merged if s is not None and st.S_ISREG(s.st_mode)
+    merged: Iterator[tuple[str, os.stat_result | None, IndexRow | None]] = _merge(disk, rows)
+    if not verify:
+        _scan_part(root, merged, hasher, verify, now_ns, stop, result)
+        return result
+    # every file is read: take the tree in slices (memory stays bounded by a slice, not the tree)
+    # and hash each slice's files in parallel before looking at them in order
+    while part := list(itertools.islice(merged, VERIFY_SLICE)):
+        hasher = _Prehashed(root, [p for p, s, _ in part if s is not None and st.S_ISREG(s.st_mode)
                                    and not is_temp_name(p)], stop)
+        _scan_part(root, part, hasher, verify, now_ns, stop, result)
+    return result
+
+
+def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, IndexRow | None]],
+               hasher: Hasher | _Prehashed, verify: bool, now_ns: Callable[[], int], stop: threading.Event | None,
+               result: ScanResult) -> None:
     for path, s, row in merged:
         if stop is not None and stop.is_set():
             raise Interrupted("stopped by SIGTERM during the scan")  # a partial scan must never be planned on
@@ -244,7 +257,6 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
                     result.drift.deleted.append(path)
             elif not isinstance(exc, FileNotFoundError):
                 result.errors.append(f"cannot read {path}: {exc.strerror or exc}")
-    return result
 
 
 def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher | _Prehashed,

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
-import fsspec
-
 from .errors import (InvalidInput, InvalidURL, NotFound, StoreAccessDenied, StoreError, StoreExists, StoreReadOnly,
                      StoreUnreachable)
 from .translate import _NAMED, _chain, _ntstatus_of, _status_of, is_missing, translate  # noqa: F401 - re-exported
@@ -199,6 +197,8 @@ class Backend:
         return opts
 
     def _make_fs(self) -> Any:
+        import fsspec.core  # (imported on first use: reads of a file:// store do without it)
+
         try:
             fs, _ = fsspec.core.url_to_fs(self.url, **self._fs_options())
         except ImportError as exc:
@@ -239,7 +239,11 @@ class Backend:
         if self._root is None:
             if self.scheme in ("http", "https"):
                 self._root = self.url
+            elif self.scheme == "file":  # as fsspec's LocalFileSystem names it, without importing fsspec
+                self._root = os.path.abspath(self.url[len("file://"):]).rstrip("/") or "/"
             else:
+                import fsspec
+
                 try:
                     cls = fsspec.get_filesystem_class(self.scheme)
                 except ImportError as exc:
@@ -341,6 +345,9 @@ class Backend:
         return self._call(path, op)
 
     def _read_full(self, full: str, max_bytes: int | None) -> bytes:
+        if self.scheme == "file":  # plain reads: a client's no-change run never imports fsspec
+            with open(full, "rb") as fp:
+                return fp.read() if max_bytes is None else fp.read(max_bytes + 1)
         fs = self.fs
         if self.scheme == "s3":
             return _s3_range(fs, full, 0, None if max_bytes is None else max_bytes + 1)
@@ -362,6 +369,8 @@ class Backend:
             return b"".join(parts)
 
     def _open_raw(self, full: str) -> Any:
+        if self.scheme == "file":
+            return open(full, "rb")
         fs = self.fs
         if self.scheme == "s3":
             return _RangeReader(fs, full, _S3_CHUNK, lambda: self.counters.bump("reads"))
