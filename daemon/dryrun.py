@@ -124,8 +124,7 @@ def _clean_repair(config: DaemonConfig, index: Index, target: Target, policy: An
     if index.state("clean") != clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir):
         return None
     preserve = policy.preserve
-    unmanaged = [(p, r[0]) for p, r in index.row_map().items()
-                 if not r[6] and not (preserve and matches(p, preserve))]
+    unmanaged = [(p, k) for p, k in index.unmanaged() if not (preserve and matches(p, preserve))]
     return keep_plan(Unchanged(paths, [p for p, _ in unmanaged], [k for _, k in unmanaged]), policy.junk)
 
 

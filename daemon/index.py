@@ -195,6 +195,14 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
+    def unmanaged(self) -> list[tuple[str, str]]:
+        """(path, kind) of every unmanaged row (kept paths), in tree order."""
+        try:
+            cur = self.db.conn.execute("SELECT key, kind FROM entries WHERE NOT managed ORDER BY key")
+            return [(t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"), t[1]) for t in cur]
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
     def observed_facts(self) -> Iterator[tuple[str, str, int, int, str | None, str | None, bool]]:
         """Every row as (path, kind, mode, size, xxh, target, in_store) in tree order, from one
         query without per-row objects (an update plans against the disk as the index knows it;

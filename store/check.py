@@ -14,6 +14,7 @@ from . import layout
 from .errors import BadSignature, StoreError, UnknownKey
 from .generation import Generation, Overlay
 from .objects import ObjectId
+from .pool import bounded_map, window_for
 from .signing import PublicKey, open_envelope
 from .store import Store
 
@@ -70,7 +71,7 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
 
     if read_data:
         with ThreadPoolExecutor(store.concurrency) as pool:
-            for f in pool.map(verify, sorted(objects)):
+            for f in bounded_map(pool, verify, sorted(objects), window_for(store.concurrency)):
                 if f is not None:
                     findings.append(f)
                     if repair:

@@ -38,6 +38,7 @@ from .generation import Generation, Overlay, format_time, utcnow
 from .manifest import Entry, iter_entries
 from .objects import (FileDigest, ObjectId, VerifyingWriter, decode, encode, encode_parts, encode_stream, hash_stream,
                       object_id, xxh)
+from .pool import bounded_map, window_for
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, parse_public_key, peek_envelope, sign_envelope
 
@@ -161,7 +162,7 @@ class Store:
             gone = self.backend.absent([layout.object_path(oid) for oid in ids])
             return {oid for oid, no in zip(ids, gone) if no}
         with ThreadPoolExecutor(self.concurrency) as pool:
-            present = list(pool.map(self.has, ids))
+            present = list(bounded_map(pool, self.has, ids, window_for(self.concurrency)))
         return {oid for oid, ok in zip(ids, present) if not ok}
 
     def get(self, oid: ObjectId, max_bytes: int | None = None) -> bytes:
@@ -238,7 +239,7 @@ class Store:
                                        hint="free disk space where it is written; the next run fetches it again")
 
         with ThreadPoolExecutor(self.concurrency) as pool:
-            for oid, res in pool.map(one, list(dict.fromkeys(oids))):
+            for oid, res in bounded_map(pool, one, dict.fromkeys(oids), window_for(self.concurrency)):
                 if isinstance(res, StoreError):
                     result.errors[oid] = res
                 else:
@@ -295,7 +296,7 @@ class Store:
                     return oid, exc
 
             with ThreadPoolExecutor(self.concurrency) as pool:
-                for oid, res in pool.map(one, list(dict(items).items())):
+                for oid, res in bounded_map(pool, one, dict(items).items(), window_for(self.concurrency)):
                     if isinstance(res, StoreError):
                         result.errors[oid] = res
                     elif res is None:
