@@ -1,4 +1,6 @@
-"""The storage boundary: the only module that talks to fsspec.
+"""The storage boundary: the only module that opens fsspec filesystems (its helpers
+streams.py -- reading streams, the min_rate cut, S3 ranged reads -- and staging.py -- batched
+durable writes -- work on what it hands them).
 
 A `Backend` is a narrow interface over one fsspec filesystem rooted at a URL: read,
 open_read, write (atomic: no reader ever sees a partial file), create_exclusive, stat,
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import io
-import itertools
 import logging
 import os
 import random
@@ -30,6 +31,9 @@ from urllib.parse import urlsplit
 
 from .errors import (InvalidInput, InvalidURL, NotFound, StoreAccessDenied, StoreError, StoreExists, StoreReadOnly,
                      StoreUnreachable)
+from .staging import TEMP_PREFIX as _TEMP_PREFIX
+from .staging import StagedWrites
+from .streams import RateGuard, _CountingReader, _RangeReader, _s3_range
 from .translate import _NAMED, _chain, _ntstatus_of, _status_of, is_missing, translate  # noqa: F401 - re-exported
 
 log = logging.getLogger("regen.store.backend")
@@ -697,169 +701,6 @@ class Backend:
             fs.invalidate_cache()
 
 
-_TEMP_PREFIX = ".tmp-"
-_STAGED_MAX_FILES = 4096  # temp files a batch holds before it syncs and renames them
-_STAGED_MAX_BYTES = 512 << 20
-
-
-class StagedWrites:
-    """Atomic writes that become durable together: one filesystem sync per batch, not one fsync per file.
-
-    On file:// each `write` puts its content in a `.tmp-` file next to its destination (no
-    fsync); `commit` makes all of them durable with one sync of the store's filesystem and
-    only then renames each into place. A kill or power loss at any moment therefore leaves
-    every destination absent or complete: at worst `.tmp-` files, which readers, gc and fsck
-    ignore. A batch commits by itself once it holds many files or bytes, so a big upload
-    never keeps an unbounded set of temp files. Elsewhere `write` is the backend's own atomic
-    write, at once, and `commit` has nothing left to do. `write` may be called from several
-    threads; `commit` and `discard` from the owner. Leaving the `with` block commits, or
-    discards on an exception.
-    """
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.batched = backend.scheme == "file"  # False: each write is done at once
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, str]] = []  # (temp, destination), full local paths
-        self._bytes = 0
-        self._token = uuid.uuid4().hex[:16]  # temp names: unique per batch, created exclusively
-        self._serial = itertools.count()
-
-    def write(self, path: str, data: bytes | tuple[bytes, ...] | Callable[[IO[bytes]], object]) -> None:
-        """Write `path` (bytes, parts to concatenate, or a function filling a binary stream);
-        durable and visible after commit."""
-        b = self.backend
-        b._check_writable(path)
-        parts = (data,) if isinstance(data, bytes) else data if isinstance(data, tuple) else None
-        fill: Callable[[IO[bytes]], object] = data if parts is None else (  # type: ignore[assignment]
-            lambda fp: [fp.write(p) for p in parts])
-        if not self.batched:
-            def direct() -> None:
-                b.counters.bump("writes")
-                b._write_atomic(path, fill)
-                if parts is not None:
-                    b.counters.bump("bytes_written", sum(map(len, parts)))
-            b._call(path, direct)
-            return
-        def op() -> tuple[str, int]:
-            b.counters.bump("writes")
-            full = b.full(path)
-            tmp = f"{full.rsplit('/', 1)[0]}/{_TEMP_PREFIX}{self._token}-{next(self._serial)}"
-            size = _write_local_temp(tmp, fill) if parts is None else _write_local_parts(tmp, parts)
-            b.counters.bump("bytes_written", size)
-            return tmp, size
-        tmp, size = b._call(path, op)
-        with self._lock:
-            self._pending.append((tmp, b.full(path)))
-            self._bytes += size
-            full_batch = len(self._pending) >= _STAGED_MAX_FILES or self._bytes >= _STAGED_MAX_BYTES
-        if full_batch:
-            self.commit()
-
-    def commit(self) -> None:
-        """Make every write so far durable (one filesystem sync), then visible (renames)."""
-        with self._lock:
-            pending, self._pending, self._bytes = self._pending, [], 0
-        if not pending:
-            return
-        b = self.backend
-        done = 0
-        try:
-            b._call("", lambda: _sync_filesystem(b.root))
-            for tmp, dst in pending:
-                b._call(b._rel(dst) or dst, lambda: os.replace(tmp, dst))
-                done += 1
-        except BaseException:
-            _remove_quietly(tuple(t for t, _ in pending[done:]))
-            raise
-
-    def discard(self) -> None:
-        """Drop the writes not committed yet (their temp files are removed)."""
-        with self._lock:
-            pending, self._pending, self._bytes = self._pending, [], 0
-        _remove_quietly(tuple(t for t, _ in pending))
-
-    def __enter__(self) -> StagedWrites:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.discard()
-
-
-def _write_local_temp(tmp: str, fill: Callable[[IO[bytes]], object]) -> int:
-    """Create local file `tmp` (exclusively; folders made on need) holding what `fill` writes; its size."""
-    try:
-        fp = open(tmp, "xb")
-    except FileNotFoundError:
-        os.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
-        fp = open(tmp, "xb")
-    try:
-        with fp:
-            fill(fp)
-            return fp.tell()
-    except BaseException:
-        _remove_quietly((tmp,))
-        raise
-
-
-def _write_local_parts(tmp: str, parts: tuple[bytes, ...]) -> int:
-    """Create local file `tmp` holding `parts` (one writev, no buffering copies); its size."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(tmp, flags, 0o666)
-    except FileNotFoundError:
-        os.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
-    try:
-        total = sum(map(len, parts))
-        done = os.writev(fd, parts)
-        if done < total:  # a short write: write the rest plainly
-            rest = memoryview(b"".join(parts))[done:]
-            while rest:
-                rest = rest[os.write(fd, rest):]
-    except BaseException:
-        os.close(fd)
-        _remove_quietly((tmp,))
-        raise
-    os.close(fd)
-    return total
-
-
-def _remove_quietly(paths: tuple[str, ...]) -> None:
-    for p in paths:
-        try:
-            os.unlink(p)
-        except OSError:
-            pass
-
-
-def _sync_filesystem(path: str) -> None:
-    """Flush the filesystem holding `path` to stable storage: syncfs(2) where there is one, else sync(2)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
-def _syncfs(fd: int) -> int:
-    global _SYNCFS
-    if _SYNCFS is None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            _SYNCFS = libc.syncfs
-        except (OSError, AttributeError):
-            _SYNCFS = False
-    return int(_SYNCFS(fd)) if _SYNCFS else -1
-
-
-_SYNCFS: Any = None
 _SMB_REPLACE_TRIES = 10  # about 6 s of waiting for readers of a replaced file
 _POOL_IDLE = 16
 _MAX_DELAY = 30.0
@@ -875,36 +716,6 @@ def _min_rate(value: Any, url: str) -> float:
         raise InvalidInput(f"storage option min_rate={value!r} for {url} is not a number of bytes per second",
                            hint="set min_rate to the slowest acceptable transfer in bytes/s, e.g. 1024, or 0 for none")
     return rate
-
-
-class RateGuard:
-    """Cuts a transfer slower than `min_rate` bytes/s over a whole `window` of seconds spent
-    waiting for it (time inside read calls only: a reader that pauses to work is not the
-    server's fault)."""
-
-    def __init__(self, min_rate: float, window: float, url: str, path: str) -> None:
-        self.min_rate, self.window, self.url, self.path = min_rate, window, url, path
-        self._busy = 0.0
-        self._n = 0
-
-    def read(self, fp: Any, n: int) -> Any:
-        t0 = time.monotonic()
-        data = fp.read(n)
-        if self.min_rate:
-            self._busy += time.monotonic() - t0
-            self._n += len(data)
-            if self._busy >= self.window:
-                self._check()
-        return data
-
-    def _check(self) -> None:
-        elapsed = self._busy
-        if self._n < self.min_rate * elapsed:
-            raise StoreUnreachable(
-                f"{self.url}/{self.path} arrived at {self._n / elapsed:.0f} bytes/s over {elapsed:.0f} s, under "
-                f"the {self.min_rate:.0f} bytes/s a transfer needs (storage option min_rate); cut off",
-                url=self.url, path=self.path, hint="check the network and the server; the next run tries again")
-        self._busy, self._n = 0.0, 0
 
 
 def _positive_seconds(value: Any, url: str) -> float:
@@ -954,64 +765,6 @@ def _exclusive_copy(src: str, dst: str) -> None:
         os.fsync(out.fileno())
 
 
-def _s3_range(fs: Any, full: str, start: int, end: int | None) -> bytes:
-    """One GET of bytes [start, end) (to the end if None); b"" past the end or for an empty object."""
-    try:
-        return bytes(fs.cat_file(full, start=start, end=end))
-    except OSError as exc:
-        if _status_of(exc) == 416:  # InvalidRange: nothing at or after `start`
-            return b""
-        raise
-
-
-class _RangeReader:
-    """Stream an S3 object by ranged GETs of `chunk` bytes: one request for small objects, no HEAD."""
-
-    def __init__(self, fs: Any, full: str, chunk: int, on_request: Callable[[], None]) -> None:
-        self._fs = fs
-        self._full = full
-        self._chunk = chunk
-        self._on_request = on_request
-        self._pos = 0
-        self._buf = b""
-        self._off = 0
-        self._eof = False
-        self._fill()  # the first GET now: a missing object fails at open, as on other backends
-
-    def _fill(self) -> None:
-        data = _s3_range(self._fs, self._full, self._pos, self._pos + self._chunk)
-        self._pos += len(data)
-        self._eof = len(data) < self._chunk
-        self._buf = self._buf[self._off:] + data if self._off < len(self._buf) else data
-        self._off = 0
-
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            parts = [self._buf[self._off:]]
-            self._buf, self._off = b"", 0
-            while not self._eof:
-                self._on_request()
-                self._fill()
-                parts.append(self._buf)
-                self._buf = b""
-            return b"".join(parts)
-        while len(self._buf) - self._off < n and not self._eof:
-            self._on_request()
-            self._fill()
-        out = self._buf[self._off:self._off + n]
-        self._off += len(out)
-        return out
-
-    def close(self) -> None:
-        self._buf = b""
-
-    def __enter__(self) -> _RangeReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _known_hosts_policy(path: str) -> Any:
     """A paramiko policy accepting a server only if its key is in the OpenSSH known_hosts file `path`."""
     import paramiko
@@ -1033,33 +786,6 @@ def _known_hosts_policy(path: str) -> Any:
             raise UnknownHostKey(f"the {key.get_name()} host key of {hostname} is not in {path}")
 
     return KnownHostsOnly()
-
-
-class _CountingReader:
-    """File wrapper that counts bytes and translates read errors."""
-
-    def __init__(self, fp: IO[bytes], counters: Counters, url: str, path: str, guard: RateGuard) -> None:
-        self._fp = fp
-        self._guard = guard
-        self._counters = counters
-        self._url = url
-        self._path = path
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._guard.read(self._fp, n)
-        except StoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - translated
-            raise translate(exc, self._url, self._path) from exc
-        self._counters.bump("bytes_read", len(data))
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._fp.close()
 
 
 def open_backend(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Backend:

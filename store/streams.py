@@ -1,0 +1,132 @@
+"""Reading streams of the backends: byte counting and error translation, the low-speed cut
+(min_rate), and S3 objects read by ranged GETs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import StoreError, StoreUnreachable
+from .translate import _status_of, translate
+
+if TYPE_CHECKING:
+    from .backend import Counters
+
+
+class RateGuard:
+    """Cuts a transfer slower than `min_rate` bytes/s over a whole `window` of seconds spent
+    waiting for it (time inside read calls only: a reader that pauses to work is not the
+    server's fault)."""
+
+    def __init__(self, min_rate: float, window: float, url: str, path: str) -> None:
+        self.min_rate, self.window, self.url, self.path = min_rate, window, url, path
+        self._busy = 0.0
+        self._n = 0
+
+    def read(self, fp: Any, n: int) -> Any:
+        t0 = time.monotonic()
+        data = fp.read(n)
+        if self.min_rate:
+            self._busy += time.monotonic() - t0
+            self._n += len(data)
+            if self._busy >= self.window:
+                self._check()
+        return data
+
+    def _check(self) -> None:
+        elapsed = self._busy
+        if self._n < self.min_rate * elapsed:
+            raise StoreUnreachable(
+                f"{self.url}/{self.path} arrived at {self._n / elapsed:.0f} bytes/s over {elapsed:.0f} s, under "
+                f"the {self.min_rate:.0f} bytes/s a transfer needs (storage option min_rate); cut off",
+                url=self.url, path=self.path, hint="check the network and the server; the next run tries again")
+        self._busy, self._n = 0.0, 0
+
+
+def _s3_range(fs: Any, full: str, start: int, end: int | None) -> bytes:
+    """One GET of bytes [start, end) (to the end if None); b"" past the end or for an empty object."""
+    try:
+        return bytes(fs.cat_file(full, start=start, end=end))
+    except OSError as exc:
+        if _status_of(exc) == 416:  # InvalidRange: nothing at or after `start`
+            return b""
+        raise
+
+
+class _RangeReader:
+    """Stream an S3 object by ranged GETs of `chunk` bytes: one request for small objects, no HEAD."""
+
+    def __init__(self, fs: Any, full: str, chunk: int, on_request: Callable[[], None]) -> None:
+        self._fs = fs
+        self._full = full
+        self._chunk = chunk
+        self._on_request = on_request
+        self._pos = 0
+        self._buf = b""
+        self._off = 0
+        self._eof = False
+        self._fill()  # the first GET now: a missing object fails at open, as on other backends
+
+    def _fill(self) -> None:
+        data = _s3_range(self._fs, self._full, self._pos, self._pos + self._chunk)
+        self._pos += len(data)
+        self._eof = len(data) < self._chunk
+        self._buf = self._buf[self._off:] + data if self._off < len(self._buf) else data
+        self._off = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._buf[self._off:]]
+            self._buf, self._off = b"", 0
+            while not self._eof:
+                self._on_request()
+                self._fill()
+                parts.append(self._buf)
+                self._buf = b""
+            return b"".join(parts)
+        while len(self._buf) - self._off < n and not self._eof:
+            self._on_request()
+            self._fill()
+        out = self._buf[self._off:self._off + n]
+        self._off += len(out)
+        return out
+
+    def close(self) -> None:
+        self._buf = b""
+
+    def __enter__(self) -> _RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _CountingReader:
+    """File wrapper that counts bytes and translates read errors."""
+
+    def __init__(self, fp: IO[bytes], counters: Counters, url: str, path: str, guard: RateGuard) -> None:
+        self._fp = fp
+        self._guard = guard
+        self._counters = counters
+        self._url = url
+        self._path = path
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._guard.read(self._fp, n)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, self._url, self._path) from exc
+        self._counters.bump("bytes_read", len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+__all__ = ["RateGuard"]
