@@ -401,14 +401,9 @@ def _tree_key(e: Entry) -> bytes:
 
 def observed_from_facts(facts: Iterable[tuple[str, str, int, int, str | None, str | None, bool]],
                         prune: Callable[[str], bool]) -> list[Observed]:
-    """observed_from_rows of Index.observed_facts() (no IndexRow built), pruned paths left out."""
+    """The disk as the index knows it (it matches the disk after a completed repair), from
+    Index.observed_facts() without building IndexRows; pruned paths left out."""
     return [Observed(*t) for t in facts if not prune(t[0])]
 
 
-def observed_from_rows(rows: list[IndexRow]) -> list[Observed]:
-    """The disk as the index knows it (it matches the disk after a completed repair)."""
-    return [Observed(r.path, r.kind, r.mode, r.size, r.xxh, r.target,
-                     in_store=r.managed and (r.kind != "file" or r.oid is not None)) for r in rows]
-
-
-__all__ = ["Applier", "ApplyResult", "ContentError", "Ticker", "observed_from_facts", "observed_from_rows"]
+__all__ = ["Applier", "ApplyResult", "ContentError", "Ticker", "observed_from_facts"]

@@ -14,6 +14,8 @@ import os
 import stat as st
 from collections import OrderedDict
 
+from regen.store import syncfs
+
 from .errors import UnsafePath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -178,27 +180,4 @@ class SafeRoot:
             os.close(f)
 
 
-_syncfs: object = None
-
-
-def syncfs(fd: int) -> bool:
-    """syncfs(2) of the filesystem holding `fd`; False when the call is unavailable or fails
-    (the caller then falls back to os.sync())."""
-    global _syncfs
-    if _syncfs is None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc (no ldconfig run)
-            fn = libc.syncfs
-            fn.argtypes = [ctypes.c_int]
-            fn.restype = ctypes.c_int
-            _syncfs = fn
-        except (OSError, AttributeError):
-            _syncfs = False
-    if _syncfs is False:
-        return False
-    return _syncfs(fd) == 0  # type: ignore[operator]
-
-
-__all__ = ["SafeRoot", "syncfs"]
+__all__ = ["SafeRoot"]

@@ -199,7 +199,7 @@ class Index:
         """(path, kind) of every unmanaged row (kept paths), in tree order."""
         try:
             cur = self.db.conn.execute("SELECT key, kind FROM entries WHERE NOT managed ORDER BY key")
-            return [(t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"), t[1]) for t in cur]
+            return [(key_path(t[0]), t[1]) for t in cur]
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
@@ -211,8 +211,7 @@ class Index:
             cur = self.db.conn.execute("SELECT key, kind, mode, size, xxh, target, "
                                        "managed AND (kind != 'file' OR oid IS NOT NULL) FROM entries ORDER BY key")
             for t in cur:
-                yield (t[0].replace(b"\0", b"/").decode(_FS_ENCODING, _FS_ERRORS), t[1], t[2], t[3], t[4], t[5],
-                       bool(t[6]))
+                yield key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6])
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 

@@ -28,7 +28,7 @@ for _mod, _names in {
     "report": "Finding:HardwareFinding Report",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
-    "tree": "kind_of walk",
+    "tree": "kind_of syncfs walk",
     "store": "COMPRESSIONS Store StoreConfig TransferResult open_store",
 }.items():
     for _n in _names.split():
@@ -68,7 +68,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
     from .store import COMPRESSIONS, Store, StoreConfig, TransferResult, open_store
-    from .tree import kind_of, walk
+    from .tree import kind_of, syncfs, walk
 
 __version__ = "0.1.0"
 
@@ -83,6 +83,6 @@ __all__ = [
     "layout", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
-    "xxh", "kind_of", "walk",
+    "xxh", "kind_of", "syncfs", "walk",
     *errors.__all__,
 ]

@@ -7,7 +7,9 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
+
+from .tree import syncfs
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -155,26 +157,10 @@ def _sync_filesystem(path: str) -> None:
     """Flush the filesystem holding `path` to stable storage: syncfs(2) where there is one, else sync(2)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _syncfs(fd) != 0:
+        if not syncfs(fd):
             os.sync()
     finally:
         os.close(fd)
-
-
-def _syncfs(fd: int) -> int:
-    global _SYNCFS
-    if _SYNCFS is None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            _SYNCFS = libc.syncfs
-        except (OSError, AttributeError):
-            _SYNCFS = False
-    return int(_SYNCFS(fd)) if _SYNCFS else -1
-
-
-_SYNCFS: Any = None
 
 
 __all__ = ["TEMP_PREFIX", "StagedWrites"]

@@ -29,7 +29,7 @@ PUBLIC = [
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
     "kind_of", "layout", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id",
     "open_backend", "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope",
-    "plan_gc", "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk",
+    "plan_gc", "sign_envelope", "sort_key", "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk",
     "write_keypair", "xxh",
 ]
 # submodules of regen.store that are themselves part of the API (listed in __all__)
