@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .hardware import call_with_timeout
+from .timebox import call_with_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
