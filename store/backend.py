@@ -1,6 +1,8 @@
-"""The storage boundary: the only module that opens fsspec filesystems (its helpers
-streams.py -- reading streams, the min_rate cut, S3 ranged reads -- and staging.py -- batched
-durable writes -- work on what it hands them).
+"""The storage boundary: `Backend`, the one door through which regen reaches fsspec filesystems.
+Its helpers work on what it hands them: schemes.py (URLs, capabilities, options, opening a
+filesystem), connections.py (shared or per-thread filesystems), streams.py (reading streams, the
+min_rate cut, S3 ranged reads), atomic.py (atomic replace, exclusive create), listing.py (folder
+listings) and staging.py (batched durable writes).
 
 A `Backend` is a narrow interface over one fsspec filesystem rooted at a URL: read,
 open_read, write (atomic: no reader ever sees a partial file), create_exclusive, stat,
@@ -14,7 +16,6 @@ so tests and reports can prove how light a run was on the server.
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import random
@@ -22,34 +23,24 @@ import shutil
 import stat as stat_mod
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, TypeVar
-from urllib.parse import urlsplit
 
-from .errors import (InvalidInput, InvalidURL, NotFound, StoreAccessDenied, StoreError, StoreExists, StoreReadOnly,
-                     StoreUnreachable)
+from .atomic import create_new, write_atomic
+from .connections import Connections
+from .errors import NotFound, StoreError, StoreExists, StoreReadOnly, StoreUnreachable
+from .listing import files_below, subfolders
+from .schemes import (DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, SCHEMES, Capabilities,  # noqa: F401 - re-exported
+                      _known_hosts, _min_rate, _positive_seconds, capabilities, fs_root, make_fs, parse_url)
 from .staging import TEMP_PREFIX as _TEMP_PREFIX
-from .staging import StagedWrites
-from .streams import RateGuard, _CountingReader, _RangeReader, _s3_range
+from .staging import StagedWrites  # noqa: F401 - re-exported
+from .streams import RateGuard, _CountingReader, _s3_range, open_stream, read_upto  # noqa: F401 - RateGuard re-exported
 from .translate import _NAMED, _chain, _ntstatus_of, _status_of, is_missing, translate  # noqa: F401 - re-exported
 
 log = logging.getLogger("regen.store.backend")
 T = TypeVar("T")
-
-SCHEMES = ("file", "memory", "s3", "smb", "sftp", "http", "https")
-_READ_ONLY = ("http", "https")
-# single PUT is atomic on these: no temp name + rename needed
-_ATOMIC_PUT = ("s3", "memory")
-DEFAULT_TIMEOUT = 30.0  # seconds to connect, and of silence while reading, before a server counts as dead
-# a transfer averaging less than this (bytes/s) over `timeout` seconds is cut: a server trickling
-# a byte now and then never trips the idle timeout, yet would hold a run for days (curl's
-# --speed-limit/--speed-time); 0 turns the check off
-DEFAULT_MIN_RATE = 1024.0
-# storage options regen consumes itself (mapped onto each library's own settings)
-_OWN_OPTIONS = ("timeout", "min_rate", "known_hosts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,36 +70,6 @@ class Counters:
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("reads", "writes", "lists", "stats", "deletes", "bytes_read",
                                                "bytes_written", "retries")}
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    read_only: bool
-    atomic_put: bool
-    conditional_create: bool
-    listable: bool = True
-
-
-def parse_url(url: str) -> tuple[str, str]:
-    """Return (scheme, url) with a plain path normalised to file://; raise InvalidURL otherwise."""
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidURL("no store URL given", url=url, hint="pass --store URL or set REGEN_STORE")
-    url = url.strip()
-    if "://" not in url:
-        if url.startswith("/") or url.startswith("."):
-            return "file", "file://" + os.path.abspath(url)
-        raise InvalidURL(f"store URL {url!r} has no scheme", url=url)
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in SCHEMES:
-        raise InvalidURL(f"store URL {url!r} has unsupported scheme {scheme!r}", url=url)
-    parts = urlsplit(url)
-    if scheme in ("s3", "smb", "sftp", "http", "https") and not parts.netloc:
-        raise InvalidURL(f"store URL {url!r} lacks a host or bucket", url=url)
-    if scheme == "smb" and len([p for p in parts.path.split("/") if p]) < 1:
-        raise InvalidURL(f"store URL {url!r} lacks a share name (smb://host/share/path)", url=url)
-    if scheme == "file" and not parts.path.startswith("/"):
-        raise InvalidURL(f"store URL {url!r} must be an absolute path (file:///srv/regen)", url=url)
-    return scheme, url
 
 
 class Backend:
@@ -145,115 +106,29 @@ class Backend:
         self.options = dict(storage_options or {})  # as given (regen's own options included)
         self.timeout = _positive_seconds(self.options.get("timeout", DEFAULT_TIMEOUT), self.url)
         self.min_rate = _min_rate(self.options.get("min_rate", DEFAULT_MIN_RATE), self.url)
-        self.known_hosts: str | None = self.options.get("known_hosts")
-        if self.known_hosts is not None and self.scheme != "sftp":
-            raise InvalidInput(f"storage option known_hosts applies to sftp:// stores, not {self.url}",
-                               hint="remove known_hosts from the storage options")
+        self.known_hosts: str | None = _known_hosts(self.options.get("known_hosts"), self.scheme, self.url)
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
         self.counters = Counters()
-        self.capabilities = Capabilities(
-            read_only=self.scheme in _READ_ONLY,
-            atomic_put=self.scheme in _ATOMIC_PUT,
-            conditional_create=self.scheme not in _READ_ONLY,
-            listable=self.scheme not in _READ_ONLY,
-        )
-        self._fs: Any = None
+        self.capabilities = capabilities(self.scheme)
         self._root: str | None = None
-        self._fs_lock = threading.Lock()
-        self._pooled = self.scheme == "sftp"
-        self._idle: list[Any] = []
-        self._tls = threading.local()
+        self._conns = Connections(self._make_fs, pooled=self.scheme == "sftp")
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _fs_options(self) -> dict[str, Any]:
-        """Storage options for fsspec, with regen's defaults: timeouts, no listing cache, one retry loop."""
-        opts = {k: v for k, v in self.options.items() if k not in _OWN_OPTIONS}
-        t = self.timeout
-        if self.scheme == "s3":
-            opts.setdefault("skip_instance_cache", True)
-            opts.setdefault("use_listings_cache", False)  # a cached listing would make has() lie
-            cfg = dict(opts.get("config_kwargs") or {})
-            cfg.setdefault("connect_timeout", t)
-            cfg.setdefault("read_timeout", t)
-            cfg.setdefault("retries", {"total_max_attempts": 1})  # retried here, with counters
-            opts["config_kwargs"] = cfg
-        elif self.scheme in ("http", "https"):
-            opts.setdefault("skip_instance_cache", True)
-            opts.setdefault("use_listings_cache", False)
-            client = dict(opts.get("client_kwargs") or {})
-            if "timeout" not in client:
-                import aiohttp
-
-                client["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=t, sock_read=t)
-            opts["client_kwargs"] = client
-        elif self.scheme == "smb":
-            opts.setdefault("skip_instance_cache", True)
-            opts.setdefault("timeout", t)
-            opts.setdefault("register_session_retries", 0)  # retried here
-        elif self.scheme == "sftp":
-            opts["skip_instance_cache"] = True  # the pool owns its connections
-            for key in ("timeout", "banner_timeout", "auth_timeout", "channel_timeout"):
-                opts.setdefault(key, t)
-            if self.known_hosts is not None:
-                opts["host_key_policy"] = _known_hosts_policy(self.known_hosts)
-        return opts
-
     def _make_fs(self) -> Any:
-        import fsspec.core  # (imported on first use: reads of a file:// store do without it)
-
-        try:
-            fs, _ = fsspec.core.url_to_fs(self.url, **self._fs_options())
-        except ImportError as exc:
-            hint = {"s3": "pip install 'regen[s3]'", "smb": "pip install 'regen[smb]'",
-                    "sftp": "pip install 'regen[sftp]'"}.get(self.scheme, "install the fsspec backend")
-            raise InvalidURL(f"cannot open store {self.url}: {exc}", url=self.url, hint=hint) from exc
-        except TypeError as exc:
-            raise InvalidURL(f"cannot open store {self.url}: bad storage option: {exc}", url=self.url,
-                             hint=f"check the storage options for {self.scheme}:// stores") from exc
-        except ValueError as exc:
-            if any(isinstance(e, OSError) for e in _chain(exc)):  # smbprotocol: connection failures
-                raise translate(exc, self.url, "") from exc
-            raise InvalidURL(f"cannot open store {self.url}: {exc}", url=self.url,
-                             hint=f"check the URL and storage options for {self.scheme}:// stores") from exc
-        except Exception as exc:  # noqa: BLE001 - translated
-            raise translate(exc, self.url, "") from exc
-        if self.scheme == "s3":
-            fs.retries = 1  # s3fs's own retry loop off: ours counts, backs off and honours Retry-After
-        elif self.scheme == "sftp":
-            fs.ftp.get_channel().settimeout(self.timeout)  # a silent server raises instead of hanging
-        return fs
+        return make_fs(self.scheme, self.url, self.options, self.timeout, self.known_hosts)
 
     @property
     def fs(self) -> Any:
         """The fsspec filesystem (for sftp: the connection this thread borrowed for the operation)."""
-        leased = getattr(self._tls, "fs", None)
-        if leased is not None:
-            return leased
-        if self._fs is None:
-            with self._fs_lock:
-                if self._fs is None:
-                    self._fs = self._make_fs()
-        return self._fs
+        return self._conns.current()
 
     @property
     def root(self) -> str:
         """The store's root as the filesystem names it (found without connecting)."""
         if self._root is None:
-            if self.scheme in ("http", "https"):
-                self._root = self.url
-            elif self.scheme == "file":  # as fsspec's LocalFileSystem names it, without importing fsspec
-                self._root = os.path.abspath(self.url[len("file://"):]).rstrip("/") or "/"
-            else:
-                import fsspec
-
-                try:
-                    cls = fsspec.get_filesystem_class(self.scheme)
-                except ImportError as exc:
-                    raise InvalidURL(f"cannot open store {self.url}: {exc}", url=self.url,
-                                     hint=f"pip install 'regen[{self.scheme}]'") from exc
-                self._root = str(cls._strip_protocol(self.url)).rstrip("/")
+            self._root = fs_root(self.scheme, self.url)
         return self._root
 
     def full(self, path: str) -> str:
@@ -264,54 +139,15 @@ class Backend:
         q = name.strip("/")
         return q[len(root) + 1:] if q.startswith(root + "/") else None
 
-    @contextmanager
-    def _leased(self) -> Iterator[None]:
-        """For pooled schemes, give this thread its own connection for the operation."""
-        if not self._pooled or getattr(self._tls, "fs", None) is not None:
-            yield
-            return
-        fs = self._acquire()
-        self._tls.fs = fs
-        try:
-            yield
-        finally:
-            if getattr(self._tls, "fs", None) is fs:  # not handed over to a stream (_detach)
-                self._tls.fs = None
-                self._release(fs)
-
-    def _acquire(self) -> Any:
-        with self._fs_lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._make_fs()
-
-    def _release(self, fs: Any) -> None:
-        if _alive(fs):
-            with self._fs_lock:
-                if len(self._idle) < _POOL_IDLE:
-                    self._idle.append(fs)
-                    return
-        _close_fs(fs)
-
-    def _detach(self) -> Any:
-        """Hand this thread's borrowed connection to a stream, which releases it when closed."""
-        fs = getattr(self._tls, "fs", None)
-        self._tls.fs = None
-        return fs
-
     def close(self) -> None:
         """Close pooled connections (the backend stays usable: it reconnects on demand)."""
-        with self._fs_lock:
-            idle, self._idle = self._idle, []
-            shared, self._fs = (self._fs, None) if self._pooled else (None, self._fs)
-        for fs in idle + ([shared] if shared is not None else []):
-            _close_fs(fs)
+        self._conns.close()
 
     def _call(self, path: str, op: Callable[[], T]) -> T:
         attempt = 0
         while True:
             try:
-                with self._leased():
+                with self._conns.leased():
                     return op()
             except BaseException as exc:  # noqa: BLE001 - translated and re-raised
                 if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
@@ -327,7 +163,7 @@ class Backend:
                 log.warning("retrying %s after %.2fs: %s", path or self.url, delay, err)
                 self.counters.bump("retries")
                 if self.scheme == "smb":
-                    self._fs = None  # reconnect: re-register the session with its credentials
+                    self._conns.reset()  # reconnect: re-register the session with its credentials
                 self._sleep(min(delay, _MAX_DELAY))
                 attempt += 1
 
@@ -360,33 +196,12 @@ class Backend:
         with self._open_raw(full) as fp:
             if max_bytes is None:
                 return bytes(fp.read())
-            # a streamed read (http) returns what has arrived so far: read until the limit or the end
-            parts: list[bytes] = []
-            want = max_bytes + 1
-            guard = self.rate_guard(full)
-            while want > 0:
-                chunk = guard.read(fp, want)
-                if not chunk:
-                    break
-                parts.append(bytes(chunk))
-                want -= len(chunk)
-            return b"".join(parts)
+            return read_upto(fp, max_bytes + 1, self.rate_guard(full))
 
     def _open_raw(self, full: str) -> Any:
         if self.scheme == "file":
             return open(full, "rb")
-        fs = self.fs
-        if self.scheme == "s3":
-            return _RangeReader(fs, full, _S3_CHUNK, lambda: self.counters.bump("reads"))
-        if self.scheme in ("http", "https"):
-            # one streaming GET: block_size=0 streams, and a given size spares fsspec's HEAD
-            return fs.open(full, "rb", block_size=0, size=1)
-        if self.scheme == "smb":
-            # share read+delete: other clients may read it, and the publisher may replace it, meanwhile
-            return fs.open(full, "rb", share_access="rd")
-        if self.scheme == "memory":
-            return io.BytesIO(fs.cat_file(full))  # memory's open() shares one position among readers
-        return fs.open(full, "rb")
+        return open_stream(self.fs, self.scheme, full, lambda: self.counters.bump("reads"))
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
@@ -394,7 +209,7 @@ class Backend:
         def op() -> tuple[Any, Any]:
             self.counters.bump("reads")
             fp = self._open_raw(self.full(path))
-            return fp, (self._detach() if self._pooled else None)
+            return fp, (self._conns.detach() if self._conns.pooled else None)
         fp, owner = self._call(path, op)
         try:
             yield _CountingReader(fp, self.counters, self.url, path, self.rate_guard(path))  # type: ignore[misc]
@@ -404,7 +219,7 @@ class Backend:
             except Exception as exc:  # noqa: BLE001 - the data was already read or its error raised
                 log.debug("closing %s: %s", path, exc)
             if owner is not None:
-                self._release(owner)
+                self._conns.release(owner)
 
     def rate_guard(self, path: str) -> RateGuard:
         return RateGuard(self.min_rate, self.timeout, self.url, path)
@@ -435,95 +250,8 @@ class Backend:
 
     def _write_atomic(self, path: str, fill: Callable[[IO[bytes]], object]) -> None:
         full = self.full(path)
-        if self.capabilities.atomic_put:
-            with self.fs.open(full, "wb") as fp:
-                fill(fp)
-            return
-        tmp = self._write_temp(full, fill)
-        try:
-            self._replace(tmp, full)
-        except BaseException:
-            self._discard(tmp)
-            raise
-
-    def _write_temp(self, full: str, fill: Callable[[IO[bytes]], object]) -> str:
-        """Write a new temp file next to `full` (creating the folders on first need); return its name."""
-        parent = full.rsplit("/", 1)[0]
-        tmp = f"{parent}/{_TEMP_PREFIX}{uuid.uuid4().hex}"
-        for attempt in (0, 1):
-            try:
-                with self.fs.open(tmp, "wb") as fp:
-                    fill(fp)
-                    if self.scheme == "file":
-                        fp.flush()
-                        os.fsync(fp.fileno())
-                return tmp
-            except BaseException as exc:
-                if attempt or not is_missing(exc):
-                    self._discard(tmp)
-                    raise
-            self.fs.makedirs(parent, exist_ok=True)  # folders exist after the first write: one try saved
-        raise AssertionError("unreachable")
-
-    def _discard(self, tmp: str) -> None:
-        try:
-            self.fs.rm_file(tmp)
-        except Exception:  # noqa: BLE001 - best effort cleanup of our own temp file
-            pass
-
-    def _replace(self, src: str, dst: str) -> None:
-        """Rename src over dst atomically (readers see old or new dst)."""
-        fs = self.fs
-        if self.scheme == "file":
-            os.replace(src, dst)
-        elif self.scheme == "smb":
-            import smbclient  # type: ignore[import-untyped]
-
-            # SMB refuses to rename over a file another client has open (ACCESS_DENIED or
-            # SHARING_VIOLATION, even when it shares delete access). Only small files are ever
-            # replaced (refs, overlays, latest reports) and readers hold them briefly: try again.
-            for attempt in range(_SMB_REPLACE_TRIES):
-                try:
-                    smbclient.replace(_unc(fs, src), _unc(fs, dst), port=fs._port)
-                    return
-                except OSError as exc:
-                    if _ntstatus_of(exc) not in (0xC0000022, 0xC0000043):
-                        raise
-                    if attempt + 1 == _SMB_REPLACE_TRIES:
-                        raise StoreAccessDenied(
-                            f"the server refused to replace {self.url}/{self._rel(dst)}: another client keeps it "
-                            f"open, or this account may not replace it", url=self.url, path=self._rel(dst) or "",
-                            hint="retry later; check the account's delete right on that folder") from exc
-                    self._sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + random.random()))
-        else:  # sftp: posix-rename@openssh.com replaces atomically
-            fs.ftp.posix_rename(src, dst)
-
-    def _link_new(self, src: str, dst: str) -> None:
-        """Give complete file src the name dst only if dst does not exist (FileExistsError otherwise)."""
-        fs = self.fs
-        if self.scheme == "file":
-            try:
-                os.link(src, dst)
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
-                    raise
-                _exclusive_copy(src, dst)  # no hard links here: O_EXCL create (a reader may see it growing)
-            os.unlink(src)
-        elif self.scheme == "smb":
-            import smbclient
-
-            smbclient.rename(_unc(fs, src), _unc(fs, dst), port=fs._port)  # ReplaceIfExists=False
-        else:  # sftp: plain SSH_FXP_RENAME refuses an existing target (OpenSSH: link + unlink)
-            try:
-                fs.ftp.rename(src, dst)
-            except OSError as exc:
-                if is_missing(exc) or exc.errno is not None:
-                    raise
-                try:
-                    fs.ftp.stat(dst)
-                except OSError:
-                    raise exc from None
-                raise FileExistsError(errno.EEXIST, "already exists", dst) from None
+        write_atomic(self.fs, self.scheme, full, fill, atomic_put=self.capabilities.atomic_put, url=self.url,
+                     rel=self._rel(full), sleep=self._sleep)
 
     def create_exclusive(self, path: str, data: bytes) -> None:
         """Create `path` with `data` only if it does not exist; StoreExists otherwise (never overwrites).
@@ -538,20 +266,7 @@ class Backend:
             nonlocal attempts
             attempts += 1
             self.counters.bump("writes")
-            fs = self.fs
-            if self.scheme == "s3":
-                bucket, key, _ = fs.split_path(full)
-                fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-            elif self.scheme == "memory":
-                with fs.open(full, "xb") as fp:
-                    fp.write(data)
-            else:
-                tmp = self._write_temp(full, lambda fp: fp.write(data))
-                try:
-                    self._link_new(tmp, full)
-                except BaseException:
-                    self._discard(tmp)
-                    raise
+            create_new(self.fs, self.scheme, full, data)
             self.counters.bump("bytes_written", len(data))
         try:
             self._call(path, op)
@@ -644,10 +359,7 @@ class Backend:
         def op() -> list[str]:
             self.counters.bump("lists")
             top = self.full(prefix)
-            if self.scheme == "s3":
-                found = [p for p in self.fs.find(top) if not p.endswith("/")]  # one paginated LIST
-            else:
-                found = self._walk_files(top)
+            found = files_below(self.fs, self.scheme, top)
             out = []
             for p in found:
                 rel = self._rel(p)
@@ -656,77 +368,22 @@ class Backend:
             return sorted(out)
         return self._call(prefix, op)
 
-    def _walk_files(self, top: str) -> list[str]:
-        out: list[str] = []
-        stack = [top]
-        while stack:
-            d = stack.pop()
-            try:
-                entries = self._ls(d)
-            except Exception as exc:  # noqa: BLE001 - a vanished folder is empty; anything else is raised
-                if is_missing(exc):
-                    continue
-                raise
-            for name, is_dir in entries:
-                (stack if is_dir else out).append(name)
-        return out
-
-    def _ls(self, d: str) -> list[tuple[str, bool]]:
-        """(full name, is a folder) of the entries of folder `d`, in one request where possible."""
-        fs = self.fs
-        if self.scheme == "smb":
-            import smbclient
-
-            # scandir gets names and types in one query; fsspec's ls would stat every entry
-            return [(f"{d}/{e.name}", e.is_dir()) for e in smbclient.scandir(_unc(fs, d), port=fs._port)]
-        return [(e["name"].rstrip("/"), e.get("type") == "directory") for e in fs.ls(d, detail=True)]
-
     def list_dirs(self, prefix: str) -> list[str]:
         """Names of the direct subfolders of `prefix` (on S3: the prefixes that hold files)."""
         self._check_listable(prefix)
         def op() -> list[str]:
             self.counters.bump("lists")
-            try:
-                entries = self._ls(self.full(prefix))
-            except Exception as exc:  # noqa: BLE001 - translated below unless it means "no such folder"
-                if is_missing(exc):
-                    return []
-                raise
-            return sorted(name.rsplit("/", 1)[-1] for name, is_dir in entries if is_dir)
+            top = self.full(prefix)
+            return subfolders(self.fs, self.scheme, top)
         return self._call(prefix, op)
 
     def clear_cache(self) -> None:
-        fs = self._fs
+        fs = self._conns.shared
         if fs is not None and hasattr(fs, "invalidate_cache"):
             fs.invalidate_cache()
 
 
-_SMB_REPLACE_TRIES = 10  # about 6 s of waiting for readers of a replaced file
-_POOL_IDLE = 16
 _MAX_DELAY = 30.0
-_S3_CHUNK = 8 << 20
-
-
-def _min_rate(value: Any, url: str) -> float:
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        rate = -1.0
-    if not 0 <= rate < float("inf"):
-        raise InvalidInput(f"storage option min_rate={value!r} for {url} is not a number of bytes per second",
-                           hint="set min_rate to the slowest acceptable transfer in bytes/s, e.g. 1024, or 0 for none")
-    return rate
-
-
-def _positive_seconds(value: Any, url: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise InvalidInput(f"storage option timeout={value!r} for {url} is not a positive number of seconds",
-                           hint="set timeout to the seconds to wait for the server, e.g. 30")
-    return seconds
 
 
 def _timestamp(value: Any) -> float | None:
@@ -735,57 +392,6 @@ def _timestamp(value: Any) -> float | None:
     if hasattr(value, "timestamp"):
         return float(value.timestamp())
     return float(value)
-
-
-def _unc(fs: Any, path: str) -> str:
-    """\\\\host\\share\\path for smbclient, from fsspec's /share/path."""
-    return "\\\\" + fs.host + path.replace("/", "\\")
-
-
-def _alive(fs: Any) -> bool:
-    client = getattr(fs, "client", None)  # sftp: paramiko SSHClient
-    transport = client.get_transport() if client is not None else None
-    return transport is not None and transport.is_active()
-
-
-def _close_fs(fs: Any) -> None:
-    for obj in (getattr(fs, "ftp", None), getattr(fs, "client", None)):
-        try:
-            if obj is not None:
-                obj.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
-
-
-def _exclusive_copy(src: str, dst: str) -> None:
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _known_hosts_policy(path: str) -> Any:
-    """A paramiko policy accepting a server only if its key is in the OpenSSH known_hosts file `path`."""
-    import paramiko
-
-    class UnknownHostKey(paramiko.SSHException):
-        pass
-
-    class KnownHostsOnly(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-            try:
-                known = paramiko.HostKeys(path)
-            except (OSError, paramiko.SSHException) as exc:
-                raise UnknownHostKey(f"cannot read known_hosts file {path}: {exc}") from None
-            if known.check(hostname, key):
-                return
-            listed = known.lookup(hostname)
-            if listed is not None and key.get_name() in listed:
-                raise paramiko.BadHostKeyException(hostname, key, listed[key.get_name()])
-            raise UnknownHostKey(f"the {key.get_name()} host key of {hostname} is not in {path}")
-
-    return KnownHostsOnly()
 
 
 def open_backend(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Backend:

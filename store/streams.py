@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ from .translate import _status_of, translate
 
 if TYPE_CHECKING:
     from .backend import Counters
+
+_S3_CHUNK = 8 << 20  # S3 objects are streamed by ranged GETs of this size: one GET up to 8 MiB
 
 
 class RateGuard:
@@ -42,6 +45,35 @@ class RateGuard:
                 f"the {self.min_rate:.0f} bytes/s a transfer needs (storage option min_rate); cut off",
                 url=self.url, path=self.path, hint="check the network and the server; the next run tries again")
         self._busy, self._n = 0.0, 0
+
+
+def open_stream(fs: Any, scheme: str, full: str, on_request: Callable[[], None]) -> Any:
+    """A binary stream of `full` on filesystem `fs` (not file://), opened the cheapest way for `scheme`;
+    `on_request` is called for each further request an S3 stream makes."""
+    if scheme == "s3":
+        return _RangeReader(fs, full, _S3_CHUNK, on_request)
+    if scheme in ("http", "https"):
+        # one streaming GET: block_size=0 streams, and a given size spares fsspec's HEAD
+        return fs.open(full, "rb", block_size=0, size=1)
+    if scheme == "smb":
+        # share read+delete: other clients may read it, and the publisher may replace it, meanwhile
+        return fs.open(full, "rb", share_access="rd")
+    if scheme == "memory":
+        return io.BytesIO(fs.cat_file(full))  # memory's open() shares one position among readers
+    return fs.open(full, "rb")
+
+
+def read_upto(fp: Any, want: int, guard: RateGuard) -> bytes:
+    """`want` bytes of `fp`, or all up to its end if fewer, read through `guard`."""
+    # a streamed read (http) returns what has arrived so far: read until the limit or the end
+    parts: list[bytes] = []
+    while want > 0:
+        chunk = guard.read(fp, want)
+        if not chunk:
+            break
+        parts.append(bytes(chunk))
+        want -= len(chunk)
+    return b"".join(parts)
 
 
 def _s3_range(fs: Any, full: str, start: int, end: int | None) -> bytes:
@@ -129,4 +161,4 @@ class _CountingReader:
         self._fp.close()
 
 
-__all__ = ["RateGuard"]
+__all__ = ["RateGuard", "open_stream", "read_upto"]
