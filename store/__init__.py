@@ -29,7 +29,9 @@ for _mod, _names in {
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
     "tree": "kind_of syncfs walk",
-    "store": "COMPRESSIONS Store StoreConfig TransferResult open_store",
+    "config": "COMPRESSIONS StoreConfig",
+    "store": "Store open_store",
+    "transfer": "TransferResult",
 }.items():
     for _n in _names.split():
         _src, _, _dst = _n.partition(":")
@@ -67,7 +69,9 @@ if TYPE_CHECKING:  # the static view of the same names
     from .report import Report
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
-    from .store import COMPRESSIONS, Store, StoreConfig, TransferResult, open_store
+    from .config import COMPRESSIONS, StoreConfig
+    from .store import Store, open_store
+    from .transfer import TransferResult
     from .tree import kind_of, syncfs, walk
 
 __version__ = "0.1.0"

@@ -3,96 +3,44 @@
 Publishing writes in a fixed order -- objects, manifest, signed record, ref -- so a
 reader never sees a ref whose generation is incomplete. A client's read path never lists:
 every path it reads comes from a ref, a record or a manifest.
+
+The facade keeps single-object and read operations; the longer ones live next to it, each
+taking the Store it works on: config.py (regen.json), transfer.py (many objects at once:
+missing, fetch_many, put_many) and records.py (publishing signed generations, refs, overlays
+and publisher keys, in publish order).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import layout
+from . import layout, records, transfer
 from .backend import Backend, StagedWrites, open_backend
+from .config import COMPRESSIONS, STORE_FORMAT, StoreConfig  # noqa: F401 - re-exported
 from .errors import (
     GenerationNotFound,
     InvalidInput,
-    IntegrityError,
     NotFound,
-    ObjectCorrupt,
     ObjectMissing,
-    RecordInvalid,
-    RecordTooLarge,
     StoreError,
     StoreExists,
     StoreNotFound,
-    UnsupportedFormat,
 )
 from .generation import Generation, Overlay, format_time, utcnow
 from .manifest import Entry, iter_entries
-from .objects import (FileDigest, ObjectId, VerifyingWriter, decode, encode, encode_parts, encode_stream, hash_stream,
-                      object_id, xxh)
-from .pool import bounded_map, window_for
+from .objects import FileDigest, ObjectId, VerifyingWriter, decode, encode, encode_parts, encode_stream, object_id
 from .report import Report
-from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, parse_public_key, peek_envelope, sign_envelope
+from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
+from .transfer import INLINE_BYTES, Progress, TransferResult  # noqa: F401 - re-exported
 
 log = logging.getLogger("regen.store")
 
-STORE_FORMAT = 1
-COMPRESSIONS = ("zstd", "none")
 DEFAULT_CONCURRENCY = 8
-Progress = Callable[[int, int], None]  # (items done, bytes done) increments
-
-
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
-    store_id: str
-    compression: str = "zstd"
-    format: int = STORE_FORMAT
-    hash: str = "blake3"
-    created: str = ""
-
-    def to_json(self) -> bytes:
-        return json.dumps(
-            {"compression": self.compression, "created": self.created, "features": [], "format": self.format,
-             "hash": self.hash, "store_id": self.store_id, "type": "regen-store"},
-            sort_keys=True, indent=1,
-        ).encode() + b"\n"
-
-    @classmethod
-    def from_json(cls, data: bytes, where: str) -> StoreConfig:
-        try:
-            d = json.loads(data)
-        except (ValueError, RecursionError):
-            raise StoreNotFound(f"{where} is not a regen store (regen.json is not JSON)") from None
-        if not isinstance(d, dict) or d.get("type") != "regen-store":
-            raise StoreNotFound(f"{where} is not a regen store (regen.json has no regen-store type)")
-        if d.get("format") != STORE_FORMAT or d.get("features"):
-            raise UnsupportedFormat(f"store {where} has format {d.get('format')} features {d.get('features')}; "
-                                    f"this regen supports format {STORE_FORMAT}")
-        if d.get("hash") != "blake3" or d.get("compression") not in COMPRESSIONS:
-            raise UnsupportedFormat(f"store {where} uses hash {d.get('hash')!r} / compression {d.get('compression')!r}")
-        store_id = d.get("store_id")
-        if not isinstance(store_id, str) or not store_id:
-            raise StoreNotFound(f"store {where} has a damaged regen.json (no store_id)",
-                                hint="restore regen.json from a backup; its store_id is signed into every record")
-        return cls(store_id, d["compression"], d["format"], d["hash"], str(d.get("created", "")))
-
-
-@dataclass(slots=True)
-class TransferResult:
-    """Outcome of a batch transfer: what moved and, per object, what failed (the rest went on)."""
-
-    done: list[ObjectId] = field(default_factory=list)
-    skipped: list[ObjectId] = field(default_factory=list)
-    bytes: int = 0
-    errors: dict[ObjectId, StoreError] = field(default_factory=dict)
 
 
 class Store:
@@ -157,13 +105,7 @@ class Store:
         return not self.backend.absent([layout.object_path(oid)])[0]  # (file://: no exception per miss)
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
-        ids = sorted(set(oids))
-        if self.backend.scheme == "file":  # a local stat costs less than handing it to a thread
-            gone = self.backend.absent([layout.object_path(oid) for oid in ids])
-            return {oid for oid, no in zip(ids, gone) if no}
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            present = list(bounded_map(pool, self.has, ids, window_for(self.concurrency)))
-        return {oid for oid, ok in zip(ids, present) if not ok}
+        return transfer.missing(self, oids)
 
     def get(self, oid: ObjectId, max_bytes: int | None = None) -> bytes:
         path = layout.object_path(oid)
@@ -184,70 +126,13 @@ class Store:
 
     def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
                       max_bytes: int | None = None) -> FileDigest:
-        """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused.
-
-        `max_bytes` (the size a manifest gives the object) stops a stored object that inflates
-        beyond it (a decompression bomb) before it can fill the disk; like any corrupt copy it is
-        retried once, then refused as ObjectCorrupt.
-        """
-        parent = os.path.dirname(dest) or "."
-        for attempt in range(attempts):
-            fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    digest = self.get_to(oid, out, max_bytes=max_bytes)
-                    if fsync:
-                        out.flush()
-                        os.fsync(out.fileno())
-                os.replace(tmp, dest)
-                return digest
-            except (ObjectCorrupt, RecordTooLarge) as exc:
-                os.unlink(tmp)
-                if attempt + 1 < attempts:
-                    log.warning("object %s arrived corrupt; retrying once", oid)
-                    continue
-                if isinstance(exc, RecordTooLarge):
-                    # larger than its manifest entry says: damaged or hostile, not a limit to raise
-                    raise ObjectCorrupt(
-                        f"object {oid} at {self.url}/{layout.object_path(oid)} is larger than the {max_bytes} "
-                        "bytes its manifest gives", oid=oid, path=layout.object_path(oid)) from exc
-                raise
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-        raise AssertionError("unreachable")
+        """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused (see transfer)."""
+        return transfer.fetch_to_file(self, oid, dest, fsync=fsync, attempts=attempts, max_bytes=max_bytes)
 
     def fetch_many(self, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
                    progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None) -> TransferResult:
-        """Fetch objects concurrently into local files; failures are collected, not raised.
-
-        `sizes`: the expected size of each object (from its manifest entry); a stored object
-        larger than that is refused as soon as it passes it. A local write failure (a full
-        disk) is collected as that object's error too, never raised out of the pool.
-        """
-        result = TransferResult()
-
-        def one(oid: ObjectId) -> tuple[ObjectId, FileDigest | StoreError]:
-            try:
-                return oid, self.fetch_to_file(oid, dest(oid), fsync=fsync,
-                                               max_bytes=None if sizes is None else sizes.get(oid))
-            except StoreError as exc:
-                return oid, exc
-            except OSError as exc:
-                return oid, StoreError(f"object {oid} could not be written locally: {exc.strerror or exc}",
-                                       hint="free disk space where it is written; the next run fetches it again")
-
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            for oid, res in bounded_map(pool, one, dict.fromkeys(oids), window_for(self.concurrency)):
-                if isinstance(res, StoreError):
-                    result.errors[oid] = res
-                else:
-                    result.done.append(oid)
-                    result.bytes += res.size
-                    if progress:
-                        progress(1, res.size)
-        return result
+        """Fetch objects concurrently into local files; failures are collected, not raised (see transfer)."""
+        return transfer.fetch_many(self, oids, dest, fsync=fsync, progress=progress, sizes=sizes)
 
     def put(self, data: bytes, *, check: bool = True) -> ObjectId:
         oid = object_id(data)
@@ -266,9 +151,7 @@ class Store:
             return None
         with open(path, "rb") as src, tempfile.TemporaryFile() as staged:
             digest = encode_stream(src, staged, self.config.compression)
-            if oid is not None and digest.oid != oid:
-                raise IntegrityError(f"{path} changed while it was read (expected {oid}, read {digest.oid})",
-                                     hint="retry when the file is no longer being written", path=path)
+            transfer.check_read(path, oid, digest)
             if oid is None and check and self.has(digest.oid):
                 return None
             self.backend.write_from(layout.object_path(digest.oid), staged)
@@ -276,37 +159,8 @@ class Store:
 
     def put_many(self, items: Iterable[tuple[ObjectId, str]], *, progress: Progress | None = None,
                  check: bool = True) -> TransferResult:
-        """Upload (oid, local path) pairs the store lacks, concurrently; errors are collected.
-
-        The objects are written as one staged batch (Backend.staged): on file:// one sync of
-        the store's filesystem for the batch instead of one fsync per object; every object
-        still appears complete or not at all. A file up to INLINE_BYTES is read once into
-        memory, and hashed and compressed from that one buffer. `check=False`: the caller
-        knows the store lacks these objects (it asked `missing` just before).
-        """
-        result = TransferResult()
-
-        _ = self.config  # read once before threads start
-        with self.backend.staged() as batch:
-            def one(item: tuple[ObjectId, str]) -> tuple[ObjectId, FileDigest | None | StoreError]:
-                oid, path = item
-                try:
-                    return oid, self._stage_file(batch, path, oid, check=check)
-                except StoreError as exc:
-                    return oid, exc
-
-            with ThreadPoolExecutor(self.concurrency) as pool:
-                for oid, res in bounded_map(pool, one, dict(items).items(), window_for(self.concurrency)):
-                    if isinstance(res, StoreError):
-                        result.errors[oid] = res
-                    elif res is None:
-                        result.skipped.append(oid)
-                    else:
-                        result.done.append(oid)
-                        result.bytes += res.size
-                        if progress:
-                            progress(1, res.size)
-        return result
+        """Upload (oid, local path) pairs the store lacks as one staged batch; errors are collected (see transfer)."""
+        return transfer.put_many(self, items, progress=progress, check=check)
 
     def put_bytes_staged(self, batch: StagedWrites, data: bytes, oid: ObjectId | None = None, *,
                          check: bool = True) -> bool:
@@ -320,57 +174,6 @@ class Store:
         tag, body = encode_parts(data, self.config.compression)
         batch.write(layout.object_path(oid), (tag, body))
         return True
-
-    def _stage_file(self, batch: StagedWrites, path: str, oid: ObjectId | None, *,
-                    check: bool = True) -> FileDigest | None:
-        if oid is not None and check and self.has(oid):
-            return None
-        with open(path, "rb") as src:
-            if os.fstat(src.fileno()).st_size <= INLINE_BYTES:
-                data = src.read(INLINE_BYTES + 1)
-                if len(data) <= INLINE_BYTES:
-                    digest = FileDigest(object_id(data), xxh(data), len(data))
-                    self._check_read(path, oid, digest)
-                    if oid is None and check and self.has(digest.oid):
-                        return None
-                    self.put_bytes_staged(batch, data, digest.oid, check=False)
-                    return digest
-                del data
-        if not batch.batched:
-            return self.put_file(path, oid, check=oid is None and check)
-        return self._stage_stream(batch, path, oid, check=check)
-
-    def _stage_stream(self, batch: StagedWrites, path: str, oid: ObjectId | None, *,
-                      check: bool) -> FileDigest | None:
-        """A big file streamed into its staged temp file (file:// only: a failed fill leaves nothing)."""
-        digest: FileDigest | None = None
-
-        def fill(fp: Any) -> None:
-            nonlocal digest
-            src.seek(0)  # (again when the write is retried)
-            digest = encode_stream(_SourceReader(src), fp, self.config.compression)
-            self._check_read(path, oid, digest)
-
-        with open(path, "rb") as src:
-            if oid is None:  # the id decides the path: hash first (a second read, for this rare case)
-                found = hash_stream(_SourceReader(src).read)
-                if check and self.has(found.oid):
-                    return None
-                oid = found.oid
-                src.seek(0)
-            try:
-                batch.write(layout.object_path(oid), fill)
-            except StoreError as exc:
-                if isinstance(exc.__cause__, _SourceFailed):
-                    raise exc.__cause__.error from None
-                raise
-        return digest
-
-    @staticmethod
-    def _check_read(path: str, oid: ObjectId | None, digest: FileDigest) -> None:
-        if oid is not None and digest.oid != oid:
-            raise IntegrityError(f"{path} changed while it was read (expected {oid}, read {digest.oid})",
-                                 hint="retry when the file is no longer being written", path=path)
 
     def delete_object(self, oid: ObjectId) -> None:
         self.backend.delete(layout.object_path(oid))
@@ -428,68 +231,24 @@ class Store:
         """Parse a record WITHOUT checking its signature: for the manager's listings only."""
         return Generation.from_record(peek_envelope(data, where=where), where)
 
-    def _check_signable(self, what: str, store_id: str, keys: list[SecretKey]) -> None:
-        """Refuse records every client would refuse: unsigned, or bound to another store."""
-        if not keys:
-            raise InvalidInput(f"{what} needs at least one signing key", hint="pass the publisher's secret key")
-        if store_id != self.store_id:
-            raise InvalidInput(f"{what} is for store {store_id}, but {self.url} is store {self.store_id}",
-                               hint="build the record with store.store_id")
-
     def write_generation(self, gen: Generation, keys: list[SecretKey]) -> bytes:
-        """Write generations/<channel>/<n>.json exclusively; the manifest must already be stored.
+        """Write generations/<channel>/<n>.json exclusively, signed; the manifest must already be stored.
 
-        Returns the signed envelope, for `set_ref`. StoreExists if that number is taken.
+        Returns the signed envelope, for `set_ref`. StoreExists if that number is taken (see records).
         """
-        self._check_signable(f"generation {gen.number} of channel {gen.channel!r}", gen.store_id, keys)
-        _check_record(Generation.from_record, gen.to_record())
-        if not self.has(gen.manifest):
-            raise ObjectMissing(f"manifest {gen.manifest} is not in the store; refusing to publish", oid=gen.manifest)
-        env = sign_envelope(gen.to_record(), keys)
-        path = layout.generation_path(gen.channel, gen.number)
-        for k in keys:  # first: a kill after the record must not leave it signed by a key fsck cannot find
-            self.put_public_key(k.public)
-        try:
-            self.backend.create_exclusive(path, env)
-        except StoreExists:
-            raise StoreExists(f"generation {gen.number} of channel {gen.channel!r} already exists",
-                              hint="another publisher was faster; retry") from None
-        return env
+        return records.write_generation(self, gen, keys)
 
     def set_ref(self, channel: str, envelope: bytes) -> None:
-        """Point the channel at a record, which must already be stored byte for byte (publish order).
-
-        One extra read per publish buys the guarantee that no ref ever names a record that is
-        not in generations/: a reader who follows the ref finds everything it needs.
-        """
-        gen = self.peek_generation(envelope, where="record for the ref")
-        if gen.channel != channel:
-            raise InvalidInput(f"refs/{channel} cannot point at a record of channel {gen.channel!r}",
-                               hint="publish the record on its own channel")
-        if self.read_generation(channel, gen.number) != envelope:
-            raise InvalidInput(f"refs/{channel} can only point at the stored record of generation {gen.number}",
-                               hint="write the generation with write_generation first, then set the ref")
-        self.backend.write(layout.ref_path(channel), envelope)
+        """Point the channel at a record, which must already be stored byte for byte (see records)."""
+        records.set_ref(self, channel, envelope)
 
     # -- host overlays -------------------------------------------------------------------------
     def read_overlay(self, host: str, max_bytes: int = MAX_RECORD_BYTES) -> bytes | None:
         return self._read_optional(layout.overlay_path(host), max_bytes)
 
     def write_overlay(self, overlay: Overlay, keys: list[SecretKey]) -> bytes:
-        """Sign and (re)place hosts/<host>/overlay.json; its manifest must already be stored.
-
-        A record with manifest None is a tombstone: the host's overlay was removed (a client
-        that saw a higher number refuses an older overlay instead of dropping back to none).
-        """
-        self._check_signable(f"overlay {overlay.number} of host {overlay.host!r}", overlay.store_id, keys)
-        _check_record(Overlay.from_record, overlay.to_record())
-        if overlay.manifest is not None and not self.has(overlay.manifest):
-            raise ObjectMissing(f"overlay manifest {overlay.manifest} is not in the store", oid=overlay.manifest)
-        env = sign_envelope(overlay.to_record(), keys)
-        for k in keys:  # first, as for generations
-            self.put_public_key(k.public)
-        self.backend.write(layout.overlay_path(overlay.host), env)
-        return env
+        """Sign and (re)place hosts/<host>/overlay.json; manifest None is a tombstone (see records)."""
+        return records.write_overlay(self, overlay, keys)
 
     def overlay_hosts(self) -> list[str]:
         return self.backend.list_dirs(layout.HOSTS)
@@ -520,53 +279,10 @@ class Store:
 
     # -- publisher keys (informational: clients trust only their configured keys) ---------------
     def put_public_key(self, key: PublicKey) -> None:
-        path = layout.key_path(key.keyid)
-        try:
-            self.backend.create_exclusive(path, key.text().encode())
-        except StoreExists:
-            pass
+        records.put_public_key(self, key)
 
     def public_keys(self) -> dict[str, PublicKey]:
-        keys: dict[str, PublicKey] = {}
-        for p in self.backend.list(layout.KEYS):
-            try:
-                k = parse_public_key(self.backend.read(p, max_bytes=4096).decode("utf-8", "replace"), p)
-            except (StoreError, RecordInvalid):
-                continue
-            if p.endswith(f"/{k.keyid}.pub"):
-                keys[k.keyid] = k
-        return keys
-
-
-def _check_record(parse: Callable[[dict[str, Any]], object], record: dict[str, Any]) -> None:
-    """Refuse to sign a record that clients would refuse as malformed (bad time, id, number...)."""
-    try:
-        parse(record)
-    except RecordInvalid as exc:
-        raise InvalidInput(f"cannot publish a malformed record: {exc.message}",
-                           hint="times are YYYY-MM-DDTHH:MM:SSZ (format_time), ids 64 hex digits, numbers >= 0") from None
-
-
-INLINE_BYTES = 4 << 20  # put_many reads files up to this size whole: one read, hashed and compressed from memory
-
-
-class _SourceFailed(Exception):
-    """A local source file's read error, carried through the backend's error translation unchanged."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _SourceReader:
-    def __init__(self, fp: Any) -> None:
-        self._fp = fp
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self._fp.read(n)  # type: ignore[no-any-return]
-        except OSError as exc:
-            raise _SourceFailed(exc) from exc
+        return records.public_keys(self)
 
 
 def open_store(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Store:
