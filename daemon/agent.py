@@ -24,6 +24,7 @@ from regen.store import (
     EXIT_QUARANTINED,
     Entry,
     IntegrityError,
+    ManifestDelta,
     Overlay,
     RegenError,
     Report,
@@ -39,6 +40,7 @@ from . import startcheck
 from .apply import Applier, ApplyResult, Ticker, observed_from_facts
 from .cache import ObjectCache
 from .config import DaemonConfig
+from .delta import plan_delta, read_delta
 from .errors import DaemonError, Interrupted, NoSpace, NotInstalled
 from .fetch import fetch_missing
 from .hardware import HardwareProbe
@@ -49,7 +51,7 @@ from .monitor import OFFLINE_WARNING, _is_offline, _open_store, read_generation,
 from .plan import Plan, plan
 from .quarantine import Quarantine, new_run_id
 from .reporting import RunLog, deliver, save_report
-from .scan import ScanResult, scan
+from .scan import RACY_WINDOW_NS, ScanResult, scan
 from .target import Manifests, Target
 
 log = logging.getLogger("regen.daemon")
@@ -157,6 +159,9 @@ class _Cycle:
         # one count of operations for the whole run (repair and update): the journal's ops_done and
         # the REGEN_TEST_KILL_AFTER hook both count from the start of the run
         self.ticker = Ticker(options.kill_after, agent.stop)
+        self.started_ns = time.time_ns()
+        self.trace: list[Any] | None = None  # the fast path's walk, while nothing was applied after it
+        self.wrote = False                     # an apply changed the tree in this run
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, writable: bool) -> RunResult:
@@ -185,9 +190,33 @@ class _Cycle:
             self.exit_code = EXIT_FAILED
         final = _installed(self.index)
         self.log.generation_after = final.number if final else None
+        self._remember_tree(final)
         self._remember_failures()
         self._retention()
         return self._finish()
+
+    def _remember_tree(self, final: Target | None) -> None:
+        """Record the tree's fingerprint for `regend check` (quick.recall) when this run leaves
+        the index matching the target and nothing under root changed since before the run began
+        (every ctime older than its start by the racy window): the fingerprint then certifies the
+        very tree this run verified. Else the record is dropped."""
+        from .quick import fingerprint, fingerprint_of, remembered
+
+        idx = self.index
+        if idx is None:
+            return
+        value = None
+        key = self._clean_key(final) if final is not None and not self.failed_steps and not self.exit_code else None
+        if key is not None and not self.wrote and idx.state("clean") == key:  # (wrote: ctimes are new)
+            policy = self._policy(final)
+            fp = fingerprint_of(self.trace) if self.trace is not None else \
+                fingerprint(self.cfg.root, self._prune(policy))
+            if fp is not None and fp.newest_ctime_ns < self.started_ns - RACY_WINDOW_NS:
+                preserve = policy.preserve
+                value = remembered(fp, key, [(p, k) for p, k in idx.unmanaged()
+                                             if not (preserve and matches(p, preserve))])
+        with idx.atomic():
+            idx.set_state("tree", value)
 
     def _hardware(self) -> dict[str, Any] | None:
         previous = self.index.inventory() if self.index is not None else None
@@ -462,7 +491,8 @@ class _Cycle:
         state_rel = os.path.relpath(state, root) if (state + "/").startswith(root.rstrip("/") + "/") else None
         prune = None if not preserve and state_rel is None else self._prune(policy)
         racy: list[str] = []
-        found = unchanged(root, self.index.row_map(), prune, strict_dirs=True, racy=racy)
+        trace: list[Any] = []
+        found = unchanged(root, self.index.row_map(), prune, strict_dirs=True, racy=racy, trace=trace)
         if found is None or found.unmanaged:  # kept paths: the full path records them as before
             return False
         if len(racy) * 10 > found.paths:  # (just installed: the full scan hashes with two threads)
@@ -470,6 +500,7 @@ class _Cycle:
         size = self._confirm_racy(racy)
         if size is None:
             return False
+        self.trace = trace
         self.log.step("scan", "ok", verify=False, paths=found.paths, hashed=len(racy), bytes_hashed=size,
                       drifted=0, seconds=round(time.monotonic() - t0, 3),
                       reasons={"racy": len(racy)} if racy else {}, errors=[])
@@ -482,41 +513,20 @@ class _Cycle:
 
     def _confirm_racy(self, paths: list[str]) -> int | None:
         """Hash the files the fast path found inside the racy-timestamp window (those the last
-        apply wrote) and compare with their rows, exactly as the full scan does: all equal ->
-        their rows are refreshed (checked now) and the fast path holds; any surprise -> None
-        (the full scan decides). Returns the bytes hashed."""
-        from .index import IndexRow
-        from .scan import Hasher, StatFacts
+        apply wrote) and compare with their rows (scan.confirm_racy): all equal -> their rows are
+        refreshed (checked now) and the fast path holds; any surprise -> None (the full scan
+        decides). Returns the bytes hashed."""
+        from .scan import confirm_racy
 
         assert self.index is not None
         if not paths:
             return 0
-        hasher = Hasher()
-        fresh: list[IndexRow] = []
-        size = 0
-        for path in paths:
-            row = self.index.get(path)
-            if row is None or row.kind not in ("file", "symlink"):
-                return None
-            full = os.path.join(self.cfg.root, path)
-            try:
-                if row.kind == "file":
-                    xxh, s = hasher.file(full)
-                    same = xxh == row.xxh
-                else:
-                    s = os.lstat(full)
-                    same = os.readlink(full) == row.target
-            except OSError:
-                return None
-            f = StatFacts.from_stat(s)
-            if (not same or f.kind != row.kind or f.size != row.size or f.mode != row.mode
-                    or f.mtime_ns != row.mtime_ns or f.ctime_ns != row.ctime_ns or f.inode != row.inode):
-                return None
-            size += f.size if row.kind == "file" else 0
-            fresh.append(replace(row, checked_ns=time.time_ns()))
+        fresh = confirm_racy(self.cfg.root, self.index.get, paths)
+        if fresh is None:
+            return None
         with self.index.atomic():
             self.index.put_rows(fresh)
-        return size
+        return sum(r.size for r in fresh if r.kind == "file")
 
     def _clean_key(self, target: Target) -> str:
         from .quick import clean_key
@@ -555,6 +565,7 @@ class _Cycle:
                     idx.set_state("installed", target.as_dict())
                 idx.set_state("clean", self._clean_key(target) if clean else None)
             return ApplyResult()
+        self.trace, self.wrote = None, True  # the tree changes from here
         with idx.atomic():
             idx.set_state("clean", None)
             idx.delete_paths(gone or [])  # before apply's rows: a path gone may be written again
@@ -634,10 +645,16 @@ class _Cycle:
         keep: set[str] = set()
         try:
             self._fetch_manifests(target)
-            observed = observed_from_facts(self.index.observed_facts(), prune)
-            # one pass over the manifest: the plan, the objects to fetch, the objects the cache keeps
-            with self.agent.manifests.entries(target) as entries:
-                the_plan = plan(_collect(entries, policy, sizes, keep), observed, policy)
+            delta = self._delta(installed, target, policy)
+            if delta is not None:  # only what differs from the installed manifest (delta.py)
+                the_plan = plan_delta(self.agent.manifests, self.index, delta, policy, prune,
+                                      lambda entries: _collect(entries, policy, sizes, keep))
+                keep.update(delta.objects)
+            else:
+                observed = observed_from_facts(self.index.observed_facts(), prune)
+                # one pass over the manifest: the plan, the objects to fetch, the objects the cache keeps
+                with self.agent.manifests.entries(target) as entries:
+                    the_plan = plan(_collect(entries, policy, sizes, keep), observed, policy)
             self._fetch_objects(target, "update", sizes)
         except RegenError as exc:
             if _is_offline(exc):
@@ -654,8 +671,19 @@ class _Cycle:
         else:
             self.ok_steps.add("update")
         self.log.step("update", "failed" if res.errors else "done", generation_from=installed.number,
-                      generation_to=target.number, **the_plan.stats(), **res.counts())
+                      generation_to=target.number, planned="delta" if delta is not None else "full",
+                      **the_plan.stats(), **res.counts())
         self._installed(target, keep)
+
+    def _delta(self, installed: Target, target: Target, policy: Any) -> ManifestDelta | None:
+        """The update is planned from the manifests' differing lines (delta.py) when the tree is
+        exactly `installed`: this run's repair succeeded and left the index clean for it, under
+        the same policy. None: plan in full."""
+        assert self.index is not None
+        if ("repair" not in self.ok_steps or policy != self._policy(installed)
+                or self.index.state("clean") != self._clean_key(installed)):
+            return None
+        return read_delta(self.agent.manifests, installed, target)
 
     def _prune_cache(self, target: Target, keep: set[str] | None = None) -> None:
         if keep is None:

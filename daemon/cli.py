@@ -9,24 +9,18 @@ The environment is read here and nowhere deeper (R12):
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
-from regen.store import EXIT_FAILED, HardwareFinding, RegenError
+from regen.store import EXIT_FAILED, RegenError
 
-from . import render
-from .config import DEFAULT_PATH, DaemonConfig, load_config
+from . import oneshot, render
+from .config import DEFAULT_PATH, DaemonConfig
 from .errors import UsageError
 
 EXIT_INTERRUPTED = 130
@@ -83,32 +77,7 @@ def root() -> None:
 
 
 def _config(path: Path | None) -> DaemonConfig:
-    chosen = str(path) if path is not None else os.environ.get("REGEND_CONFIG") or DEFAULT_PATH
-    return load_config(chosen, os.environ)
-
-
-def _probe(config: DaemonConfig) -> Any:
-    from .hardware import FakeProbe, PsutilProbe
-
-    fake = os.environ.get("REGEN_TEST_HARDWARE")
-    if fake:
-        with open(fake, encoding="utf-8") as fp:
-            data = json.load(fp)
-        return FakeProbe(data.get("inventory") or {},
-                         [HardwareFinding(**f) for f in data.get("findings") or []])
-    return PsutilProbe(config.hardware)
-
-
-def _kill_after() -> int | None:
-    value = os.environ.get("REGEN_TEST_KILL_AFTER")
-    return int(value) if value and value.isdigit() else None
-
-
-def _on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    return oneshot.config(str(path) if path is not None else None)
 
 
 @app.command()
@@ -125,19 +94,14 @@ def run(
     failed (consistent; the next run resumes), 3 quarantined (must not start). Without: stay
     running and run on the [schedule] of the configuration, until SIGTERM (exit 0).
     """
-    from .agent import Agent, RunOptions
-
     cfg = _config(config)
-    logging.basicConfig(level=logging.WARNING, format="regend: %(message)s")
-    stop = threading.Event()
-    _on_signals(stop)
-    agent = Agent(cfg, _probe(cfg), stop=stop)
-    kill_after = _kill_after()
     if once:
-        result = agent.run(RunOptions(verify=verify, kill_after=kill_after, wait_lock=wait))
-        render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out)
-        return result.exit_code
+        return oneshot.run_once(cfg, verify=verify, wait=wait, json_out=json_out)
+    from .agent import Agent, RunOptions
     from .schedule import run_forever
+
+    stop = oneshot.prepare_run()
+    agent = Agent(cfg, oneshot.probe(cfg), stop=stop)
 
     last: dict[str, float | None] = {"retry_after": None}
 
@@ -163,11 +127,7 @@ def check(
 ) -> int:
     """Dry run: the drift, the repair and a pending update a run would do now. Writes nothing
     (not even the index). Exit 0 whatever it finds; 1 only if it cannot look (a run holds the lock)."""
-    from .dryrun import check as do_check
-
-    cfg = _config(config)
-    render.check(do_check(cfg, verify=verify), json_out=json_out)
-    return 0
+    return oneshot.check(_config(config), verify=verify, json_out=json_out)
 
 
 @app.command()

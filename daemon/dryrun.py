@@ -8,27 +8,28 @@ read-only, `immutable` when no run is active), not the cache, not the state dire
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regen.store import EMPTY_ID, RegenError, Store, StoreConfig, diff, matches
+from regen.store import RegenError, StoreConfig, matches
 
-from .mirror import load_mirror
-from .cache import ObjectCache
-from .config import DaemonConfig
 from .index import Index, open_index_readonly
 from .lock import check_free
 from .monitor import OFFLINE_WARNING, _is_offline, _open_store, read_generation, read_overlay
-from .plan import plan
-from .quarantine import Quarantine
-from .reporting import last_report
-from .scan import scan
 from .target import Manifests, Target
+
+if TYPE_CHECKING:  # the rest is imported where used: a check with nothing to report stays light
+    from regen.store import Store
+
+    from .config import DaemonConfig
 
 
 def _installed(index: Index | None, state_dir: str) -> Target | None:
     d = index.state("installed") if index is not None else None
     if d is None:
+        from .mirror import load_mirror
+
         d = load_mirror(state_dir).get("installed")
     return Target.from_dict(d) if d else None
 
@@ -72,10 +73,14 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
 
     if not os.path.isdir(root):
         return {"errors": [f"root {root} does not exist"]}
-    if index is not None and not verify:
-        fast = _unchanged(config, index, target, policy, state_rel)
+    if index is not None:
+        fast = _verified(config, index, target, policy, state_rel) if verify else \
+            _unchanged(config, index, target, policy, state_rel)
         if fast is not None:
             return fast
+    from .plan import plan
+    from .scan import scan
+
     rows = index.rows() if index is not None else iter(())
     result = scan(root, rows, prune=prune, verify=verify or index is None)
     out: dict[str, Any] = {"drift": result.drift.as_report(), "scan": {"paths": len(result.observed),
@@ -96,11 +101,11 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
     return out
 
 
-def _unchanged(config: DaemonConfig, index: Index, target: Target, policy: Any,
-               state_rel: str | None) -> dict[str, Any] | None:
-    """The no-change fast path (quick.py): the tree matches the index by stat and the index is
-    known to match the target: no hashing, no manifest read. None: take the full path."""
-    from .quick import clean_key, keep_plan, no_drift, unchanged
+def _if_clean(config: DaemonConfig, index: Index, target: Target, policy: Any,
+              state_rel: str | None) -> tuple[str, Callable[[str], bool] | None] | None:
+    """The fast paths' premise: the index is recorded as matching `target` (quick.clean_key).
+    Then (the key, what the walk prunes: the state dir, preserved paths); else None."""
+    from .quick import clean_key
 
     key = clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir)
     if index.state("clean") != key:
@@ -108,11 +113,82 @@ def _unchanged(config: DaemonConfig, index: Index, target: Target, policy: Any,
     preserve = policy.preserve
     prune = None if not preserve and state_rel is None else (
         lambda path: path == state_rel or bool(preserve and matches(path, preserve)))
-    found = unchanged(config.root, index.row_map(), prune, strict_dirs=False)
+    return key, prune
+
+
+def _unchanged(config: DaemonConfig, index: Index, target: Target, policy: Any,
+               state_rel: str | None) -> dict[str, Any] | None:
+    """The no-change fast path (quick.py): the tree matches the index by stat and the index is
+    known to match the target: no hashing, no manifest read. Fastest when the tree still has the
+    fingerprint the last run recorded (no index row loaded); else every row is compared, and
+    files written just before the last run (racy timestamps) are read and compared with their
+    rows, as that run would. None: take the full path."""
+    from .quick import keep_plan, no_drift, recall, unchanged
+
+    clean = _if_clean(config, index, target, policy, state_rel)
+    if clean is None:
+        return None
+    key, prune = clean
+    found = recall(index.state("tree"), key, config.root, prune)
+    hashed = 0
+    if found is None:
+        racy: list[str] = []
+        found = unchanged(config.root, index.row_map(), prune, strict_dirs=False, racy=racy)
+        if found is not None and racy:
+            from .scan import confirm_racy
+
+            confirmed = confirm_racy(config.root, index.get, racy)
+            if confirmed is None:
+                return None
+            hashed = len(racy)
     repair = keep_plan(found, policy.junk) if found is not None else None
     if found is None or repair is None:
         return None
-    return {"drift": no_drift(), "scan": {"paths": found.paths, "hashed": 0}, "repair": repair}
+    return {"drift": no_drift(), "scan": {"paths": found.paths, "hashed": hashed}, "repair": repair}
+
+
+def _verified(config: DaemonConfig, index: Index, target: Target, policy: Any,
+              state_rel: str | None) -> dict[str, Any] | None:
+    """A verify's fast path (quick.verified): when the index is known to match the target and
+    every file still hashes to its row, the answer is "no drift" without building the scan's
+    per-path records. None: take the full path (which finds and reports the drift)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .quick import keep_plan, no_drift, verified
+    from .scan import BIG_FILE, HASH_THREADS, Hasher
+
+    clean = _if_clean(config, index, target, policy, state_rel)
+    if clean is None:
+        return None
+    root, prune = config.root, clean[1]
+    inline = Hasher()
+    local = threading.local()
+
+    def small(rel: str) -> str | None:
+        try:
+            return inline.file(os.path.join(root, rel))[0]
+        except OSError:
+            return None
+
+    def large(rel: str) -> str | None:
+        hasher = getattr(local, "hasher", None) or Hasher()
+        local.hasher = hasher
+        try:
+            return hasher.file(os.path.join(root, rel))[0]
+        except OSError:
+            return None
+
+    pool = ThreadPoolExecutor(HASH_THREADS)
+    try:
+        found = verified(root, index.row_map(content=True), prune, small, BIG_FILE,
+                         lambda rel: pool.submit(large, rel))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # (a surprise early: the rest is not read)
+    repair = keep_plan(found[0], policy.junk) if found is not None else None
+    if found is None or repair is None:
+        return None
+    return {"drift": no_drift(), "scan": {"paths": found[0].paths, "hashed": found[1]}, "repair": repair}
 
 
 def _clean_repair(config: DaemonConfig, index: Index, target: Target, policy: Any,
@@ -143,6 +219,10 @@ def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> St
 
 def _pending(config: DaemonConfig, index: Index | None, store: Store, installed: Target | None,
              out: dict[str, Any]) -> dict[str, Any] | None:
+    from regen.store import EMPTY_ID, diff
+
+    from .cache import ObjectCache
+
     highest = index.highest("channel", config.channel) if index is not None else None
     try:
         gen = read_generation(store, config.channel, config.trusted, store_id=store.store_id, min_number=highest,
@@ -192,6 +272,9 @@ def _entries(store: Store, target: Target, config: DaemonConfig) -> list[Any]:
 
 
 def status(config: DaemonConfig) -> dict[str, Any]:
+    from .quarantine import Quarantine
+    from .reporting import last_report
+
     index = open_index_readonly(config.state_dir)
     try:
         installed = _installed(index, config.state_dir)

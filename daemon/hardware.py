@@ -28,16 +28,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from regen.store import HardwareFinding
 from regen.store.errors import EXIT_USAGE, RegenError
 
-from .health import assess, smart_verdict
-from .probe import PsutilSources, collect
-from .timebox import TimeBox
 
 if TYPE_CHECKING:
     from .probe import ProbeSources
 
 __all__ = [
     "FakeProbe", "HardwareConfig", "HardwareConfigInvalid", "HardwareProbe", "ProbeResult", "PsutilProbe",
-    "smart_verdict",  # re-exported from .health: tests import it from here
 ]
 
 
@@ -206,10 +202,17 @@ class PsutilProbe:
     """The machine's hardware through psutil (or injected `sources`), every call time-boxed."""
 
     def __init__(self, config: HardwareConfig, sources: ProbeSources | None = None) -> None:
+        # (imported here: every command parses [hardware], only a run probes)
+        from .probe import PsutilSources
+        from .timebox import TimeBox
+
         self.config = config
         self.sources: ProbeSources = sources if sources is not None else PsutilSources()
         self._box = TimeBox()  # keeps calls that hung so the next probe does not start them again
 
     def probe(self, previous: Mapping[str, Any] | None) -> ProbeResult:
+        from .health import assess
+        from .probe import collect
+
         inventory = collect(self.sources, self.config, self._box)
         return ProbeResult(inventory, assess(inventory, previous, self.config))

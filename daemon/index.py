@@ -185,12 +185,14 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
-    def row_map(self) -> dict[str, tuple[Any, ...]]:
-        """Every row as path -> (kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns),
-        in tree order, from one query (the no-change fast path: no per-row objects)."""
+    def row_map(self, content: bool = False) -> dict[str, tuple[Any, ...]]:
+        """Every row as path -> (kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns
+        [, xxh, target when `content`]), in tree order, from one query (the no-change fast path:
+        no per-row objects)."""
+        extra = ", xxh, target" if content else ""
         try:
-            cur = self.db.conn.execute("SELECT key, kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns "
-                                       "FROM entries ORDER BY key")
+            cur = self.db.conn.execute("SELECT key, kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns"
+                                       f"{extra} FROM entries ORDER BY key")
             return {t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"): t[1:] for t in cur}
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
@@ -212,6 +214,22 @@ class Index:
                                        "managed AND (kind != 'file' OR oid IS NOT NULL) FROM entries ORDER BY key")
             for t in cur:
                 yield key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6])
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, exc) from exc
+
+    def observed_facts_at(self, paths: Iterable[str] | None) -> list[tuple[str, str, int, int, str | None,
+                                                                         str | None, bool]]:
+        """observed_facts() of the rows at `paths` (those indexed), or of every unmanaged row (None)."""
+        sql = ("SELECT key, kind, mode, size, xxh, target, managed AND (kind != 'file' OR oid IS NOT NULL) "
+               "FROM entries WHERE ")
+        try:
+            if paths is None:
+                rows = self.db.conn.execute(sql + "NOT managed").fetchall()
+            else:
+                rows = []
+                for p in paths:
+                    rows.extend(self.db.conn.execute(sql + "key = ?", [path_key(p)]).fetchall())
+            return [(key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6])) for t in rows]
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 

@@ -16,10 +16,13 @@ true, the repair plan is empty without reading the manifest.
 from __future__ import annotations
 
 import json
+import marshal
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import xxhash
 
 # the same rules as scan.py (kept here, not imported, so this path imports nothing heavy)
 RACY_WINDOW_NS = 2_000_000_000
@@ -28,6 +31,8 @@ _S_IFMT = 0o170000
 _S_IFDIR, _S_IFREG, _S_IFLNK = 0o040000, 0o100000, 0o120000
 _TYPE = {"file": _S_IFREG, "dir": _S_IFDIR, "symlink": _S_IFLNK}
 # row tuple fields (Index.row_map): kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns
+# a fingerprint's trace: per path (root first as "") rel, mode, size, mtime_ns, ctime_ns, inode
+_TRACE_FIELDS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,7 @@ def clean_key(target: dict[str, Any], policy: dict[str, Any], root: str, state_d
 
 
 def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None, *,
-              strict_dirs: bool, racy: list[str] | None = None) -> Unchanged | None:
+              strict_dirs: bool, racy: list[str] | None = None, trace: list[Any] | None = None) -> Unchanged | None:
     """Every path under root has its index row and matches it by stat (no hashing needed); else None.
 
     `rows` maps path -> row tuple in tree order (Index.row_map) and is consumed. `prune` as in
@@ -51,62 +56,169 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
     a file or symlink matching its row in every stat field but inside the racy-timestamp window
     (typically one regend itself just wrote) is appended to it instead of answering None; the
     caller must then hash (read) each one and compare it with its row (as the full scan would).
+    `trace`: when given, collects what `fingerprint()` digests (the walk is the same).
     """
     unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
     kinds = [rows[p][0] for p in unmanaged]
-    pending = [(root, "")]
     pop = rows.pop
     seen = 0
-    while pending:
-        full, base = pending.pop()
-        try:
-            it = os.scandir(full)
-        except OSError:
-            return None
-        with it:
-            for entry in it:
-                name = entry.name
-                rel = base + name
-                if prune is not None and prune(rel):
-                    continue
-                try:
-                    s = entry.stat(follow_symlinks=False)
-                except OSError:
+    try:
+        for rel, s in _walk(root, prune, trace):
+            row = pop(rel, None)
+            if row is None:
+                return None
+            seen += 1
+            mode = s.st_mode
+            fmt = mode & _S_IFMT
+            expected = _TYPE.get(row[0])
+            if expected is None:  # special: any non file/dir/symlink type
+                if fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK):
                     return None
-                row = pop(rel, None)
-                if row is None:
+            elif fmt != expected:
+                return None
+            if mode & 0o7777 != row[1] or row[3] is None:
+                return None
+            if fmt == _S_IFDIR:
+                if strict_dirs and (s.st_mtime_ns != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]):
                     return None
-                seen += 1
-                mode = s.st_mode
-                fmt = mode & _S_IFMT
-                kind = row[0]
-                expected = _TYPE.get(kind)
-                if expected is None:  # special: any non file/dir/symlink type
-                    if fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK):
-                        return None
-                elif fmt != expected:
+                continue
+            if rel.rpartition("/")[2].startswith(TEMP_PREFIX):
+                return None
+            m = s.st_mtime_ns
+            if (m != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]
+                    or (fmt == _S_IFREG and s.st_size != row[2])):
+                return None
+            if m >= row[7] - RACY_WINDOW_NS:
+                if racy is None or fmt not in (_S_IFREG, _S_IFLNK):
                     return None
-                if mode & 0o7777 != row[1] or row[3] is None:
-                    return None
-                if fmt == _S_IFDIR:
-                    if strict_dirs and (s.st_mtime_ns != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]):
-                        return None
-                    pending.append((entry.path, rel + "/"))
-                    continue
-                if name.startswith(TEMP_PREFIX):
-                    return None
-                m = s.st_mtime_ns
-                if (m != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]
-                        or (fmt == _S_IFREG and s.st_size != row[2])):
-                    return None
-                if m >= row[7] - RACY_WINDOW_NS:
-                    if racy is None or fmt not in (_S_IFREG, _S_IFLNK):
-                        return None
-                    racy.append(rel)
+                racy.append(rel)
+    except OSError:
+        return None
     for path in rows:  # indexed but not seen: only pruned paths may be
         if prune is None or not prune(path):
             return None
     return Unchanged(seen, unmanaged, kinds)
+
+
+def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None,
+             small: Callable[[str], str | None], big: int,
+             submit: Callable[[str], Any]) -> tuple[Unchanged, int] | None:
+    """A full verify's fast path: every path under root has its row and the same content (files
+    hashed, symlink targets read), kind and mode; else None (the full scan reports the drift).
+    `rows` as Index.row_map(content=True), consumed. Stat times and inodes may differ (content
+    is the truth here). Files under `big` bytes are hashed by `small` inline, larger ones handed
+    to `submit` (a future whose result is the digest: worker threads hash them while the walk
+    goes on); both answer the xxh3-128 or None if unreadable. Returns what `unchanged()` would
+    and the number of files hashed."""
+    unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
+    kinds = [rows[p][0] for p in unmanaged]
+    pop = rows.pop
+    seen = 0
+    large: list[tuple[Any, str]] = []
+    hashed = 0
+    try:
+        for rel, s in _walk(root, prune, None):
+            row = pop(rel, None)
+            if row is None:
+                return None
+            seen += 1
+            mode = s.st_mode
+            fmt = mode & _S_IFMT
+            expected = _TYPE.get(row[0])
+            if expected is None:
+                if fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK):
+                    return None
+            elif fmt != expected or mode & 0o7777 != row[1]:
+                return None
+            if fmt == _S_IFREG:
+                if s.st_size != row[2] or rel.rpartition("/")[2].startswith(TEMP_PREFIX):
+                    return None
+                hashed += 1
+                if s.st_size >= big:
+                    large.append((submit(rel), row[8]))
+                elif small(rel) != row[8]:
+                    return None
+            elif fmt == _S_IFLNK and os.readlink(os.path.join(root, rel)) != row[9]:
+                return None
+    except OSError:
+        return None
+    for path in rows:
+        if prune is None or not prune(path):
+            return None
+    if any(future.result() != xxh for future, xxh in large):
+        return None
+    return Unchanged(seen, unmanaged, kinds), hashed
+
+
+def _walk(root: str, prune: Callable[[str], bool] | None, trace: list[Any] | None) -> Iterator[tuple[str, Any]]:
+    """(path, lstat) of everything under root but pruned paths, in one fixed order (a stack of
+    directories, each in readdir order); `trace` (if given) gets the root's and every path's
+    stat fields. Raises OSError."""
+    if trace is not None:
+        s = os.lstat(root)
+        trace += ("", s.st_mode, s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)
+    pending = [(root, "")]
+    while pending:
+        full, base = pending.pop()
+        with os.scandir(full) as it:
+            for entry in it:
+                rel = base + entry.name
+                if prune is not None and prune(rel):
+                    continue
+                s = entry.stat(follow_symlinks=False)
+                if trace is not None:
+                    trace += (rel, s.st_mode, s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)
+                if s.st_mode & _S_IFMT == _S_IFDIR:
+                    pending.append((entry.path, rel + "/"))
+                yield rel, s
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A digest of the stat of every path of a tree (names, kinds, modes, sizes, mtimes, ctimes,
+    inodes; the root's too). Equal fingerprints: nothing was created, deleted, written, renamed or
+    chmod-ed in between (a write always moves ctime, which no caller can set)."""
+
+    digest: str
+    paths: int             # paths walked, the root not counted (what a full scan observes)
+    newest_ctime_ns: int   # the latest change anywhere in the tree, the root included
+
+
+def fingerprint_of(trace: list[Any]) -> Fingerprint:
+    return Fingerprint(xxhash.xxh3_128_hexdigest(marshal.dumps(trace, 2)),  # v2: no refs, stable bytes
+                       len(trace) // _TRACE_FIELDS - 1, max(trace[4::_TRACE_FIELDS]))
+
+
+def fingerprint(root: str, prune: Callable[[str], bool] | None) -> Fingerprint | None:
+    """The tree's fingerprint (None: some path could not be read; the full path decides)."""
+    trace: list[Any] = []
+    try:
+        for _ in _walk(root, prune, trace):
+            pass
+    except OSError:
+        return None
+    return fingerprint_of(trace)
+
+
+def remembered(fp: Fingerprint, key: str, unmanaged: list[tuple[str, str]]) -> dict[str, Any]:
+    """The index state ("tree") a run records when its fingerprint certifies a tree it verified:
+    the clean key's id, the fingerprint, and the kept (unmanaged) paths a check reports."""
+    return {"key": xxhash.xxh3_128_hexdigest(key.encode("utf-8", "surrogatepass")), "digest": fp.digest,
+            "paths": fp.paths, "unmanaged": [list(u) for u in unmanaged]}
+
+
+def recall(state: Any, key: str, root: str, prune: Callable[[str], bool] | None) -> Unchanged | None:
+    """A check's fastest path: the tree still has the fingerprint a run recorded with this clean
+    key (so it is exactly the tree that run verified) -> what `unchanged()` would answer, without
+    loading a single index row. None: no record, another key, or the tree moved."""
+    if not isinstance(state, dict) or state.get("key") != xxhash.xxh3_128_hexdigest(
+            key.encode("utf-8", "surrogatepass")):
+        return None
+    fp = fingerprint(root, prune)
+    if fp is None or fp.digest != state.get("digest") or fp.paths != state.get("paths"):
+        return None
+    kept = state.get("unmanaged") or []
+    return Unchanged(fp.paths, [p for p, _ in kept], [k for _, k in kept])
 
 
 def no_drift() -> dict[str, Any]:
@@ -129,4 +241,5 @@ def keep_plan(found: Unchanged, junk: str) -> dict[str, Any] | None:
     return {**stats, "plan": summary}
 
 
-__all__ = ["Unchanged", "clean_key", "keep_plan", "no_drift", "unchanged"]
+__all__ = ["Fingerprint", "Unchanged", "clean_key", "fingerprint", "fingerprint_of", "keep_plan", "no_drift",
+           "recall", "remembered", "unchanged", "verified"]

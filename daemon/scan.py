@@ -16,7 +16,7 @@ import stat as st
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import xxhash
@@ -329,6 +329,34 @@ def _same(facts: StatFacts, xxh: str | None, target: str | None, row: IndexRow) 
     return True
 
 
+def confirm_racy(root: str, known: Callable[[str], IndexRow | None], paths: list[str]) -> list[IndexRow] | None:
+    """Read the files the no-change fast path found inside the racy-timestamp window and compare
+    each with its row, as the full scan would: all equal -> their rows, refreshed (checked now);
+    any surprise -> None (the full scan decides)."""
+    hasher = Hasher()
+    fresh: list[IndexRow] = []
+    for path in paths:
+        row = known(path)
+        if row is None or row.kind not in ("file", "symlink"):
+            return None
+        full = os.path.join(root, path)
+        try:
+            if row.kind == "file":
+                xxh, s = hasher.file(full)
+                same = xxh == row.xxh
+            else:
+                s = os.lstat(full)
+                same = os.readlink(full) == row.target
+        except OSError:
+            return None
+        f = StatFacts.from_stat(s)
+        if (not same or f.kind != row.kind or f.size != row.size or f.mode != row.mode
+                or f.mtime_ns != row.mtime_ns or f.ctime_ns != row.ctime_ns or f.inode != row.inode):
+            return None
+        fresh.append(replace(row, checked_ns=time.time_ns()))
+    return fresh
+
+
 def row_for(path: str, s: os.stat_result, *, xxh: str | None = None, oid: str | None = None,
             target: str | None = None, managed: bool = True, checked_ns: int | None = None) -> IndexRow:
     """An index row from an lstat taken after regend wrote (or confirmed) the path."""
@@ -338,4 +366,4 @@ def row_for(path: str, s: os.stat_result, *, xxh: str | None = None, oid: str | 
 
 
 __all__ = ["CHANGED", "RACY_WINDOW_NS", "UNCHANGED", "UNKNOWN", "Drift", "Hasher", "ScanResult", "StatFacts",
-           "Verdict", "classify", "row_for", "scan"]
+           "Verdict", "classify", "confirm_racy", "row_for", "scan"]

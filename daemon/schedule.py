@@ -11,27 +11,22 @@ backoff (honouring a server's Retry-After) instead of at the next grid point.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import logging
 import math
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from regen.store.errors import EXIT_USAGE, RegenError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the rest loads with the long-running daemon: a one-shot command parses the config only)
+    import random
     import threading
+    from datetime import datetime
 
 __all__ = ["RETRY_AFTER_LIMIT", "ScheduleConfig", "ScheduleConfigInvalid", "next_delay", "next_run",
            "parse_duration", "run_forever", "splay"]
-
-log = logging.getLogger(__name__)
 
 JOB_ID = "regend-run"
 RETRY_AFTER_LIMIT = 86400.0  # a server asking for more than a day is more likely wrong than serious
@@ -101,6 +96,8 @@ def splay(host_id: str, interval: float) -> float:
     """This host's fixed offset in [0, interval): the same on every boot, spread evenly over a fleet."""
     if interval <= 0:
         return 0.0
+    import hashlib
+
     draw = int.from_bytes(hashlib.sha256(host_id.encode("utf-8")).digest()[:8], "big") >> 11  # 53 bits
     offset = draw / float(1 << 53) * interval
     return offset if offset < interval else 0.0  # float rounding could reach `interval` itself
@@ -143,6 +140,8 @@ def _grid_trigger(interval: float, offset: float, jitter: float, rng: random.Ran
 
 
 def _at(timestamp: float) -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
@@ -157,6 +156,9 @@ class _Runner:
         self.failures = 0
 
     def fire(self) -> None:
+        import logging
+
+        log = logging.getLogger(__name__)
         if self.stop.is_set():
             return
         started = time.time()
@@ -181,8 +183,10 @@ class _Runner:
         if not self.stop.is_set():
             from apscheduler.jobstores.base import JobLookupError
 
-            with contextlib.suppress(JobLookupError):  # the scheduler is shutting down
+            try:
                 self.scheduler.modify_job(JOB_ID, next_run_time=_at(time.time() + delay))
+            except JobLookupError:
+                pass  # the scheduler is shutting down
 
 
 def run_forever(job: Callable[[bool], int], config: ScheduleConfig, host_id: str, stop: threading.Event, *,
@@ -200,6 +204,9 @@ def run_forever(job: Callable[[bool], int], config: ScheduleConfig, host_id: str
     if stop.is_set():
         return
     from apscheduler.executors.pool import ThreadPoolExecutor
+    import random
+    from datetime import UTC
+
     from apscheduler.schedulers.background import BackgroundScheduler
 
     rng = random.Random()

@@ -8,7 +8,6 @@ hashed again each time it is opened: a damaged copy is dropped, never applied.
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -95,7 +94,7 @@ def merge_overlay(channel: Iterable[Entry], overlay: Iterable[Entry]) -> Iterato
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
 
 
-def _fitting(entries: Iterator[Entry], max_rel: int) -> Iterator[Entry]:
+def fitting(entries: Iterator[Entry], max_rel: int) -> Iterator[Entry]:
     for e in entries:
         if len(e.path.encode("utf-8")) > max_rel:
             raise PathTooLong(
@@ -148,7 +147,7 @@ def case_insensitive(root: str) -> bool:
     except OSError:
         os.close(dfd)
         return True
-    name = f"{TEMP_PREFIX}case-{secrets.token_hex(6)}"
+    name = f"{TEMP_PREFIX}case-{os.urandom(6).hex()}"
     try:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
         os.close(fd)
@@ -228,13 +227,16 @@ class Manifests:
                 streams.append(iter_entries(fp))
             merged = streams[0] if len(streams) == 1 else merge_overlay(streams[0], streams[1])
             if self.max_rel is not None:
-                merged = _fitting(merged, self.max_rel)
-            if self.root is not None:
-                if self._fold is None and os.path.isdir(self.root):
-                    self._fold = case_insensitive(self.root)
-                if self._fold:
-                    merged = _distinct(merged)
+                merged = fitting(merged, self.max_rel)
+            if self.folds_case():
+                merged = _distinct(merged)
             yield merged
+
+    def folds_case(self) -> bool:
+        """Whether root is case-insensitive (probed once, when a tree is first planned)."""
+        if self.root is not None and self._fold is None and os.path.isdir(self.root):
+            self._fold = case_insensitive(self.root)
+        return bool(self._fold)
 
     def read(self, oid: str) -> list[Entry]:
         """A whole local manifest (verified), for small trees and dry runs."""
@@ -253,4 +255,4 @@ class Manifests:
                     pass
 
 
-__all__ = ["MANIFEST_DIR", "Manifests", "Target", "case_insensitive", "folded", "merge_overlay"]
+__all__ = ["MANIFEST_DIR", "Manifests", "Target", "case_insensitive", "fitting", "folded", "merge_overlay"]

@@ -30,6 +30,7 @@ for _mod, _names in {
                "sign_envelope trust_map write_keypair",
     "tree": "kind_of syncfs walk",
     "config": "COMPRESSIONS StoreConfig",
+    "delta": "ManifestDelta manifest_delta",
     "store": "Store open_store",
     "transfer": "TransferResult",
 }.items():
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
     from .config import COMPRESSIONS, StoreConfig
+    from .delta import ManifestDelta, manifest_delta
     from .store import Store, open_store
     from .transfer import TransferResult
     from .tree import kind_of, syncfs, walk
@@ -87,6 +89,6 @@ __all__ = [
     "layout", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
-    "xxh", "kind_of", "syncfs", "walk",
+    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta",
     *errors.__all__,
 ]

@@ -195,32 +195,40 @@ def decode_entry(line: bytes, lineno: int = 0) -> Entry:
 class TreeOrderChecker:
     """Streaming structural validation: order, duplicates, parents exist and are directories.
 
-    Memory is the depth of the current directory chain, not the size of the manifest.
+    Memory is the depth of the current directory chain, not the size of the manifest. Works on
+    sort keys (`sort_key`), where a parent is everything before the last 0x00.
     """
 
     def __init__(self) -> None:
         self._prev: bytes | None = None
-        self._prev_path = ""
-        self._dirs: list[str] = []
+        self._dirs: list[bytes] = []
 
     def check(self, e: Entry) -> None:
-        key = sort_key(e.path)
-        if self._prev is not None:
-            if key == self._prev:
-                raise ManifestInvalid(f"manifest has duplicate path {e.path!r}", path=e.path)
-            if key < self._prev:
-                raise ManifestInvalid(f"manifest is not in tree order at {e.path!r}", path=e.path)
+        self.check_key(sort_key(e.path), e.kind == "dir")
+
+    def check_key(self, key: bytes, is_dir: bool) -> None:
+        prev = self._prev
+        if prev is not None and key <= prev:
+            path = _path_of(key)
+            if key == prev:
+                raise ManifestInvalid(f"manifest has duplicate path {path!r}", path=path)
+            raise ManifestInvalid(f"manifest is not in tree order at {path!r}", path=path)
         self._prev = key
-        parent = e.path.rpartition("/")[0]
+        parent = key.rpartition(b"\0")[0]
         dirs = self._dirs
-        while dirs and not (parent == dirs[-1] or parent.startswith(dirs[-1] + "/")):
+        while dirs and not (parent == dirs[-1] or parent.startswith(dirs[-1] + b"\0")):
             dirs.pop()
         if parent and (not dirs or dirs[-1] != parent):
+            path = _path_of(key)
             raise ManifestInvalid(
-                f"manifest entry {e.path!r} is below {parent!r}, which is not a directory entry", path=e.path
+                f"manifest entry {path!r} is below {_path_of(parent)!r}, which is not a directory entry", path=path
             )
-        if e.kind == "dir":
-            dirs.append(e.path)
+        if is_dir:
+            dirs.append(key)
+
+
+def _path_of(key: bytes) -> str:
+    return key.replace(b"\0", b"/").decode("utf-8", "surrogatepass")
 
 
 @dataclass(slots=True)
@@ -298,10 +306,17 @@ def check_header(line: bytes) -> None:
         raise UnsupportedFormat(f"manifest requires features {unknown} that this regen does not support")
 
 
-def iter_entries(fp: IO[bytes]) -> Iterator[Entry]:
-    """Stream and validate the entries of a decoded manifest; memory does not grow with its size."""
+def iter_entries(fp: IO[bytes], *, trusted: bool = False) -> Iterator[Entry]:
+    """Stream and validate the entries of a decoded manifest; memory does not grow with its size.
+
+    `trusted`: the manifest was validated whole when it was accepted and its bytes are verified
+    against their id since (a publisher reading its base generation back): entries are decoded
+    without being validated again, about twice as fast."""
     first = fp.readline(MAX_LINE_BYTES)
     check_header(first)
+    if trusted:
+        yield from _trusted_entries(fp)
+        return
     checker = TreeOrderChecker()
     lineno = 1
     for line in iter(lambda: fp.readline(MAX_LINE_BYTES), b""):
@@ -312,6 +327,16 @@ def iter_entries(fp: IO[bytes]) -> Iterator[Entry]:
         e = decode_entry(line, lineno)
         checker.check(e)
         yield e
+
+
+def _trusted_entries(fp: IO[bytes]) -> Iterator[Entry]:
+    kinds = _CODE_KIND
+    for lineno, line in enumerate(fp, start=2):
+        try:
+            d = _decode_json(line.decode("utf-8"))
+            yield Entry(d["p"], kinds[d["k"]], d["m"], d.get("s", 0), d.get("o"), d.get("x"), d.get("t"))
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise ManifestInvalid(f"manifest line {lineno} is not a valid entry: {exc}", line=lineno) from None
 
 
 def parse(data: bytes) -> list[Entry]:

@@ -189,13 +189,14 @@ class Store:
 
     # -- manifests ----------------------------------------------------------------------------
     @contextmanager
-    def open_manifest(self, oid: ObjectId, *, max_bytes: int | None = None,
-                      spool_dir: str | None = None) -> Iterator[Iterator[Entry]]:
-        """Verify the whole manifest into a local spool file first, then stream its entries."""
+    def open_manifest(self, oid: ObjectId, *, max_bytes: int | None = None, spool_dir: str | None = None,
+                      trusted: bool = False) -> Iterator[Iterator[Entry]]:
+        """Verify the whole manifest into a local spool file first, then stream its entries
+        (`trusted`: as iter_entries, not validated again)."""
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
             self.get_to(oid, spool, max_bytes=max_bytes)
             spool.seek(0)
-            yield iter_entries(spool)  # type: ignore[arg-type]
+            yield iter_entries(spool, trusted=trusted)  # type: ignore[arg-type]
 
     def read_manifest(self, oid: ObjectId, max_bytes: int | None = None) -> list[Entry]:
         with self.open_manifest(oid, max_bytes=max_bytes) as entries:

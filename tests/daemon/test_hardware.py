@@ -21,8 +21,8 @@ from regen.daemon.hardware import (
     HardwareConfigInvalid,
     ProbeResult,
     PsutilProbe,
-    smart_verdict,
 )
+from regen.daemon.health import smart_verdict
 from regen.store import HardwareFinding
 from regen.store.errors import EXIT_USAGE
 

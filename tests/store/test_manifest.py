@@ -30,6 +30,7 @@ from regen.store import (
     check_path,
     diff,
     iter_entries,
+    manifest_delta,
     parse_manifest,
     sort_key,
     walk,
@@ -425,3 +426,53 @@ def test_the_longest_valid_entry_fits_in_a_line() -> None:
     data, _, _ = build_manifest(entries)
     assert max(len(line) for line in data.split(b"\n")) > 45_000
     assert parse_manifest(data) == entries
+
+
+# -- line-level delta (what an update plans from) ---------------------------------------------------
+
+@PROPS
+@given(small_entries, small_entries)
+def test_delta_of_any_two_manifests_is_what_changed(a: list[Entry], b: list[Entry]) -> None:
+    ma, mb = build_manifest(a)[0], build_manifest(b)[0]
+    d = manifest_delta(ma, mb)
+    in_a, in_b = set(a), set(b)
+    assert d.added == [e for e in b if e not in in_a]  # tree order, every new or changed entry
+    assert d.removed == [e.path for e in a if e not in in_b]
+    assert d.objects == {e.oid: e.size for e in b if e.kind == "file"}
+    assert d.entries == len(b)
+    assert manifest_delta(mb, mb).added == [] and manifest_delta(mb, mb).removed == []
+
+
+@PROPS
+@given(valid_entries.filter(lambda es: len(es) >= 2), st.data())
+def test_delta_refuses_what_a_full_read_refuses(entries: list[Entry], data: st.DataObject) -> None:
+    # the old manifest holds every line of the bad one: none of them is decoded as an entry, yet
+    # the bad structure (order, duplicates, parents) is refused as iter_entries refuses it
+    what, bad = data.draw(st.sampled_from(list(corruptions(entries))))
+    good = build_manifest(entries)[0]
+    with pytest.raises(ManifestInvalid):
+        manifest_delta(good, raw_manifest(bad))
+
+
+@pytest.mark.parametrize("line, message", [
+    (b'{"k":"f","m":420,"o":"' + b"1" * 64 + b'","p":"../x","s":1,"x":"' + b"0" * 32 + b'"}', "not normalized"),
+    (b'{"k":"d","m":493,"p":"/etc"}', "absolute"),
+    (b'{"k":"d","m":493,"p":"a","extra":1}', "unexpected keys"),
+    (b"not json", "not JSON"),
+])
+def test_delta_validates_every_new_line(line: bytes, message: str) -> None:
+    with pytest.raises(ManifestInvalid, match=message):
+        manifest_delta(HEADER_LINE, HEADER_LINE + line + b"\n")
+    with pytest.raises(ManifestInvalid):
+        manifest_delta(HEADER_LINE, HEADER_LINE + b'{"k":"d","m":493,"p":"a"}')  # truncated last line
+    with pytest.raises(UnsupportedFormat):
+        manifest_delta(HEADER_LINE, HEADER_LINE.replace(b'"format":1', b'"format":9'))
+
+
+@PROPS
+@given(valid_entries)
+def test_a_trusted_read_gives_the_same_entries(entries: list[Entry]) -> None:
+    data = build_manifest(entries)[0]
+    assert list(iter_entries(io.BytesIO(data), trusted=True)) == entries
+    with pytest.raises(ManifestInvalid, match="line 2"):  # (damage is still an error, not a crash)
+        list(iter_entries(io.BytesIO(HEADER_LINE + b'{"k":"q"}\n'), trusted=True))
