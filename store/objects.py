@@ -16,7 +16,6 @@ from typing import IO, Callable, Iterator
 
 import blake3
 import xxhash
-import zstandard
 
 from .errors import IntegrityError, ObjectCorrupt, RecordTooLarge
 
@@ -88,6 +87,8 @@ def hash_file(path: str | os.PathLike[str], buf: bytearray | None = None) -> Fil
 
 def encode(data: bytes, compression: str = "zstd", level: int = 3) -> bytes:
     if compression == "zstd":
+        import zstandard  # (on first use: reading a record or the tree needs no codec)
+
         return TAG_ZSTD + zstandard.ZstdCompressor(level=level).compress(data)
     return TAG_RAW + data
 
@@ -102,6 +103,8 @@ def encode_parts(data: bytes, compression: str = "zstd", level: int = 3) -> tupl
     if compression == "zstd" and data:
         comp = getattr(_local, "zstd", None)
         if comp is None or _local.level != level:
+            import zstandard
+
             comp = _local.zstd = zstandard.ZstdCompressor(level=level)
             _local.level = level
         body = comp.compress(data)
@@ -142,6 +145,8 @@ class VerifyingWriter:
         if not tag:
             raise ObjectCorrupt(f"object {self.oid} at {self.where or '?'} is empty", oid=self.oid, path=self.where)
         if tag == TAG_ZSTD:
+            import zstandard
+
             try:
                 # concatenated frames decode as one stream (as `zstd -d` does); trailing bytes
                 # that are not a frame are refused
@@ -189,6 +194,8 @@ def encode_stream(src: IO[bytes], out: IO[bytes], compression: str = "zstd", lev
     x = xxhash.xxh3_128()
     size = 0
     if compression == "zstd":
+        import zstandard
+
         out.write(TAG_ZSTD)
         writer = zstandard.ZstdCompressor(level=level).stream_writer(out, closefd=False)
         sink: Callable[[bytes], object] = writer.write
