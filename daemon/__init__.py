@@ -5,5 +5,6 @@ Pure:   plan (target vs disk -> Plan), scan.classify (stat verdict), target.merg
 I/O:    index (SQLite system log), scan (walk + xxh3), apply (confined atomic writes), fsops
         (openat-style SafeRoot), cache + fetch (local objects), quarantine, monitor (ref and
         overlay records), reporting, lock, hardware (behind the HardwareProbe protocol).
-Wiring: agent (one run), dryrun (check/status), schedule (long-running), cli/__main__ (the edge).
+Wiring: agent (one run; its steps in session, accept, repair, update, writer, steps, scope,
+        space), dryrun (check/status), schedule (long-running), cli/__main__ (the edge).
 """

@@ -10,7 +10,6 @@ class of those libraries translates, and none into a false "missing".
 
 from __future__ import annotations
 
-import email.utils
 import errno
 import time
 from collections.abc import Iterator
@@ -212,6 +211,8 @@ def _retry_after(exc: BaseException) -> float | None:
         except (TypeError, ValueError):
             pass
         try:
+            import email.utils  # (only for an HTTP date in Retry-After)
+
             when = email.utils.parsedate_to_datetime(str(value))
             return max(0.0, when.timestamp() - time.time())
         except (TypeError, ValueError):

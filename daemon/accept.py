@@ -1,0 +1,126 @@
+"""Taking a target from the store: accept the channel's generation (and overlay), fetch what it needs (I/O).
+
+Why together: acceptance and fetching are the only parts of a run that read the store beyond
+its ref, and they share one rule: nothing is applied from the store until it is verified and
+local. `accept` checks the ref and the overlay (monitor.read_generation/read_overlay: signature,
+store, rollback, expiry) and raises the highest numbers seen in the index, so a rollback is
+refused from then on; `fetch_manifests` keeps verified copies of the target's manifests in
+state_dir (repairs then work offline); `fetch_objects` fills the object cache, verified, after
+a space check. `prepare` does both for an install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from regen.store import EMPTY_ID, Entry, Overlay, StoreError, matches
+
+from .errors import DaemonError
+from .fetch import fetch_missing
+from .mirror import save_mirror
+from .monitor import read_generation, read_overlay
+from .scope import policy_of
+from .space import need_cache_space
+from .target import Target
+
+if TYPE_CHECKING:
+    from regen.store import Policy
+
+    from .cache import ObjectCache
+    from .config import DaemonConfig
+    from .session import StoreSession
+    from .target import Manifests
+
+__all__ = ["accept", "collect", "fetch_manifests", "fetch_objects", "prepare"]
+
+
+class _FetchFailed(DaemonError):
+    default_hint = "the store may be damaged or unreachable; the next run retries"
+
+
+def accept(session: StoreSession, installed: Target | None, *, overlay_check: bool) -> Target | None:
+    """Read and verify the ref (and the overlay when installing, on a new generation, or when
+    asked); the new Target, or None when it describes the installed tree."""
+    index, cfg = session.index, session.cfg
+    assert index is not None
+    store = session.open()
+    gen = read_generation(store, cfg.channel, cfg.trusted, store_id=store.store_id,
+                          min_number=index.highest("channel", cfg.channel),
+                          max_bytes=cfg.limits.max_record_bytes)
+    if gen is None:
+        if installed is not None:
+            raise _missing_ref(cfg)
+        return None
+    target = Target.of(gen, None)
+    overlay: Overlay | None = None
+    if installed is None or installed.number != gen.number or overlay_check:
+        overlay = read_overlay(store, cfg.host, cfg.trusted, store_id=store.store_id,
+                               min_number=index.highest("overlay", cfg.host),
+                               max_bytes=cfg.limits.max_record_bytes)
+        if overlay is None and installed is not None and installed.overlay_number is not None:
+            # regen never deletes an overlay file (removal writes a tombstone): keep ours, say so
+            session.log.warnings.append(f"hosts/{cfg.host}/overlay.json is missing from the store; keeping "
+                                        f"overlay version {installed.overlay_number}")
+    if overlay is not None:
+        target = target.with_overlay(overlay)
+    elif installed is not None:
+        target = replace(target, overlay_number=installed.overlay_number,
+                         overlay_manifest=installed.overlay_manifest)
+    with index.atomic():
+        index.raise_highest("channel", cfg.channel, gen.number)
+        if overlay is not None:
+            index.raise_highest("overlay", cfg.host, overlay.number)
+    save_mirror(cfg.state_dir, index)
+    if installed is not None and target.same_tree(installed) and target.number == installed.number:
+        return None
+    return target
+
+
+def prepare(session: StoreSession, manifests: Manifests, cache: ObjectCache, target: Target, phase: str) -> None:
+    """Fetch the target's manifests and every object the cache lacks (verified), with a space check."""
+    fetch_manifests(session, manifests, target)
+    sizes: dict[str, int] = {}
+    with manifests.entries(target) as entries:
+        for _ in collect(entries, policy_of(session.cfg, target), sizes, set()):
+            pass
+    fetch_objects(session, cache, target, phase, sizes)
+
+
+def fetch_manifests(session: StoreSession, manifests: Manifests, target: Target) -> None:
+    store = session.open()
+    for oid in target.manifests():
+        manifests.fetch(store, oid, session.cfg.limits.max_manifest_bytes)
+
+
+def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, phase: str,
+                  sizes: dict[str, int]) -> None:
+    """Fetch (verified) every object of `sizes` the cache lacks, after a space check."""
+    store = session.open()
+    missing = cache.missing(sizes)
+    need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
+    result = fetch_missing(store, cache, missing, sizes=sizes)
+    session.log.bytes_fetched += result.bytes
+    session.log.action("objects_fetched", result.fetched)
+    if result.errors:
+        first = next(iter(result.errors.values()))
+        raise _FetchFailed(f"{len(result.errors)} of {len(missing)} objects could not be fetched: {first}")
+
+
+def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str]) -> Iterator[Entry]:
+    """Pass `entries` through, noting every file object (`keep`) and those the cache must hold
+    (`sizes`: oid -> size; not preserved, not base paths, which come from the store)."""
+    preserve, base = policy.preserve, policy.base
+    for e in entries:
+        if e.kind == "file" and e.oid:
+            keep.add(e.oid)
+            if e.oid != EMPTY_ID and not matches(e.path, preserve) and not (base and matches(e.path, base)):
+                sizes[e.oid] = e.size
+        yield e
+
+
+def _missing_ref(cfg: DaemonConfig) -> StoreError:
+    from regen.store import NotFound
+
+    return NotFound(f"refs/{cfg.channel} is missing from {cfg.store}")

@@ -1,0 +1,96 @@
+"""The store as one run uses it: opened at most once, and "offline" once it could not be read (I/O).
+
+Why one object: every step that touches the store (install, update, the apply's base paths,
+the report) must agree on whether the store is reachable. Once a read fails with an offline
+error (monitor._is_offline), the run goes on from its local copies and says so once in its
+warnings; later steps do not try again (each try could cost a timeout; a separate
+`[reports] store` is still tried). The store's configuration (regen.json) is cached in the index, so it is
+read once per host, not once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from regen.store import RegenError, Store, StoreConfig, open_store
+
+from .mirror import save_mirror
+from .monitor import OFFLINE_WARNING
+
+if TYPE_CHECKING:
+    from .config import DaemonConfig
+    from .index import Index
+    from .reporting import RunLog
+
+__all__ = ["StoreFactory", "StoreSession"]
+
+StoreFactory = Callable[["DaemonConfig", "StoreConfig | None"], Store]
+
+
+class StoreSession:
+    """The run's store (`store`, None until opened), whether it went offline, and the
+    Retry-After the store asked for (`retry_after`, seconds)."""
+
+    def __init__(self, cfg: DaemonConfig, index: Index | None, log: RunLog, factory: StoreFactory) -> None:
+        self.cfg = cfg
+        self.index = index
+        self.log = log
+        self.factory = factory
+        self.store: Store | None = None
+        self.offline = False
+        self.retry_after: float | None = None
+
+    def open(self) -> Store:
+        """The store, opened with the cached configuration (so regen.json is read once per host)."""
+        if self.store is None:
+            cached = self.index.state("store") if self.index is not None else None
+            config = None
+            if cached and cached.get("url") == self.cfg.store:
+                config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"))
+            store = self.factory(self.cfg, config)
+            if config is None:
+                cfgd = store.config  # reads regen.json once (raises while the store is unreachable)
+                if self.index is not None:
+                    with self.index.atomic():
+                        self.index.set_state("store", {"url": self.cfg.store, "store_id": cfgd.store_id,
+                                                       "compression": cfgd.compression})
+                    save_mirror(self.cfg.state_dir, self.index)
+            self.store = store
+        return self.store
+
+    def open_quiet(self) -> Store | None:
+        """The store, or None (and offline) when it cannot be opened."""
+        try:
+            return self.open()
+        except RegenError as exc:
+            self.went_offline(exc)
+            return None
+
+    def reachable(self) -> Store | None:
+        """The store unless this run already found it offline (then None, without trying again)."""
+        return None if self.offline else self.open_quiet()
+
+    def went_offline(self, exc: BaseException) -> None:
+        self.offline = True
+        ra = getattr(exc, "retry_after", None)
+        if isinstance(ra, (int, float)):
+            self.retry_after = float(ra)
+        if OFFLINE_WARNING not in " ".join(self.log.warnings):
+            msg = exc.one_line() if isinstance(exc, RegenError) else str(exc)
+            self.log.warnings.append(f"{OFFLINE_WARNING} ({msg})")
+
+    def report_target(self, store: Store | None) -> Store | None:
+        """Where reports go: `[reports] store` when set (clients of a read-only http store), else the store."""
+        if self.cfg.report_store is None:
+            return store
+        try:
+            return open_store(self.cfg.report_store, dict(self.cfg.report_storage_options))
+        except RegenError as exc:
+            self.log.warnings.append(f"the report store cannot be opened: {exc.one_line()}")
+            return None
+
+    def close(self) -> None:
+        """Close pooled connections (sftp); the store stays reopenable."""
+        if self.store is not None:
+            self.store.backend.close()
