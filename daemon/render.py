@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regen.store import RegenError, Report
+from regen.store import RegenError
+
+if TYPE_CHECKING:
+    from regen.store import Report
 
 PROG = "regend"
 
