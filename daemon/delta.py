@@ -9,7 +9,7 @@ that: ~1% of the entries of a typical release instead of all. The result is the 
 merge gives (tests/daemon/test_delta.py checks that on arbitrary trees and changes).
 
 Planned in full instead (None): overlays on either side, a manifest over DELTA_MAX_BYTES (the
-delta holds both in memory), a case-insensitive root (a new path may collide with an unchanged
+delta holds a 128-bit digest per line of both), a case-insensitive root (a new path may collide with an unchanged
 one: only a full read sees every name).
 """
 
@@ -34,15 +34,12 @@ def read_delta(manifests: Manifests, installed: Target, target: Target) -> Manif
     when this update must be planned in full."""
     if installed.overlay_manifest or target.overlay_manifest or manifests.folds_case():
         return None
-    data = []
     for oid in (installed.manifest, target.manifest):
-        path = manifests.path(oid)
-        if os.path.getsize(path) > DELTA_MAX_BYTES:
+        if os.path.getsize(manifests.path(oid)) > DELTA_MAX_BYTES:
             return None
         manifests.verify(oid)
-        with open(path, "rb") as fp:
-            data.append(fp.read())
-    return manifest_delta(data[0], data[1])
+    with open(manifests.path(installed.manifest), "rb") as old, open(manifests.path(target.manifest), "rb") as new:
+        return manifest_delta(old, new)
 
 
 def observed_at(index: Index, delta: ManifestDelta, prune: Callable[[str], bool]) -> list[Observed]:

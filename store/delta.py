@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import IO
+
+import xxhash
 
 from .errors import ManifestInvalid
 from .manifest import MAX_LINE_BYTES, Entry, TreeOrderChecker, _path_of, check_header, decode_entry, sort_key
@@ -28,34 +31,48 @@ class ManifestDelta:
     entries: int                # entries of the new manifest
 
 
-def manifest_delta(old: bytes, new: bytes) -> ManifestDelta:
-    """What changes from manifest `old` (trusted: accepted before) to `new` (validated here).
-    Raises ManifestInvalid / UnsupportedFormat on a bad `new`, as iter_entries would."""
-    old_lines = _lines(old)
-    new_lines = _lines(new)
-    check_header(new_lines[0] + b"\n")
-    known = set(old_lines[1:])
-    ours = set(new_lines[1:])
+def manifest_delta(old: IO[bytes], new: IO[bytes]) -> ManifestDelta:
+    """What changes from manifest `old` (trusted: accepted before) to `new` (validated here), both
+    seekable binary files, streamed: memory is two sets of 128-bit line digests, not the
+    manifests. Raises ManifestInvalid / UnsupportedFormat on a bad `new`, as iter_entries would."""
+    old.seek(0)
+    old.readline()
+    known = {_digest(line) for line in old}
+    new.seek(0)
+    check_header(new.readline(MAX_LINE_BYTES))
+    ours: set[int] = set()
     checker = TreeOrderChecker()
     added: list[Entry] = []
     objects: dict[str, int] = {}
-    for lineno, line in enumerate(new_lines[1:], start=2):
-        if line in known:
+    lineno = 1
+    for line in iter(lambda: new.readline(MAX_LINE_BYTES), b""):
+        lineno += 1
+        if not line.endswith(b"\n"):
+            raise ManifestInvalid(f"manifest line {lineno} is truncated or longer than {MAX_LINE_BYTES} bytes",
+                                  line=lineno)
+        h = _digest(line)
+        ours.add(h)
+        if h in known:
             key, oid, size = _known(line)
             if oid is not None:
                 objects[oid] = size
             checker.check_key(key, line[6:7] == b"d")
             continue
-        if len(line) >= MAX_LINE_BYTES:
-            raise ManifestInvalid(f"manifest line {lineno} is truncated or longer than {MAX_LINE_BYTES} bytes",
-                                  line=lineno)
-        e = decode_entry(line + b"\n", lineno)
+        e = decode_entry(line, lineno)
         checker.check(e)
         if e.kind == "file" and e.oid:
             objects[e.oid] = e.size
         added.append(e)
-    removed = [_path_of(_known(line)[0]) for line in old_lines[1:] if line not in ours]
-    return ManifestDelta(added, removed, objects, len(new_lines) - 1)
+    old.seek(0)
+    old.readline()
+    removed = [_path_of(_known(line)[0]) for line in old if _digest(line) not in ours]
+    return ManifestDelta(added, removed, objects, lineno - 1)
+
+
+def _digest(line: bytes) -> int:
+    """A line's identity in the sets (xxh3-128: a collision would pass a changed line as known;
+    at 2^-128 per pair it does not happen)."""
+    return xxhash.xxh3_128_intdigest(line)
 
 
 def _known(line: bytes) -> tuple[bytes, str | None, int]:
@@ -73,13 +90,6 @@ def _known(line: bytes) -> tuple[bytes, str | None, int]:
     o = line.index(b'"o":"') + 5
     s = line.index(b'"s":', start) + 4
     return key, line[o:o + 64].decode("ascii"), int(line[s:line.index(b",", s)])
-
-
-def _lines(data: bytes) -> list[bytes]:
-    """The lines without their newline; a last line without one is refused (truncated)."""
-    if not data.endswith(b"\n"):
-        raise ManifestInvalid("manifest is empty or its last line is truncated")
-    return data[:-1].split(b"\n")
 
 
 __all__ = ["ManifestDelta", "manifest_delta"]

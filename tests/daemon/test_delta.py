@@ -7,6 +7,7 @@ the full merge of every entry with every path gives -- same operations, same ord
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -75,7 +76,7 @@ def test_the_delta_plan_is_the_full_plan(old: dict, new: dict, policy: Policy, j
     observed = disk(installed, junk, policy)
     full = plan(target, observed, policy)
 
-    delta = manifest_delta(build_manifest(installed)[0], build_manifest(target)[0])
+    delta = manifest_delta(io.BytesIO(build_manifest(installed)[0]), io.BytesIO(build_manifest(target)[0]))
     touched = {e.path for e in delta.added} | set(delta.removed)
     at = [o for o in observed if o.path in touched or not o.in_store]  # (Index.observed_facts_at)
     assert plan(delta.added, at, policy) == full

@@ -434,13 +434,14 @@ def test_the_longest_valid_entry_fits_in_a_line() -> None:
 @given(small_entries, small_entries)
 def test_delta_of_any_two_manifests_is_what_changed(a: list[Entry], b: list[Entry]) -> None:
     ma, mb = build_manifest(a)[0], build_manifest(b)[0]
-    d = manifest_delta(ma, mb)
+    d = manifest_delta(io.BytesIO(ma), io.BytesIO(mb))
     in_a, in_b = set(a), set(b)
     assert d.added == [e for e in b if e not in in_a]  # tree order, every new or changed entry
     assert d.removed == [e.path for e in a if e not in in_b]
     assert d.objects == {e.oid: e.size for e in b if e.kind == "file"}
     assert d.entries == len(b)
-    assert manifest_delta(mb, mb).added == [] and manifest_delta(mb, mb).removed == []
+    same = manifest_delta(io.BytesIO(mb), io.BytesIO(mb))
+    assert same.added == [] and same.removed == []
 
 
 @PROPS
@@ -451,7 +452,7 @@ def test_delta_refuses_what_a_full_read_refuses(entries: list[Entry], data: st.D
     what, bad = data.draw(st.sampled_from(list(corruptions(entries))))
     good = build_manifest(entries)[0]
     with pytest.raises(ManifestInvalid):
-        manifest_delta(good, raw_manifest(bad))
+        manifest_delta(io.BytesIO(good), io.BytesIO(raw_manifest(bad)))
 
 
 @pytest.mark.parametrize("line, message", [
@@ -462,11 +463,11 @@ def test_delta_refuses_what_a_full_read_refuses(entries: list[Entry], data: st.D
 ])
 def test_delta_validates_every_new_line(line: bytes, message: str) -> None:
     with pytest.raises(ManifestInvalid, match=message):
-        manifest_delta(HEADER_LINE, HEADER_LINE + line + b"\n")
+        manifest_delta(io.BytesIO(HEADER_LINE), io.BytesIO(HEADER_LINE + line + b"\n"))
     with pytest.raises(ManifestInvalid):
-        manifest_delta(HEADER_LINE, HEADER_LINE + b'{"k":"d","m":493,"p":"a"}')  # truncated last line
+        manifest_delta(io.BytesIO(HEADER_LINE), io.BytesIO(HEADER_LINE + b'{"k":"d","m":493,"p":"a"}'))  # truncated
     with pytest.raises(UnsupportedFormat):
-        manifest_delta(HEADER_LINE, HEADER_LINE.replace(b'"format":1', b'"format":9'))
+        manifest_delta(io.BytesIO(HEADER_LINE), io.BytesIO(HEADER_LINE.replace(b'"format":1', b'"format":9')))
 
 
 @PROPS
