@@ -58,8 +58,7 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
     caller must then hash (read) each one and compare it with its row (as the full scan would).
     `trace`: when given, collects what `fingerprint()` digests (the walk is the same).
     """
-    unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
-    kinds = [rows[p][0] for p in unmanaged]
+    unmanaged, kinds = _kept(rows, prune)
     pop = rows.pop
     seen = 0
     try:
@@ -70,13 +69,7 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
             seen += 1
             mode = s.st_mode
             fmt = mode & _S_IFMT
-            expected = _TYPE.get(row[0])
-            if expected is None:  # special: any non file/dir/symlink type
-                if fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK):
-                    return None
-            elif fmt != expected:
-                return None
-            if mode & 0o7777 != row[1] or row[3] is None:
+            if _other_kind(fmt, row[0]) or mode & 0o7777 != row[1] or row[3] is None:
                 return None
             if fmt == _S_IFDIR:
                 if strict_dirs and (s.st_mtime_ns != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]):
@@ -110,8 +103,7 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
     to `submit` (a future whose result is the digest: worker threads hash them while the walk
     goes on); both answer the xxh3-128 or None if unreadable. Returns what `unchanged()` would
     and the number of files hashed."""
-    unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
-    kinds = [rows[p][0] for p in unmanaged]
+    unmanaged, kinds = _kept(rows, prune)
     pop = rows.pop
     seen = 0
     large: list[tuple[Any, str]] = []
@@ -124,11 +116,7 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
             seen += 1
             mode = s.st_mode
             fmt = mode & _S_IFMT
-            expected = _TYPE.get(row[0])
-            if expected is None:
-                if fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK):
-                    return None
-            elif fmt != expected or mode & 0o7777 != row[1]:
+            if _other_kind(fmt, row[0]) or mode & 0o7777 != row[1]:
                 return None
             if fmt == _S_IFREG:
                 if s.st_size != row[2] or rel.rpartition("/")[2].startswith(TEMP_PREFIX):
@@ -148,6 +136,20 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
     if any(future.result() != xxh for future, xxh in large):
         return None
     return Unchanged(seen, unmanaged, kinds), hashed
+
+
+def _kept(rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None) -> tuple[list[str], list[str]]:
+    """The unmanaged rows (kept paths) not pruned, and their kinds, in tree order."""
+    unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
+    return unmanaged, [rows[p][0] for p in unmanaged]
+
+
+def _other_kind(fmt: int, kind: str) -> bool:
+    """An lstat file type that is not the row's kind ("special": anything but file, dir, symlink)."""
+    expected = _TYPE.get(kind)
+    if expected is None:
+        return fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK)
+    return fmt != expected
 
 
 def _walk(root: str, prune: Callable[[str], bool] | None, trace: list[Any] | None) -> Iterator[tuple[str, Any]]:

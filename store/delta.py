@@ -19,8 +19,7 @@ from typing import IO
 
 import xxhash
 
-from .errors import ManifestInvalid
-from .manifest import MAX_LINE_BYTES, Entry, TreeOrderChecker, _path_of, check_header, decode_entry, sort_key
+from .manifest import MAX_LINE_BYTES, Entry, TreeOrderChecker, _path_of, check_header, decode_entry, entry_lines, sort_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +43,9 @@ def manifest_delta(old: IO[bytes], new: IO[bytes]) -> ManifestDelta:
     checker = TreeOrderChecker()
     added: list[Entry] = []
     objects: dict[str, int] = {}
-    lineno = 1
-    for line in iter(lambda: new.readline(MAX_LINE_BYTES), b""):
-        lineno += 1
-        if not line.endswith(b"\n"):
-            raise ManifestInvalid(f"manifest line {lineno} is truncated or longer than {MAX_LINE_BYTES} bytes",
-                                  line=lineno)
+    entries = 0
+    for lineno, line in entry_lines(new):
+        entries += 1
         h = _digest(line)
         ours.add(h)
         if h in known:
@@ -66,7 +62,7 @@ def manifest_delta(old: IO[bytes], new: IO[bytes]) -> ManifestDelta:
     old.seek(0)
     old.readline()
     removed = [_path_of(_known(line)[0]) for line in old if _digest(line) not in ours]
-    return ManifestDelta(added, removed, objects, lineno - 1)
+    return ManifestDelta(added, removed, objects, entries)
 
 
 def _digest(line: bytes) -> int:

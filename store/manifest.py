@@ -318,15 +318,22 @@ def iter_entries(fp: IO[bytes], *, trusted: bool = False) -> Iterator[Entry]:
         yield from _trusted_entries(fp)
         return
     checker = TreeOrderChecker()
+    for lineno, line in entry_lines(fp):
+        e = decode_entry(line, lineno)
+        checker.check(e)
+        yield e
+
+
+def entry_lines(fp: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of every entry line after the header, bounded: a line longer than
+    MAX_LINE_BYTES, or a last one without its newline, is refused before it is parsed."""
     lineno = 1
     for line in iter(lambda: fp.readline(MAX_LINE_BYTES), b""):
         lineno += 1
         if not line.endswith(b"\n"):
             raise ManifestInvalid(f"manifest line {lineno} is truncated or longer than {MAX_LINE_BYTES} bytes",
                                   line=lineno)
-        e = decode_entry(line, lineno)
-        checker.check(e)
-        yield e
+        yield lineno, line
 
 
 def _trusted_entries(fp: IO[bytes]) -> Iterator[Entry]:
