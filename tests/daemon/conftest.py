@@ -130,21 +130,27 @@ def snapshot(root: Path, skip: Callable[[str], bool] = lambda p: False) -> dict[
 
 
 def fingerprint(*tops: Path) -> dict[str, Any]:
-    """Every path below `tops` with its kind, mode, size, mtime_ns and content hash (dirs included)."""
+    """Every path below `tops` with its kind, mode, size, mtime_ns and content hash (dirs included).
+    A top that is a file or a symlink is itself (never followed: a dangling symlink is still there)."""
+    def leaf(full: str) -> tuple[Any, ...]:
+        st = os.lstat(full)
+        digest = (hashlib.sha256(Path(full).read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode)
+                  else os.readlink(full) if stat.S_ISLNK(st.st_mode) else None)
+        return (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+
     out: dict[str, Any] = {}
     for top in tops:
-        if not top.exists():
+        if not os.path.lexists(top):
             out[str(top)] = None
+            continue
+        if not stat.S_ISDIR(os.lstat(top).st_mode):
+            out[str(top)] = leaf(str(top))
             continue
         for dirpath, dirs, files in os.walk(top):
             st = os.lstat(dirpath)
             out[dirpath] = ("dir", st.st_mode, st.st_mtime_ns, sorted(dirs + files))
             for name in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
-                full = os.path.join(dirpath, name)
-                st = os.lstat(full)
-                digest = (hashlib.sha256(Path(full).read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode)
-                          else os.readlink(full) if stat.S_ISLNK(st.st_mode) else None)
-                out[full] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+                out[os.path.join(dirpath, name)] = leaf(os.path.join(dirpath, name))
     return out
 
 
