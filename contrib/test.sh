@@ -4,7 +4,8 @@
 # Creates/updates .venv in the checkout, installs regen with its test extras and the Debian
 # packages of the servers the backend tests start (Samba, OpenSSH), of the case-insensitive
 # filesystem the hardening suite mounts (FUSE) and of the benchmark anchors (the benchmark
-# smoke test runs the tiny size), then runs pytest.
+# smoke test runs the tiny size), then runs pytest on every core (REGEN_TEST_WORKERS=N to change,
+# 0 for one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . contrib/setup.sh
@@ -14,7 +15,7 @@ setup_venv "test,s3,smb,sftp"
 
 echo "== running the test suite"
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider -n "${REGEN_TEST_WORKERS:-auto}" "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then
