@@ -12,13 +12,9 @@ Exit statuses:
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
-from regen.store import RegenError
-
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
+from regen.store.errors import EXIT_INTERNAL, RegenError, exit_status
 
 
 def main() -> None:
@@ -36,14 +32,14 @@ def main() -> None:
         app(prog_name="regend")
     except RegenError as exc:
         render.error(exc)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+        sys.exit(exit_status(exc))
+    except KeyboardInterrupt as exc:
         render.interrupted()
-        sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
+        sys.exit(exit_status(exc))
+    except BrokenPipeError as exc:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(128 + signal.SIGPIPE)
+        sys.exit(exit_status(exc))
     except Exception:  # noqa: BLE001 - the last resort: a bug, shown with its traceback
         render.internal_error()
         sys.exit(EXIT_INTERNAL)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from regen.store import EMPTY_ID, Entry, Overlay, StoreError, matches
 
-from .errors import DaemonError
+from .errors import FetchFailed
 from .fetch import fetch_missing
 from .mirror import save_mirror
 from .monitor import read_generation, read_overlay
@@ -34,10 +34,6 @@ if TYPE_CHECKING:
     from .target import Manifests
 
 __all__ = ["accept", "collect", "fetch_manifests", "fetch_objects", "prepare"]
-
-
-class _FetchFailed(DaemonError):
-    default_hint = "the store may be damaged or unreachable; the next run retries"
 
 
 def accept(session: StoreSession, installed: Target | None, *, overlay_check: bool) -> Target | None:
@@ -105,7 +101,7 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
     session.log.action("objects_fetched", result.fetched)
     if result.errors:
         first = next(iter(result.errors.values()))
-        raise _FetchFailed(f"{len(result.errors)} of {len(missing)} objects could not be fetched: {first}")
+        raise FetchFailed(f"{len(result.errors)} of {len(missing)} objects could not be fetched: {first}")
 
 
 def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str]) -> Iterator[Entry]:

@@ -39,7 +39,7 @@ from .hardware import HardwareProbe
 from .index import Index, open_index
 from .lock import RunLock
 from .mirror import load_mirror, seed_from_mirror
-from .monitor import OFFLINE_WARNING, _is_offline, _open_store
+from .monitor import OFFLINE_WARNING, _open_store
 from .quarantine import Quarantine, new_run_id
 from .repair import Repair
 from .reporting import RunLog, deliver, save_report
@@ -286,7 +286,7 @@ class _Cycle:
                                    f"generation in {self.cfg.store}")
             prepare(self.session, self.agent.manifests, self.agent.cache, accepted, "install")
         except RegenError as exc:
-            if _is_offline(exc):
+            if exc.offline:
                 self.session.went_offline(exc)
             self.steps.fail("install", exc)
             self.steps.exit_code = EXIT_FAILED

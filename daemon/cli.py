@@ -17,13 +17,12 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from regen.store import EXIT_FAILED, RegenError
+from regen.store.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, RegenError, exit_status
 
 from . import oneshot, render
 from .config import DEFAULT_PATH, DaemonConfig
 from .errors import UsageError
 
-EXIT_INTERRUPTED = 130
 
 
 class RegendGroup(TyperGroup):
@@ -38,18 +37,18 @@ class RegendGroup(TyperGroup):
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except RegenError as exc:
             render.error(exc)
-            code = exc.exit_code
+            code = exit_status(exc)
         except typer.Abort:
             code = EXIT_FAILED
         except Exception as exc:  # click's usage errors (exit 2)
-            if not all(hasattr(exc, a) for a in ("exit_code", "format_message", "show")):
+            code = exit_status(exc)
+            if code == EXIT_INTERNAL:  # not click's: a bug, for __main__'s last-resort handler
                 raise
             if type(exc).__name__ == "NoArgsIsHelpError":
                 exc.show()  # type: ignore[attr-defined]
             else:
                 ctx = getattr(exc, "ctx", None)
                 render.usage_error(exc.format_message(), ctx.command_path if ctx is not None else "regend")  # type: ignore[attr-defined]
-            code = int(exc.exit_code)  # type: ignore[attr-defined]
         if code == EXIT_INTERRUPTED:
             render.interrupted()
         if standalone_mode:

@@ -16,7 +16,7 @@ from regen.store import RegenError, StoreConfig, matches
 
 from .index import Index, open_index_readonly
 from .lock import check_free
-from .monitor import OFFLINE_WARNING, _is_offline, _open_store, read_generation, read_overlay
+from .monitor import OFFLINE_WARNING, _open_store, read_generation, read_overlay
 from .target import Manifests, Target
 
 if TYPE_CHECKING:  # the rest is imported where used: a check with nothing to report stays light
@@ -233,7 +233,7 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
                                min_number=index.highest("overlay", config.host) if index is not None else None,
                                max_bytes=config.limits.max_record_bytes)
     except RegenError as exc:
-        key = "warnings" if _is_offline(exc) else "errors"
+        key = "warnings" if exc.offline else "errors"
         out[key].append(exc.one_line() if key == "errors" else f"{OFFLINE_WARNING} ({exc.one_line()})")
         return None
     new = Target.of(gen, overlay)

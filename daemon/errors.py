@@ -3,6 +3,8 @@
     RegenError (regen.store.errors)
     └── DaemonError                   (1) base of everything regend raises itself
         ├── ConfigInvalid             (2) regend.toml missing, unreadable or wrong; names file, key, expectation
+        │   ├── HardwareConfigInvalid     a [hardware] setting regend cannot use
+        │   └── ScheduleConfigInvalid     a [schedule] setting regend cannot use
         ├── UsageError                (2) a command-line combination that cannot work
         ├── RunLocked                 (1) another regend run holds the state directory's lock
         ├── NotInstalled              (1) nothing installed and the store could not provide a generation
@@ -11,6 +13,9 @@
         ├── IndexCorrupt              (1) the system log cannot be read (set aside and rebuilt)
         ├── RecoverError              (2) `regend recover`: unknown run id or path, or target exists
         ├── ContentError              (1) a file's bytes could not be had or did not hash to its id
+        ├── FetchFailed               (1) objects of the target could not be fetched; the next run retries
+        ├── PathTooLong               (1) a generation's path does not fit below this client's root
+        ├── PathCollision             (1) two paths fold to one name on a case-insensitive root
         ├── ApplyFailed               (1) some entries could not be written; the next run resumes
         └── Interrupted               (143) SIGTERM: the current file was finished, the run stopped
 
@@ -20,9 +25,7 @@ main() prints ``regend: error: <message> (<hint>)`` and exits with ``exit_code``
 
 from __future__ import annotations
 
-from regen.store import EXIT_FAILED, EXIT_USAGE, RegenError
-
-EXIT_SIGTERM = 128 + 15
+from regen.store.errors import EXIT_FAILED, EXIT_SIGTERM, EXIT_USAGE, RegenError
 
 
 class DaemonError(RegenError):
@@ -32,6 +35,14 @@ class DaemonError(RegenError):
 class ConfigInvalid(DaemonError):
     exit_code = EXIT_USAGE
     default_hint = "see contrib/regend.toml for every key with its meaning"
+
+
+class HardwareConfigInvalid(ConfigInvalid):
+    default_hint = "see contrib/regend.toml for the expected keys"
+
+
+class ScheduleConfigInvalid(ConfigInvalid):
+    default_hint = "see contrib/regend.toml for the expected keys"
 
 
 class UsageError(DaemonError):
@@ -68,6 +79,10 @@ class ContentError(DaemonError):
     default_hint = "nothing was renamed into place; the next run fetches the object again"
 
 
+class FetchFailed(DaemonError):
+    default_hint = "the store may be damaged or unreachable; the next run retries"
+
+
 class PathTooLong(DaemonError):
     default_hint = "shorten the path in the reference tree or exclude it, or use a shorter client root"
 
@@ -87,6 +102,7 @@ class Interrupted(DaemonError):
 
 
 __all__ = [
-    "EXIT_SIGTERM", "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "IndexCorrupt", "Interrupted",
-    "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "RecoverError", "RunLocked", "UnsafePath", "UsageError",
+    "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "FetchFailed", "HardwareConfigInvalid",
+    "IndexCorrupt", "Interrupted", "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "RecoverError",
+    "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError",
 ]

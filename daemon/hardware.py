@@ -26,22 +26,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from regen.store import HardwareFinding
-from regen.store.errors import EXIT_USAGE, RegenError
 
+
+from .errors import HardwareConfigInvalid
 
 if TYPE_CHECKING:
     from .probe import ProbeSources
 
 __all__ = [
-    "FakeProbe", "HardwareConfig", "HardwareConfigInvalid", "HardwareProbe", "ProbeResult", "PsutilProbe",
+    "FakeProbe", "HardwareConfig", "HardwareProbe", "ProbeResult", "PsutilProbe",
 ]
 
-
-class HardwareConfigInvalid(RegenError):
-    """A [hardware] setting regend cannot use."""
-
-    exit_code = EXIT_USAGE
-    default_hint = "see contrib/regend.toml for the expected keys"
 
 
 # ---------------------------------------------------------------------------------------------

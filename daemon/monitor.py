@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from regen.store import Generation, Overlay, PublicKey, Store, StoreConfig, StoreError, open_store, verify_generation, \
-    verify_overlay
+from regen.store import Generation, Overlay, PublicKey, Store, StoreConfig, open_store, verify_generation, verify_overlay
 
 if TYPE_CHECKING:
     from .config import DaemonConfig
 
 OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
-# Errors that mean "the store cannot be read now" (not "the store said no"): run from cache.
-_OFFLINE_ERRORS = ("StoreUnreachable", "StoreAccessDenied", "StoreNotFound", "NotFound", "InvalidURL")
-
-
-def _is_offline(exc: BaseException) -> bool:
-    return isinstance(exc, StoreError) and type(exc).__name__ in _OFFLINE_ERRORS
 
 
 def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:

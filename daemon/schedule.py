@@ -18,14 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from regen.store.errors import EXIT_USAGE, RegenError
+from .errors import ScheduleConfigInvalid
 
 if TYPE_CHECKING:  # (the rest loads with the long-running daemon: a one-shot command parses the config only)
     import random
     import threading
     from datetime import datetime
 
-__all__ = ["RETRY_AFTER_LIMIT", "ScheduleConfig", "ScheduleConfigInvalid", "next_delay", "next_run",
+__all__ = ["RETRY_AFTER_LIMIT", "ScheduleConfig", "next_delay", "next_run",
            "parse_duration", "run_forever", "splay"]
 
 JOB_ID = "regend-run"
@@ -35,12 +35,6 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+", re.IGNORECASE)
 _NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 
-
-class ScheduleConfigInvalid(RegenError):
-    """A [schedule] setting regend cannot use."""
-
-    exit_code = EXIT_USAGE
-    default_hint = "see contrib/regend.toml for the expected keys"
 
 
 def parse_duration(value: Any) -> float:

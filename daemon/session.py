@@ -2,7 +2,7 @@
 
 Why one object: every step that touches the store (install, update, the apply's base paths,
 the report) must agree on whether the store is reachable. Once a read fails with an offline
-error (monitor._is_offline), the run goes on from its local copies and says so once in its
+error (RegenError.offline), the run goes on from its local copies and says so once in its
 warnings; later steps do not try again (each try could cost a timeout; a separate
 `[reports] store` is still tried). The store's configuration (regen.json) is cached in the index, so it is
 read once per host, not once per run.
@@ -73,9 +73,8 @@ class StoreSession:
 
     def went_offline(self, exc: BaseException) -> None:
         self.offline = True
-        ra = getattr(exc, "retry_after", None)
-        if isinstance(ra, (int, float)):
-            self.retry_after = float(ra)
+        if isinstance(exc, RegenError) and exc.retry_after is not None:
+            self.retry_after = exc.retry_after
         if OFFLINE_WARNING not in " ".join(self.log.warnings):
             msg = exc.one_line() if isinstance(exc, RegenError) else str(exc)
             self.log.warnings.append(f"{OFFLINE_WARNING} ({msg})")

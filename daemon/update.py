@@ -18,7 +18,7 @@ from .accept import accept, collect, fetch_manifests, fetch_objects
 from .apply import observed_from_facts
 from .delta import plan_delta, read_delta
 from .errors import NoSpace
-from .monitor import OFFLINE_WARNING, _is_offline
+from .monitor import OFFLINE_WARNING
 from .plan import plan
 from .scope import clean_key_of, policy_of, pruner
 
@@ -62,7 +62,7 @@ class Update:
         try:
             target = accept(self.session, installed, overlay_check=self.verify)
         except RegenError as exc:
-            if _is_offline(exc):
+            if exc.offline:
                 self.session.went_offline(exc)
                 self.log.step("update", "skipped", reason=OFFLINE_WARNING)
             else:
@@ -77,7 +77,7 @@ class Update:
         try:
             the_plan, delta = self._prepare(installed, target, policy, pruner(self.cfg, policy), keep)
         except RegenError as exc:
-            if _is_offline(exc):
+            if exc.offline:
                 self.session.went_offline(exc)
             self.steps.fail("update", exc)
             return

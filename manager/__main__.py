@@ -17,10 +17,7 @@ import signal
 import sys
 from types import FrameType
 
-from regen.store.errors import RegenError
-
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
+from regen.store.errors import EXIT_INTERNAL, RegenError, exit_status
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -36,15 +33,15 @@ def main() -> None:
         app(prog_name="regen")
     except RegenError as exc:  # raised outside a command (RegenGroup handles the rest)
         render.error(exc)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+        sys.exit(exit_status(exc))
+    except KeyboardInterrupt as exc:
         render.interrupted()
-        sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
+        sys.exit(exit_status(exc))
+    except BrokenPipeError as exc:
         # the reader went away (regen log | head): exit quietly, as for SIGPIPE
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(128 + signal.SIGPIPE)
+        sys.exit(exit_status(exc))
     except Exception:  # noqa: BLE001 - the last resort: a bug, shown with its traceback
         render.internal_error()
         sys.exit(EXIT_INTERNAL)

@@ -17,12 +17,11 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from regen.store.errors import EXIT_FAILED, EXIT_USAGE, RegenError
+from regen.store.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, RegenError, exit_status
 
 from . import render
 from .commands import fleet, history, hosts, init, keys, maintenance, publish, snapshot
 
-EXIT_INTERRUPTED = 130
 
 
 class RegenGroup(TyperGroup):
@@ -35,13 +34,14 @@ class RegenGroup(TyperGroup):
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except RegenError as exc:
             render.error(exc)
-            code = exc.exit_code
+            code = exit_status(exc)
         except typer.Abort:
             code = EXIT_FAILED
         except Exception as exc:  # click's own errors: usage errors and the like (exit 2)
-            if not _is_click_error(exc):
+            code = exit_status(exc)
+            if code == EXIT_INTERNAL:  # not click's: a bug, for __main__'s last-resort handler
                 raise
-            code = _click_error(exc)
+            _click_error(exc)
         if code == EXIT_INTERRUPTED:  # typer turned KeyboardInterrupt into Exit(130)
             render.interrupted()
         if standalone_mode:
@@ -49,18 +49,13 @@ class RegenGroup(TyperGroup):
         return code
 
 
-def _is_click_error(exc: Exception) -> bool:
-    """Click's exceptions, matched by shape: typer >= 0.2x vendors click under a private name."""
-    return all(hasattr(exc, a) for a in ("exit_code", "format_message", "show"))
-
-
-def _click_error(exc: Any) -> int:
+def _click_error(exc: Any) -> None:
+    """Click's exceptions (matched by shape in exit_status: typer >= 0.2x vendors click)."""
     if type(exc).__name__ == "NoArgsIsHelpError":  # `regen` or `regen host` alone: the help, exit 2
         exc.show()
     else:
         ctx = getattr(exc, "ctx", None)
         render.usage_error(exc.format_message(), ctx.command_path if ctx is not None else "regen")
-    return int(exc.exit_code)
 
 
 app = typer.Typer(

@@ -157,7 +157,7 @@ class Backend:
                     if err is exc:
                         raise
                     raise err from exc
-                delay = getattr(err, "retry_after", None)
+                delay = err.retry_after
                 if delay is None:
                     delay = self.backoff * (2**attempt) * (0.5 + random.random())
                 log.warning("retrying %s after %.2fs: %s", path or self.url, delay, err)

@@ -1,6 +1,6 @@
 """Errors of regen.store, and the root of every regen error.
 
-    RegenError                      exit_code, hint, show_traceback
+    RegenError                      exit_code, hint, show_traceback, offline, retry_after
     └── StoreError
         ├── InvalidInput            (2) bad user input: URL, name, key file, policy, option
         │   ├── InvalidURL
@@ -31,17 +31,27 @@
 
 Every class carries the fields a user needs (url, path, id, ...) as attributes,
 formats one line with `str(e)`, and gives a one-line `hint`. The CLIs print
-``regen: error: <message> (<hint>)`` and exit with ``exit_code``.
+``regen: error: <message> (<hint>)`` and exit with ``exit_status(exc)``: the class's
+``exit_code`` for a RegenError, the constants below for the rest. Class attributes say how a
+client treats an error, so no caller compares class names: ``offline`` (the store cannot be read
+now: a client goes on from its local copies) and ``retry_after`` (seconds the server asked to wait,
+set per instance from a Retry-After header).
 """
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
+# The exit statuses of both CLIs, defined here only (README "Exit status" lists them).
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
+EXIT_INTERNAL = 70  # a bug: EX_SOFTWARE of sysexits.h, printed with its traceback
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143: stopped; the current file was finished
+EXIT_SIGPIPE = 128 + signal.SIGPIPE  # 141: the reader of stdout went away
 
 
 class RegenError(Exception):
@@ -51,6 +61,8 @@ class RegenError(Exception):
     show_traceback: bool = False
     template: str = "{message}"
     default_hint: str = ""
+    offline: bool = False  # the store cannot be read now (not "the store said no"): a client runs from cache
+    retry_after: float | None = None  # seconds the server asked to wait (Retry-After), per instance
 
     def __init__(self, message: str | None = None, *, hint: str | None = None, **fields: Any) -> None:
         self.fields = fields
@@ -83,6 +95,7 @@ class InvalidInput(StoreError):
 
 
 class InvalidURL(InvalidInput):
+    offline = True
     default_hint = "use file:///path, s3://bucket/prefix, smb://host/share/path, sftp://host/path or https://host/path"
 
 
@@ -99,6 +112,7 @@ class PolicyInvalid(InvalidInput):
 
 
 class StoreNotFound(StoreError):
+    offline = True
     exit_code = EXIT_USAGE
     default_hint = "check the URL, or create a store with 'regen init URL'"
 
@@ -119,6 +133,7 @@ class StoreReadOnly(StoreError):
 
 
 class StoreAccessDenied(StoreError):
+    offline = True
     exit_code = EXIT_USAGE
     default_hint = "check the credentials and permissions for this store"
 
@@ -134,6 +149,7 @@ class GenerationNotFound(StoreError):
 
 
 class StoreUnreachable(StoreError):
+    offline = True
     exit_code = EXIT_FAILED
     default_hint = "check the network and the server; the operation can be retried"
 
@@ -144,6 +160,7 @@ class ObjectMissing(StoreError):
 
 
 class NotFound(StoreError):
+    offline = True
     exit_code = EXIT_FAILED
     default_hint = "the store may be incomplete or the path wrong"
 
@@ -193,8 +210,24 @@ class RecordExpired(TrustError):
     default_hint = "publish a fresh generation (an unchanged snapshot is cheap)"
 
 
+def exit_status(exc: BaseException) -> int:
+    """The exit status a CLI ends with after `exc`: the one mapping both regen and regend use."""
+    if isinstance(exc, RegenError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_SIGPIPE
+    code = getattr(exc, "exit_code", None)  # click's usage errors (typer vendors click): their own status
+    if isinstance(code, int) and not isinstance(code, bool) and all(
+            hasattr(exc, a) for a in ("format_message", "show")):
+        return code
+    return EXIT_INTERNAL
+
+
 __all__ = [
-    "EXIT_FAILED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_USAGE",
+    "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM",
+    "EXIT_USAGE", "exit_status",
     "RegenError",
     "StoreError",
     "InvalidInput",

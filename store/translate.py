@@ -169,9 +169,8 @@ def translate(exc: BaseException, url: str, path: str) -> StoreError:
         if status == 412:  # only conditional creates are sent: If-None-Match failed
             return StoreExists(f"{where} already exists", url=url, path=path)
         if status in (408, 429) or status >= 500:
-            err = StoreUnreachable(f"{where} answered HTTP {status}", url=url, path=path)
-            err.retry_after = _retry_after(exc)  # type: ignore[attr-defined]
-            return err
+            return StoreUnreachable(f"{where} answered HTTP {status}", url=url, path=path,
+                                    retry_after=_retry_after(exc))
         if status >= 400:  # the request itself is wrong: retrying cannot help
             return StoreError(f"{where} answered HTTP {status}: {_text(exc)}", url=url, path=path)
     for e in _chain(exc):

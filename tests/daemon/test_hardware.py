@@ -18,10 +18,10 @@ import pytest
 from regen.daemon.hardware import (
     FakeProbe,
     HardwareConfig,
-    HardwareConfigInvalid,
     ProbeResult,
     PsutilProbe,
 )
+from regen.daemon.errors import HardwareConfigInvalid
 from regen.daemon.health import smart_verdict
 from regen.store import HardwareFinding
 from regen.store.errors import EXIT_USAGE

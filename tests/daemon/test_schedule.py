@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from regen.daemon.schedule import (
     RETRY_AFTER_LIMIT,
     ScheduleConfig,
-    ScheduleConfigInvalid,
     next_delay,
     next_run,
     parse_duration,
     run_forever,
     splay,
 )
+from regen.daemon.errors import ScheduleConfigInvalid
 from regen.store.errors import EXIT_USAGE
 
 LIVENESS = 30.0  # seconds a loop may take before the test calls it hung; far above what it needs

@@ -17,7 +17,8 @@ PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.
 
 PUBLIC = [
     "Backend", "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DEFAULT_GRACE",
-    "DEFAULT_KEEP", "DiffStats", "EMPTY_ID", "EXIT_FAILED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_USAGE", "Entry",
+    "DEFAULT_KEEP", "DiffStats", "EMPTY_ID", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE",
+    "EXIT_SIGTERM", "EXIT_USAGE", "Entry",
     "FileDigest", "Finding", "GcPlan", "Generation", "GenerationNotFound", "HardwareFinding", "IntegrityError",
     "InvalidInput", "InvalidName", "InvalidURL", "KeyInvalid", "LeaseInfo", "LockHeld", "ManifestDelta",
     "ManifestInvalid", "ManifestStats", "ManifestWriter", "NotFound", "ObjectCorrupt", "ObjectId", "ObjectMissing", "Overlay",
@@ -25,7 +26,7 @@ PUBLIC = [
     "RegenError", "Report", "RollbackRefused", "SecretKey", "Stat", "Store", "StoreAccessDenied", "StoreConfig",
     "StoreError", "StoreExists", "StoreLock", "StoreNotFound", "StoreReadOnly", "StoreUnreachable",
     "TransferResult", "TreeOrderChecker", "TrustError", "UnknownKey", "UnsupportedFormat", "VerifyingWriter",
-    "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",
+    "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc", "exit_status",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
     "kind_of", "layout", "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches", "object_id",
     "open_backend", "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope",

@@ -179,8 +179,8 @@ def test_translation(exc: BaseException, expected: type[StoreError]) -> None:
 
 def test_retry_after_seconds_and_dates() -> None:
     err = translate(_aiohttp_error(503, {"Retry-After": "12"}), URL, "x")
-    assert err.retry_after == 12.0  # type: ignore[attr-defined]
+    assert err.retry_after == 12.0
     later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
     err = translate(_client_error(503, "SlowDown", {"retry-after": later}), URL, "x")
-    assert 60 < err.retry_after <= 120  # type: ignore[attr-defined]
-    assert translate(_aiohttp_error(500), URL, "x").retry_after is None  # type: ignore[attr-defined]
+    assert 60 < err.retry_after <= 120
+    assert translate(_aiohttp_error(500), URL, "x").retry_after is None
