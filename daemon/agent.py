@@ -93,7 +93,8 @@ class Agent:
         self.store_factory = store_factory or _open_store
         self.cache = ObjectCache(config.state_dir)
         self.manifests = Manifests(config.state_dir, root=config.root)
-        self.quarantine = Quarantine(config.state_dir)
+        self.quarantine = Quarantine(config.state_dir, run_budget=config.quarantine.max_run_bytes,
+                                     min_free=config.limits.min_free_bytes)
 
     # ------------------------------------------------------------------------------------------
     def run(self, options: RunOptions = RunOptions()) -> RunResult:
@@ -297,7 +298,9 @@ class _Cycle:
     def _retention(self) -> None:
         q = self.cfg.quarantine
         try:
-            self.agent.quarantine.prune(q.max_age_days, q.max_bytes, keep=[self.log.run_id])
+            pruned = self.agent.quarantine.prune(q.max_age_days, q.max_bytes, keep=[self.log.run_id],
+                                                 floor=q.keep_runs)
+            self.log.warnings.extend(pruned.notes)
         except OSError as exc:
             self.log.warnings.append(f"quarantine retention: {exc.strerror or exc}")
 

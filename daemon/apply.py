@@ -28,7 +28,7 @@ import blake3
 from regen.store import EMPTY_ID, Entry, RegenError, Store
 
 from .cache import ObjectCache
-from .errors import ContentError, Interrupted, UnsafePath
+from .errors import ContentError, Interrupted, QuarantineFull, UnsafePath
 from .fetch import fetch_one
 from .fsops import SafeRoot
 from .index import IndexRow
@@ -47,6 +47,7 @@ class ApplyResult:
     removed: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)   # junk past the quarantine budget, left in place
     written: int = 0
     bytes_written: int = 0
     from_store: int = 0            # objects read from the store during apply (base paths, cache misses)
@@ -218,6 +219,12 @@ class Applier:
                 item = self.quarantine.save(self.sroot, self.run_id, o.path, why)
                 if item is not None:
                     self.result.quarantined.append(o.path)
+            except QuarantineFull as exc:
+                self._blocked.add(o.path)  # never remove what could not be saved
+                if o.path in removing:  # junk: it stays where it is (reported), the run goes on
+                    self.result.left.append((o.path, exc.message))
+                else:
+                    self._fail(o.path, exc)
             except (OSError, RegenError) as exc:
                 self._blocked.add(o.path)  # never remove what could not be saved
                 self._fail(o.path, exc)

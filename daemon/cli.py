@@ -149,8 +149,10 @@ def recover(
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> int:
-    """List what regend set aside, or put it back: --to DIR (outside the managed tree) or --in-place
-    (over the managed paths; the next run repairs managed paths again unless you add them to preserve)."""
+    """List what regend set aside, or put it back: --to DIR (outside the managed tree, owned by root
+    or you) or --in-place (over the managed paths; the next run repairs managed paths again unless you
+    add them to preserve). Owner and group are restored before the mode; where the owner cannot be,
+    set-id bits are cleared (and said so). No symlink is followed."""
     from .quarantine import Quarantine, new_run_id
 
     cfg = _config(config)
@@ -166,8 +168,10 @@ def recover(
         raise UsageError("choose where to recover to: --to DIR (outside the tree) or --in-place",
                          hint="regend recover RUN_ID [PATH...] --to DIR")
     chosen = q.select(run_id, paths or [])
+    from .recover import restore_in_place, restore_to
+
     if to is not None:
-        render.recovered(q.restore_to(chosen, str(to)))
+        render.recovered(restore_to(q, chosen, str(to), root=cfg.root, preserve=cfg.preserve))
         return 0
     from .fsops import SafeRoot
     from .lock import RunLock
@@ -175,7 +179,7 @@ def recover(
     with RunLock(cfg.state_dir) as lock:
         lock.acquire()
         with SafeRoot(cfg.root) as sroot:
-            render.recovered(q.restore_in_place(chosen, sroot, new_run_id()))
+            render.recovered(restore_in_place(q, chosen, sroot, new_run_id()))
     render.warning("recovered in place: the next run repairs managed paths and quarantines unmanaged ones "
                    "again unless they are added to 'preserve' (or junk = \"keep\")")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class Limits:
 class QuarantineRetention:
     max_age_days: float = 90.0               # runs older than this are deleted
     max_bytes: int = 1 << 30                 # then the oldest runs until the total fits
+    max_run_bytes: int = 256 << 20           # one run keeps at most this (allocated bytes); the rest stays in place
+    keep_runs: int = 3                       # the newest runs never deleted by age or size (the retention floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,7 @@ def load_config(path: str, environ: Mapping[str, str]) -> DaemonConfig:
     """Read and validate `path`; raise ConfigInvalid (exit 2) naming file, key and expectation."""
     try:
         with open(path, "rb") as fp:
+            guard_trust_anchor(path, os.fstat(fp.fileno()), "configuration file")
             data = tomllib.load(fp)
     except FileNotFoundError:
         raise ConfigInvalid(f"configuration file {path} does not exist",
@@ -184,20 +188,24 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     root = _abs_dir(top, "root", top.text("root", required=True))
     state_dir = _abs_dir(top, "state_dir", top.text("state_dir", default=DEFAULT_STATE_DIR))
     preserve = _globs(top, "preserve")
-    _check_state_dir(top, root, state_dir, preserve)
+    _check_state_dir(top, root, state_dir)
     key_files = tuple(os.path.join(base, os.path.expanduser(p)) for p in top.strings("trusted_keys"))
     if not key_files:
         raise top.fail("trusted_keys", "a non-empty list of public key files (the administrator's *.pub)",
                        data.get("trusted_keys"))
     keys = tuple(_load_key(top, f) for f in key_files)
-    junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)
+    options = _storage_options(top, environ)
     reports = _Reader(path, top.table_of("reports"), "reports")
     reports.only({"keep", "store", "storage_options"})
     report_store = (reports.text("store", default=None) or "").strip() or None
+    report_options = _storage_options(reports, environ) if report_store else {}
+    own = [path, state_dir, *key_files, *_option_files(options), *_option_files(report_options)]
+    preserve += tuple(g for g in implicit_preserve(root, own) if g not in preserve)
+    junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)
     return DaemonConfig(
         path=path, store=store, channel=channel, host=host, root=root, state_dir=state_dir,
         trusted_keys=keys, trusted_key_files=key_files,
-        storage_options=_storage_options(top, environ), preserve=preserve, junk=junk,
+        storage_options=options, preserve=preserve, junk=junk,
         limits=_limits(_Reader(path, top.table_of("limits"), "limits")),
         quarantine=_retention(_Reader(path, top.table_of("quarantine"), "quarantine")),
         hooks=_hooks(_Reader(path, top.table_of("hooks"), "hooks")),
@@ -205,7 +213,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         reports_keep=reports.integer("keep", 50, 1),
         report_store=report_store,
         transfers=top.integer("transfers", 8, 1),
-        report_storage_options=_storage_options(reports, environ) if report_store else {},
+        report_storage_options=report_options,
         hardware=_foreign(hardware.HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
         schedule=_foreign(schedule.ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),
     )
@@ -251,21 +259,31 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip("/") + "/")
 
 
-def _check_state_dir(r: _Reader, root: str, state_dir: str, preserve: tuple[str, ...]) -> None:
-    """state_dir inside root would be scanned and repaired away, unless a preserve glob covers it."""
-    from regen.store import matches
-
-    if _inside(state_dir, root):
-        rel = os.path.relpath(state_dir, root)
-        if state_dir != root and matches(rel, preserve):
-            return
-        raise r.fail("state_dir", f"outside root {root} (or covered by a preserve glob)", state_dir,
-                     hint=f"move it out of root, or add \"{rel}\" to preserve" if state_dir != root else None)
+def _check_state_dir(r: _Reader, root: str, state_dir: str) -> None:
+    """state_dir below root is implicitly preserved (implicit_preserve); root itself or above is not."""
+    if state_dir == root:
+        raise r.fail("state_dir", f"a directory other than root {root}", state_dir)
     if _inside(root, state_dir):
         raise r.fail("root", f"outside state_dir {state_dir}", root)
 
 
+def guard_trust_anchor(path: str, s: os.stat_result, what: str) -> None:
+    """Refuse a configuration or trusted key file that anyone but root (or the user regend runs
+    as) could change: whoever can write it decides what this machine trusts (sshd's StrictModes)."""
+    if s.st_uid not in (0, os.geteuid()):
+        raise ConfigInvalid(f"{what} {path} is owned by uid {s.st_uid}, not by root; refusing to trust it",
+                            hint=f"chown root:root {path}")
+    if s.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "anyone" if s.st_mode & stat.S_IWOTH else "its group"
+        raise ConfigInvalid(f"{what} {path} is writable by {who}; refusing to trust it",
+                            hint=f"chmod go-w {path}")
+
+
 def _load_key(r: _Reader, path: str) -> PublicKey:
+    try:
+        guard_trust_anchor(path, os.stat(path), "trusted key file")
+    except OSError:
+        pass  # load_public_key words a missing or unreadable file
     try:
         return load_public_key(path)
     except InvalidInput as exc:
@@ -274,16 +292,46 @@ def _load_key(r: _Reader, path: str) -> PublicKey:
 
 
 def _storage_options(r: _Reader, environ: Mapping[str, str]) -> dict[str, Any]:
-    opts = dict(r.table_of("storage_options"))
-    for key, value in opts.items():
+    """The table with every "${NAME}" value taken from `environ`, in nested tables and lists too
+    ([storage_options.headers] and the like)."""
+
+    def expand(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            return {k: expand(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
         m = _ENV_REF.match(value) if isinstance(value, str) else None
-        if m:
-            if m.group(1) not in environ:
-                raise ConfigInvalid(f"{r.where('storage_options.' + key)} refers to ${{{m.group(1)}}}, "
-                                    f"which is not set in the environment",
-                                    hint="set it (systemd: Environment= or EnvironmentFile=) or write the value")
-            opts[key] = environ[m.group(1)]
-    return opts
+        if not m:
+            return value
+        if m.group(1) not in environ:
+            raise ConfigInvalid(f"{r.where(where)} refers to ${{{m.group(1)}}}, which is not set in the environment",
+                                hint="set it (systemd: Environment= or EnvironmentFile=) or write the value")
+        return environ[m.group(1)]
+
+    return {k: expand(v, f"storage_options.{k}") for k, v in r.table_of("storage_options").items()}
+
+
+def _option_files(opts: Any) -> list[str]:
+    """Absolute paths named by storage option values (key files, known_hosts), nested ones too."""
+    if isinstance(opts, Mapping):
+        return [p for v in opts.values() for p in _option_files(v)]
+    if isinstance(opts, (list, tuple)):
+        return [p for v in opts for p in _option_files(v)]
+    return [opts] if isinstance(opts, str) and opts.startswith("/") and "\x00" not in opts else []
+
+
+def implicit_preserve(root: str, own: list[str]) -> tuple[str, ...]:
+    """Globs (relative to root) of regend's own files that lie under root: whatever a generation's
+    policy says, regend never quarantines its configuration, its trusted keys, the files its
+    storage options name or its state_dir (issue 13: a root = "/" machine would not boot again)."""
+    from regen.store import literal_glob
+
+    out = []
+    for path in own:
+        p = os.path.normpath(os.path.abspath(path))
+        if _inside(p, root) and p != root:
+            out.append(literal_glob(os.path.relpath(p, root)))
+    return tuple(dict.fromkeys(out))
 
 
 def _limits(r: _Reader) -> Limits:
@@ -294,9 +342,10 @@ def _limits(r: _Reader) -> Limits:
 
 
 def _retention(r: _Reader) -> QuarantineRetention:
-    r.only({"max_age_days", "max_bytes"})
+    r.only({"max_age_days", "max_bytes", "max_run_bytes", "keep_runs"})
     d = QuarantineRetention()
-    return QuarantineRetention(r.number("max_age_days", d.max_age_days), r.size("max_bytes", d.max_bytes))
+    return QuarantineRetention(r.number("max_age_days", d.max_age_days), r.size("max_bytes", d.max_bytes),
+                               r.size("max_run_bytes", d.max_run_bytes), r.integer("keep_runs", d.keep_runs, 0))
 
 
 def _hooks(r: _Reader) -> Hooks:
@@ -311,4 +360,4 @@ def _failures(r: _Reader) -> FailurePolicy:
 
 
 __all__ = ["DEFAULT_PATH", "DaemonConfig", "FailurePolicy", "Hooks", "Limits", "QuarantineRetention",
-           "load_config", "parse_config", "parse_size"]
+           "guard_trust_anchor", "implicit_preserve", "load_config", "parse_config", "parse_size"]

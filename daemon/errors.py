@@ -10,6 +10,7 @@
         ├── NotInstalled              (1) nothing installed and the store could not provide a generation
         ├── UnsafePath                (1) a write would leave root or go through a symlink; refused
         ├── NoSpace                   (1) not enough free space for an update; nothing was changed
+        ├── QuarantineFull            (1) a file does not fit the quarantine budget or disk; left in place
         ├── IndexCorrupt              (1) the system log cannot be read (set aside and rebuilt)
         ├── RecoverError              (2) `regend recover`: unknown run id or path, or target exists
         ├── ContentError              (1) a file's bytes could not be had or did not hash to its id
@@ -66,6 +67,11 @@ class NoSpace(DaemonError):
     default_hint = "free disk space (regend recover --list shows what quarantine holds) and run again"
 
 
+class QuarantineFull(DaemonError):
+    default_hint = ("the file was left in place; free space in state_dir, or raise [quarantine] max_run_bytes "
+                    "or lower [limits] min_free_bytes")
+
+
 class IndexCorrupt(DaemonError):
     default_hint = "the damaged file was set aside; the next run rebuilds it with a full verify"
 
@@ -103,6 +109,6 @@ class Interrupted(DaemonError):
 
 __all__ = [
     "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "FetchFailed", "HardwareConfigInvalid",
-    "IndexCorrupt", "Interrupted", "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "RecoverError",
-    "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError",
+    "IndexCorrupt", "Interrupted", "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "QuarantineFull",
+    "RecoverError", "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError",
 ]

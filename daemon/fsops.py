@@ -25,9 +25,13 @@ _MAX_OPEN = 64
 class SafeRoot:
     """Descriptors of directories below `root`, opened safely and cached (LRU, closed on `close`)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, follow_root: bool = True) -> None:
+        """`follow_root=False`: root itself is reached from / without following any symlink either
+        (a destination a user may have prepared, such as `regend recover --to DIR`)."""
         self.root = root
-        self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # root itself may be a link
+        # root itself may be a link (a managed root configured by the administrator), unless refused
+        self.fd = (os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if follow_root
+                   else open_dir_nofollow(root))
         self._dirs: OrderedDict[str, int] = OrderedDict()
         # one descriptor per filesystem reached below root (mounts included): what sync() flushes
         self._devices: dict[int, int] = {os.fstat(self.fd).st_dev: os.dup(self.fd)}
@@ -180,4 +184,57 @@ class SafeRoot:
             os.close(f)
 
 
-__all__ = ["SafeRoot"]
+def open_dir_nofollow(path: str) -> int:
+    """Descriptor of absolute directory `path`, each component opened with O_NOFOLLOW from /:
+    a symlink anywhere on the way is refused (UnsafePath), never followed."""
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        for name in [p for p in os.path.normpath(os.path.abspath(path)).split("/") if p]:
+            try:
+                nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePath(f"{path} goes through a symlink or a file ({name}); refusing to follow it",
+                                     path=path) from None
+                raise
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def copy_data(src: int, dst: int, chunk: int = 1 << 20) -> int:
+    """Copy an open regular file's bytes to `dst`, holes kept as holes (SEEK_DATA/SEEK_HOLE):
+    a 20 GB sparse file costs its allocated blocks, not 20 GB. Returns the bytes of data copied."""
+    size = os.fstat(src).st_size
+    copied = 0
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(src, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole up to the end
+                break
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            start, end = pos, size  # no hole support: a plain copy
+        else:
+            end = os.lseek(src, start, os.SEEK_HOLE)
+        while start < end:
+            data = os.pread(src, min(chunk, end - start), start)
+            if not data:
+                break
+            view = memoryview(data)
+            while view:
+                n = os.pwrite(dst, view, start)
+                view = view[n:]
+                start += n
+                copied += n
+        pos = end
+    os.ftruncate(dst, size)  # a trailing hole; the file's length
+    return copied
+
+
+__all__ = ["SafeRoot", "copy_data", "open_dir_nofollow"]

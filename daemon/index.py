@@ -365,6 +365,10 @@ def open_index(state_dir: str) -> tuple[Index, str | None]:
     path = os.path.join(state_dir, INDEX_NAME)
     try:
         return _open_rw(path), None
+    except sqlite3.OperationalError as exc:  # a full disk, I/O, a lock: not damage; never set aside (issue 13)
+        raise IndexCorrupt(f"the system log {path} cannot be opened: {exc}", path=path,
+                           hint="free space in state_dir (regend recover --list shows what quarantine holds); "
+                                "nothing was set aside") from None
     except (sqlite3.DatabaseError, IndexCorrupt):
         aside = f"{path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
         for suffix in ("", "-wal", "-shm"):

@@ -5,12 +5,22 @@ Layout in state_dir:
     quarantine/<run id>.jsonl         one JSON line per item: path, kind, mode, uid, gid, size,
                                       mtime_ns, symlink target, why, when
 The item is saved (and its line fsynced) before the original is removed or replaced, so a
-kill at any moment leaves it either still in place or in quarantine. Run directories are
-deleted by age and then oldest first while the total exceeds the configured size.
+kill at any moment leaves it either still in place or in quarantine.
+
+The budget no user can game (issue 13): sizes are allocated blocks (st_blocks), not st_size,
+and copies keep holes (SEEK_DATA/SEEK_HOLE), so a `truncate -s 20G` file costs what it holds;
+one run keeps at most `run_budget` bytes, and a copy that would leave less than `min_free`
+free on state_dir's file system (or that meets ENOSPC) is not made. Such a file is left in
+place (QuarantineFull: the caller reports it and does not remove it).
+
+Retention (prune): runs older than max_age_days go, then the oldest while the total is above
+max_bytes; the newest `floor` runs are never deleted by either rule, and ages are measured
+against the clock only when it is sane (see retention.py).
 """
 
 from __future__ import annotations
 
+import calendar
 import errno
 import json
 import os
@@ -21,11 +31,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RecoverError
-from .fsops import SafeRoot
+from .errors import QuarantineFull, RecoverError
+from .fsops import SafeRoot, copy_data
 
 QUARANTINE_DIR = "quarantine"
 _COPY_CHUNK = 1 << 20
+CLOCK_SLACK = 86400.0   # a run dated more than a day after the clock means the clock was (or is) wrong
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,39 +61,70 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Pruned:
+    removed: list[str]
+    notes: tuple[str, ...] = ()     # clock trouble seen (reported as warnings)
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     run_id: str
     items: int
     bytes: int
 
 
+def allocated(s: os.stat_result) -> int:
+    """What a file really occupies: its allocated blocks (512-byte units), not its length."""
+    return int(getattr(s, "st_blocks", 0)) * 512 if hasattr(s, "st_blocks") else s.st_size
+
+
 class Quarantine:
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, *, run_budget: int | None = None, min_free: int = 0) -> None:
         self.dir = os.path.join(state_dir, QUARANTINE_DIR)
+        self.run_budget = run_budget
+        self.min_free = min_free
+        self._used: dict[str, int] = {}   # bytes kept so far, per run id (this process)
 
     def run_dir(self, run_id: str) -> str:
         return os.path.join(self.dir, run_id)
 
     # -- saving -----------------------------------------------------------------------------
     def save(self, sroot: SafeRoot, run_id: str, path: str, why: str) -> Item | None:
-        """Keep `path` (below sroot) in quarantine/<run_id>; None if it is gone or is a special file."""
+        """Keep `path` (below sroot) in quarantine/<run_id>; None if it is gone or is a special file.
+        QuarantineFull: it does not fit the budget or the disk; it was left where it is."""
         s = sroot.lstat(path)
         if s is None:
             return None
         kind = "file" if st.S_ISREG(s.st_mode) else "symlink" if st.S_ISLNK(s.st_mode) else "other"
         if kind == "other":
             return None
-        dest = self._dest(run_id, path)
-        target = None
-        if kind == "symlink":
-            target = sroot.readlink(path)
-            os.symlink(target, dest)
-        else:
-            self._link_or_copy(sroot, path, dest)
-        item = Item(run_id, path, kind, st.S_IMODE(s.st_mode), s.st_size if kind == "file" else 0, s.st_mtime_ns,
-                    s.st_uid, s.st_gid, target, why, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    os.path.relpath(dest, self.run_dir(run_id)))
-        self._append(run_id, item)
+        cost = allocated(s) if kind == "file" else 0
+        used = self._used.get(run_id, 0)
+        if self.run_budget is not None and used + cost > self.run_budget:
+            raise QuarantineFull(f"{sroot.full(path)} was left in place: keeping it ({cost} bytes allocated) would "
+                                 f"pass this run's quarantine budget ({self.run_budget} bytes, {used} used)",
+                                 path=path)
+        dest = None
+        try:
+            dest = self._dest(run_id, path)
+            target = None
+            if kind == "symlink":
+                target = sroot.readlink(path)
+                os.symlink(target, dest)
+            else:
+                self._link_or_copy(sroot, path, dest, cost)
+            item = Item(run_id, path, kind, st.S_IMODE(s.st_mode), s.st_size if kind == "file" else 0,
+                        s.st_mtime_ns, s.st_uid, s.st_gid, target, why,
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.path.relpath(dest, self.run_dir(run_id)))
+            self._append(run_id, item)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if dest is not None:
+                _unlink_quiet(dest)
+            raise QuarantineFull(f"{sroot.full(path)} was left in place: state_dir's file system is full "
+                                 f"({exc.strerror})", path=path) from None
+        self._used[run_id] = used + cost
         return item
 
     def _dest(self, run_id: str, path: str) -> str:
@@ -95,7 +137,7 @@ class Quarantine:
             candidate = f"{dest}.{n}"
         return candidate
 
-    def _link_or_copy(self, sroot: SafeRoot, path: str, dest: str) -> None:
+    def _link_or_copy(self, sroot: SafeRoot, path: str, dest: str, cost: int) -> None:
         fd, name = sroot.parent(path)
         try:
             os.link(name, dest, src_dir_fd=fd, follow_symlinks=False)
@@ -103,12 +145,16 @@ class Quarantine:
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
                 raise
+        fs = os.statvfs(self.dir)
+        free = fs.f_bavail * fs.f_frsize
+        if free - cost < self.min_free:
+            raise QuarantineFull(f"{sroot.full(path)} was left in place: copying it ({cost} bytes allocated) would "
+                                 f"leave less than {self.min_free} bytes free in {self.dir}", path=path)
         src = sroot.open_file(path)
         try:
             out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
-                while chunk := os.read(src, _COPY_CHUNK):
-                    os.write(out, chunk)
+                copy_data(src, out, _COPY_CHUNK)
                 os.fsync(out)
             finally:
                 os.close(out)
@@ -158,32 +204,58 @@ class Quarantine:
         return _du(self.dir)
 
     # -- retention --------------------------------------------------------------------------
-    def prune(self, max_age_days: float, max_bytes: int, keep: Iterable[str] = (), now: float | None = None
-              ) -> list[str]:
-        """Delete whole runs: older than max_age_days, then oldest first while over max_bytes."""
+    def prune(self, max_age_days: float, max_bytes: int, keep: Iterable[str] = (), now: float | None = None,
+              floor: int = 0) -> Pruned:
+        """Delete whole runs: older than max_age_days, then oldest first while over max_bytes.
+
+        The newest `floor` runs (besides `keep`) are never deleted. Ages need a sane clock: runs
+        dated in the future of `now` are kept (and reported), and when even the newest run is
+        older than max_age_days -- what one boot with the clock far ahead looks like -- ages are
+        measured from the newest run instead of from `now` (and reported), so one jump never
+        deletes everything."""
         now = time.time() if now is None else now
         protected = set(keep)
+        runs = [r for r in self.runs() if r not in protected]  # oldest first (ids start with their UTC time)
+        protected.update(runs[len(runs) - floor:] if floor > 0 else [])
+        when = {r: self._time(r) for r in runs}
+        future = [r for r in runs if when[r] > now + CLOCK_SLACK]
+        past = [when[r] for r in runs if r not in future]
+        notes = []
+        if future:
+            ahead = max(when[r] for r in future) - now
+            notes.append(f"the clock may be wrong: {len(future)} quarantine run(s) are dated up to "
+                         f"{ahead / 86400:.0f} days after it; they are kept")
+        ref = now
+        if past and now - max(past) > max_age_days * 86400:
+            ref = max(past)
+            notes.append(f"the clock may be wrong: the newest quarantine run is {(now - ref) / 86400:.0f} days "
+                         f"old; ages are measured from it, not from the clock")
         removed = []
-        runs = [r for r in self.runs() if r not in protected]
         for run_id in list(runs):
-            if now - self._mtime(run_id) > max_age_days * 86400:
+            if run_id not in protected and run_id not in future and ref - when[run_id] > max_age_days * 86400:
                 self._remove(run_id)
                 removed.append(run_id)
                 runs.remove(run_id)
         total = self.total_bytes()
-        for run_id in runs:  # oldest first (run ids start with their UTC time)
+        for run_id in runs:  # oldest first
             if total <= max_bytes:
                 break
+            if run_id in protected:
+                continue
             total -= _du(self.run_dir(run_id)) + _size(os.path.join(self.dir, f"{run_id}.jsonl"))
             self._remove(run_id)
             removed.append(run_id)
-        return removed
+        return Pruned(removed, tuple(notes))
 
-    def _mtime(self, run_id: str) -> float:
+    def _time(self, run_id: str) -> float:
+        """When a run was made: the UTC time its id starts with (else its file's mtime)."""
         try:
-            return os.stat(os.path.join(self.dir, f"{run_id}.jsonl")).st_mtime
-        except FileNotFoundError:
-            return 0.0
+            return float(calendar.timegm(time.strptime(run_id[:15], "%Y%m%dT%H%M%S")))
+        except ValueError:
+            try:
+                return os.stat(os.path.join(self.dir, f"{run_id}.jsonl")).st_mtime
+            except FileNotFoundError:
+                return 0.0
 
     def _remove(self, run_id: str) -> None:
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
@@ -192,7 +264,7 @@ class Quarantine:
         except FileNotFoundError:
             pass
 
-    # -- restoring --------------------------------------------------------------------------
+    # -- restoring (see recover.py) ---------------------------------------------------------
     def select(self, run_id: str, paths: Iterable[str]) -> list[Item]:
         items = self.items(run_id)
         wanted = [p.strip("/") for p in paths]
@@ -207,74 +279,26 @@ class Quarantine:
     def stored_path(self, item: Item) -> str:
         return os.path.join(self.run_dir(item.run_id), item.stored)
 
-    def restore_to(self, items: list[Item], dest_dir: str) -> list[str]:
-        """Copy items to dest_dir/<path> (outside the managed tree); refuses to overwrite anything."""
-        done = []
-        for item in items:
-            out = os.path.join(dest_dir, item.path)
-            if os.path.lexists(out):
-                raise RecoverError(f"{out} already exists; not overwritten", hint="choose an empty --to directory")
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            src = self.stored_path(item)
-            if item.kind == "symlink":
-                os.symlink(item.target or os.readlink(src), out)
-            else:
-                shutil.copyfile(src, out, follow_symlinks=False)
-                os.chmod(out, item.mode)
-                os.utime(out, ns=(item.mtime_ns, item.mtime_ns))
-            done.append(out)
-        return done
+    def open_stored(self, item: Item) -> int:
+        """The kept copy of a file item, opened without following a symlink."""
+        fd = os.open(self.stored_path(item),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        if not st.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RecoverError(f"the kept copy of {item.path} in run {item.run_id} is not a regular file")
+        return fd
 
 
-    def restore_in_place(self, items: list[Item], sroot: SafeRoot, run_id: str) -> list[str]:
-        """Put items back at their paths below root (over whatever is there, which is quarantined
-        under `run_id` first). Missing parent directories are created (0755); a directory
-        standing at an item's path is refused."""
-        done = []
-        for n, item in enumerate(items):
-            parent = item.path.rpartition("/")[0]
-            _ensure_dirs(sroot, parent)
-            s = sroot.lstat(item.path)
-            if s is not None and st.S_ISDIR(s.st_mode):
-                raise RecoverError(f"{sroot.full(item.path)} is a directory now; not replaced",
-                                   hint="use --to DIR and move the file yourself")
-            if s is not None:
-                self.save(sroot, run_id, item.path, "replaced by regend recover")
-            tmp = f".regen-tmp-recover-{os.getpid()}-{n}"
-            src = self.stored_path(item)
-            if item.kind == "symlink":
-                sroot.symlink(item.path, tmp, item.target or os.readlink(src))
-            else:
-                out = sroot.create_temp(item.path, tmp)
-                try:
-                    with open(src, "rb") as fp:
-                        while chunk := fp.read(_COPY_CHUNK):
-                            os.write(out, chunk)
-                    os.fchmod(out, item.mode)
-                    os.fsync(out)
-                except BaseException:
-                    os.close(out)
-                    sroot.unlink_quiet(item.path, tmp)
-                    raise
-                os.close(out)
-            sroot.replace(item.path, tmp)
-            done.append(sroot.full(item.path))
-        return done
-
-
-def _ensure_dirs(sroot: SafeRoot, reldir: str) -> None:
-    parts = reldir.split("/") if reldir else []
-    for i in range(1, len(parts) + 1):
-        d = "/".join(parts[:i])
-        s = sroot.lstat(d)
-        if s is None:
-            sroot.mkdir(d, 0o755)
-        # a non-directory here makes SafeRoot refuse (UnsafePath) when it is walked through
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _size(path: str) -> int:
     try:
-        return os.lstat(path).st_size
+        return allocated(os.lstat(path))
     except FileNotFoundError:
         return 0
 
@@ -284,7 +308,7 @@ def _du(top: str) -> int:
     for dirpath, _dirs, files in os.walk(top):
         for f in files:
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
+                total += allocated(os.lstat(os.path.join(dirpath, f)))
             except FileNotFoundError:
                 pass
     return total
@@ -299,4 +323,4 @@ def new_run_id() -> str:
             + secrets.token_hex(3))
 
 
-__all__ = ["QUARANTINE_DIR", "Item", "Quarantine", "RunInfo", "new_run_id"]
+__all__ = ["QUARANTINE_DIR", "Item", "Pruned", "Quarantine", "RunInfo", "allocated", "new_run_id"]

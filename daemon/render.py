@@ -135,6 +135,9 @@ def recover_list(runs: list[Any], items: dict[str, list[Any]] | None, *, json_ou
             sys.stdout.write(f"  {i.path}  ({i.kind}, {i.size} bytes, {i.why})\n")
 
 
-def recovered(paths: list[str]) -> None:
-    for p in paths:
-        sys.stdout.write(f"recovered {p}\n")
+def recovered(done: list[Any]) -> None:
+    """`done`: recover.Restored values (path, note)."""
+    for r in done:
+        sys.stdout.write(f"recovered {r.path}\n")
+        if r.note:
+            warning(f"{r.path}: {r.note}")

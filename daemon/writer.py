@@ -89,7 +89,7 @@ class TreeWriter:
             idx.close_pending()
             if phase != "repair":
                 idx.set_state("installed", target.as_dict())
-            idx.set_state("clean", clean_key_of(self.cfg, target) if clean and not res.errors else None)
+            idx.set_state("clean", clean_key_of(self.cfg, target) if clean and not res.errors and not res.left else None)
         self._count(the_plan, res)
         return res
 
@@ -118,6 +118,10 @@ class TreeWriter:
         log.action("mkdir", len(the_plan.mkdir))
         log.action("symlinks", len(the_plan.symlink))
         log.bytes_fetched += res.bytes_from_store
+        if res.left:
+            log.action("left_in_place", len(res.left))
+            more = f" (and {len(res.left) - 1} more)" if len(res.left) > 1 else ""
+            log.warnings.append(f"{res.left[0][1]}{more}")
         if res.quarantined:
             log.actions["quarantine_run"] = log.run_id
 

@@ -24,7 +24,7 @@ for _mod, _names in {
     "manifest": "Change DiffStats Entry ManifestStats ManifestWriter TreeOrderChecker check_entry check_path diff "
                 "iter_entries sort_key build:build_manifest parse:parse_manifest",
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
-    "policy": "Policy check_glob load_policy_toml matches",
+    "policy": "Policy check_glob literal_glob load_policy_toml matches",
     "report": "Finding:HardwareFinding Report",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .manifest import build as build_manifest
     from .manifest import parse as parse_manifest
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
-    from .policy import Policy, check_glob, load_policy_toml, matches
+    from .policy import Policy, check_glob, literal_glob, load_policy_toml, matches
     from .report import Finding as HardwareFinding
     from .report import Report
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
@@ -86,7 +86,7 @@ __all__ = [
     "TreeOrderChecker", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
-    "layout", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
+    "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta",

@@ -75,6 +75,11 @@ def check_glob(pattern: object) -> str:
     return p
 
 
+def literal_glob(path: str) -> str:
+    """A glob matching exactly `path` (its *, ? and [ taken literally)."""
+    return check_glob("".join(f"[{c}]" if c in "*?[" else c for c in path))
+
+
 def matches(path: str, patterns: Iterable[str]) -> bool:
     """True if `path` or one of its ancestors matches one of `patterns`."""
     return any(_compile(p).fullmatch(path) for p in patterns)

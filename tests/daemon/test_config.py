@@ -75,11 +75,11 @@ def test_bad_config_names_file_key_and_expectation(tmp_path: Path, key_files, bo
 
 def test_state_dir_inside_root(tmp_path: Path, key_files) -> None:
     inside = f'"{tmp_path / "root" / "var/lib/regen"}"'
-    with pytest.raises(ConfigInvalid, match="state_dir must be outside root"):
-        load_config(str(write(tmp_path, key_files[1], "", state_dir=inside)), {})
-    # allowed when a preserve glob keeps the tree's hands off it (root = "/" deployments)
-    cfg = load_config(str(write(tmp_path, key_files[1], "", state_dir=inside, preserve='["var/lib/regen"]')), {})
-    assert cfg.state_dir.endswith("var/lib/regen")
+    # allowed, and implicitly preserved (root = "/" deployments; issue 13)
+    cfg = load_config(str(write(tmp_path, key_files[1], "", state_dir=inside)), {})
+    assert cfg.state_dir.endswith("var/lib/regen") and "var/lib/regen" in cfg.preserve
+    with pytest.raises(ConfigInvalid, match="state_dir must be a directory other than root"):
+        load_config(str(write(tmp_path, key_files[1], "", state_dir=f'"{tmp_path / "root"}"')), {})
     with pytest.raises(ConfigInvalid, match="root must be outside state_dir"):
         load_config(str(write(tmp_path, key_files[1], "", root=f'"{tmp_path / "state" / "r"}"')), {})
 

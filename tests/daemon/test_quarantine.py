@@ -8,28 +8,43 @@ from pathlib import Path
 
 from regen.daemon.fsops import SafeRoot
 from regen.daemon.quarantine import Quarantine
+from regen.daemon.recover import restore_to
 
 
-def fill(tmp_path: Path, q: Quarantine, run_id: str, size: int, age_days: float) -> None:
+NOW = 1_800_000_000.0  # the clock of these tests (passed to prune)
+
+
+def run_id(age_days: float, tag: str) -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(NOW - age_days * 86400)) + f"000000Z-{tag}"
+
+
+def fill(tmp_path: Path, q: Quarantine, run: str, size: int) -> None:
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    (root / f"f-{run_id}").write_bytes(b"x" * size)
+    (root / f"f-{run}").write_bytes(b"x" * size)
     with SafeRoot(str(root)) as sroot:
-        assert q.save(sroot, run_id, f"f-{run_id}", "test") is not None
-    then = time.time() - age_days * 86400
-    os.utime(os.path.join(q.dir, f"{run_id}.jsonl"), (then, then))
+        assert q.save(sroot, run, f"f-{run}", "test") is not None
 
 
 def test_retention_by_age_then_size_keeps_the_current_run(tmp_path: Path) -> None:
     q = Quarantine(str(tmp_path / "state"))
-    fill(tmp_path, q, "20200101T000000000000Z-a", 100, age_days=400)
-    fill(tmp_path, q, "20250101T000000000000Z-b", 1000, age_days=5)
-    fill(tmp_path, q, "20250102T000000000000Z-c", 1000, age_days=4)
-    fill(tmp_path, q, "20250103T000000000000Z-d", 1000, age_days=0)
-    removed = q.prune(max_age_days=90, max_bytes=3000, keep=["20250103T000000000000Z-d"])
-    assert removed == ["20200101T000000000000Z-a", "20250101T000000000000Z-b"]
-    assert q.runs() == ["20250102T000000000000Z-c", "20250103T000000000000Z-d"]
-    assert not (Path(q.dir) / "20250101T000000000000Z-b").exists()
+    a, b, c, d = run_id(400, "a"), run_id(5, "b"), run_id(4, "c"), run_id(0, "d")
+    for r in (a, b, c, d):
+        fill(tmp_path, q, r, 1000)
+    per_run = q.total_bytes() // 4  # allocated blocks: the file and its .jsonl line
+    pruned = q.prune(max_age_days=90, max_bytes=2 * per_run, keep=[d], now=NOW)
+    assert pruned.removed == [a, b] and pruned.notes == ()
+    assert q.runs() == [c, d]
+    assert not (Path(q.dir) / b).exists()
+
+
+def test_retention_floor_keeps_the_newest_runs_whatever_their_size(tmp_path: Path) -> None:
+    q = Quarantine(str(tmp_path / "state"))
+    runs = [run_id(9 - i, str(i)) for i in range(5)]
+    for r in runs:
+        fill(tmp_path, q, r, 1000)
+    pruned = q.prune(max_age_days=90, max_bytes=0, keep=[runs[-1]], now=NOW, floor=2)
+    assert pruned.removed == runs[:2] and q.runs() == runs[2:]
 
 
 def test_saved_items_keep_mode_owner_and_symlink_target(tmp_path: Path) -> None:
@@ -48,5 +63,5 @@ def test_saved_items_keep_mode_owner_and_symlink_target(tmp_path: Path) -> None:
         ("secret", "file", 0o600, "secret"), ("secret", "file", 0o600, "secret.1"), ("link", "symlink", 0o777, "link")]
     assert items[2].target == "/nowhere"
     out = tmp_path / "out"
-    q.restore_to([items[0], items[2]], str(out))
+    restore_to(q, [items[0], items[2]], str(out), root=str(root), preserve=())
     assert (out / "secret").read_bytes() == b"s" and os.readlink(out / "link") == "/nowhere"

@@ -28,7 +28,7 @@ PUBLIC = [
     "TransferResult", "TreeOrderChecker", "TrustError", "UnknownKey", "UnsupportedFormat", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc", "exit_status",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
-    "kind_of", "layout", "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches", "object_id",
+    "kind_of", "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches", "object_id",
     "open_backend", "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope",
     "plan_gc", "sign_envelope", "sort_key", "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk",
     "write_keypair", "xxh",
