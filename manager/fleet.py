@@ -8,7 +8,12 @@ and the actions a person must take:
 - hosts stuck on an old generation: behind their channel's current generation although
   they ran after it was created (or they stopped reporting);
 - paths drifting on many hosts: the same path deleted/created/modified on at least
-  `drift_min_hosts` hosts -- a candidate for `preserve`, or a fix in the reference.
+  `drift_min_hosts` hosts -- a candidate for `preserve`, or a fix in the reference;
+- hosts quarantined, failing or stale: each needs a person (issue 16: they were shown in
+  the table only, and a monitoring check could not see them).
+
+`select` narrows a FleetStatus to some states and orders its rows; `check_line` is the
+one-line, Nagios-style verdict of `regen status --check`.
 
 Reports are untrusted input: anything malformed makes that host "failing" with the reason,
 and never stops the analysis.
@@ -16,8 +21,9 @@ and never stops the analysis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +31,9 @@ from regen.store import HardwareFinding, Report, format_time, parse_time
 from regen.store.errors import RegenError
 
 STATES = ("ok", "repaired", "updated", "quarantined", "failing", "stale")
+ATTENTION_STATES = ("quarantined", "failing", "stale")
+SEVERITY = ("quarantined", "failing", "stale", "updated", "repaired", "ok")  # --sort state: worst first
+SORT_KEYS = ("host", "state", "age", "generation", "channel")
 DRIFT_KINDS = ("deleted", "created", "modified", "meta")
 DEFAULT_STALE = timedelta(days=1)
 DEFAULT_DRIFT_MIN_HOSTS = 2
@@ -120,17 +129,31 @@ class FleetStatus:
     stuck: tuple[StuckHost, ...]
     drifting: tuple[DriftingPath, ...]
     drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS
+    counted: Mapping[str, int] | None = None  # counts of the whole fleet, kept by `select` (None: count `hosts`)
 
     def counts(self) -> dict[str, int]:
+        if self.counted is not None:
+            return dict(self.counted)
         out = dict.fromkeys(STATES, 0)
         for h in self.hosts:
             out[h.state] = out.get(h.state, 0) + 1
         return out
 
+    def attention(self, state: str) -> tuple[HostStatus, ...]:
+        """Hosts in `state` (one of ATTENTION_STATES): each is an action of its own."""
+        return tuple(h for h in self.hosts if h.state == state)
+
     @property
     def needs_attention(self) -> bool:
         return bool(self.replace_hardware or self.stuck or self.drifting
-                    or any(h.state in ("quarantined", "failing", "stale") for h in self.hosts))
+                    or any(h.state in ATTENTION_STATES for h in self.hosts))
+
+    def action_count(self) -> int:
+        """Distinct hosts that need a person, plus drifting paths (the --check figure)."""
+        hosts = {h.host for h in self.hosts if h.state in ATTENTION_STATES}
+        hosts.update(a.host for a in self.replace_hardware)
+        hosts.update(s.host for s in self.stuck)
+        return len(hosts) + len(self.drifting)
 
     def as_dict(self) -> dict[str, Any]:
         return {"generated": self.generated, "channel": self.channel, "stale_after_seconds": self.stale_after_seconds,
@@ -138,7 +161,13 @@ class FleetStatus:
                 "actions": {"replace_hardware": [a.as_dict() for a in self.replace_hardware],
                             "stuck": [s.as_dict() for s in self.stuck],
                             "drifting_paths": [d.as_dict() for d in self.drifting],
-                            "drift_min_hosts": self.drift_min_hosts}}
+                            "drift_min_hosts": self.drift_min_hosts,
+                            **{state: [_attention_dict(h) for h in self.attention(state)]
+                               for state in ATTENTION_STATES}}}
+
+
+def _attention_dict(h: HostStatus) -> dict[str, Any]:
+    return {"host": h.host, "last_seen": h.last_seen, "age_seconds": h.age_seconds, "errors": list(h.errors)}
 
 
 @dataclass(slots=True)
@@ -244,3 +273,63 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
 
 def _kind_order(kind: str) -> tuple[int, str]:
     return (DRIFT_KINDS.index(kind) if kind in DRIFT_KINDS else len(DRIFT_KINDS), kind)
+
+
+def match_hosts(hosts: Iterable[str], patterns: Sequence[str]) -> list[str]:
+    """Hosts named by `patterns` (exact names or shell globs: pc-*, lab-0[1-3]); all of them without patterns."""
+    if not patterns:
+        return list(hosts)
+    return [h for h in hosts if any(fnmatchcase(h, p) for p in patterns)]
+
+
+def _sort_key(key: str) -> Any:
+    def age(h: HostStatus) -> tuple[int, str]:
+        return (-(h.age_seconds if h.age_seconds is not None else 1 << 62), h.host)  # oldest (or unknown) first
+
+    keys: dict[str, Any] = {
+        "host": lambda h: h.host,
+        "state": lambda h: (SEVERITY.index(h.state) if h.state in SEVERITY else len(SEVERITY), h.host),
+        "age": age,
+        "generation": lambda h: (h.generation if h.generation is not None else -1, h.host),
+        "channel": lambda h: (h.channel or "", h.host),
+    }
+    return keys[key]
+
+
+def select(fleet: FleetStatus, *, states: Sequence[str] = (), sort: str = "host") -> FleetStatus:
+    """Only the hosts in `states` (all without), ordered by `sort`; actions narrowed to those hosts.
+
+    Counts keep describing the whole fleet that was read: a filtered view still says how big it is.
+    """
+    if sort not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {sort!r}")
+    hosts = tuple(sorted((h for h in fleet.hosts if not states or h.state in states), key=_sort_key(sort)))
+    if not states:
+        return replace(fleet, hosts=hosts)
+    names = {h.host for h in hosts}
+    drifting = tuple(d for d in (replace(d, hosts=tuple(x for x in d.hosts if x in names)) for d in fleet.drifting)
+                     if d.hosts)
+    return replace(fleet, hosts=hosts, replace_hardware=tuple(a for a in fleet.replace_hardware if a.host in names),
+                   stuck=tuple(s for s in fleet.stuck if s.host in names), drifting=drifting,
+                   counted=fleet.counted if fleet.counted is not None else fleet.counts())
+
+
+def check_line(fleet: FleetStatus) -> tuple[int, str]:
+    """(exit status, one line) for a monitoring check: 0 "REGEN OK", 1 "REGEN WARNING" with what needs a person.
+
+    Performance data after "|" follows the Nagios plugin format (label=value), one per state.
+    """
+    counts = fleet.counts()
+    perf = " ".join(f"{state}={counts.get(state, 0)}" for state in STATES)
+    total = len(fleet.hosts)
+    if not fleet.needs_attention:
+        return 0, f"REGEN OK - {total} hosts, nothing to do | hosts={total} {perf}"
+    parts = [f"{len(fleet.attention(s))} {s}" for s in ATTENTION_STATES if fleet.attention(s)]
+    if fleet.replace_hardware:
+        parts.append(f"{len({a.host for a in fleet.replace_hardware})} with hardware to replace")
+    if fleet.stuck:
+        parts.append(f"{len(fleet.stuck)} stuck")
+    if fleet.drifting:
+        parts.append(f"{len(fleet.drifting)} paths drifting")
+    return 1, (f"REGEN WARNING - {fleet.action_count()} actions on {total} hosts: {', '.join(parts)} "
+               f"| hosts={total} {perf}")

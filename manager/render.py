@@ -22,7 +22,8 @@ JSON shapes (stable; new keys may be added, existing ones keep their meaning):
              "verified", "entries"}
   status    {"generated", "channel", "stale_after_seconds", "heads", "counts", "hosts": [{host, state,
              reported_outcome, channel, generation, current, behind, last_seen, age_seconds, drift, findings,
-             errors}], "actions": {"replace_hardware", "stuck", "drifting_paths", "drift_min_hosts"}}
+             errors}], "actions": {"replace_hardware", "stuck", "drifting_paths", "drift_min_hosts",
+             "quarantined", "failing", "stale": [{host, last_seen, age_seconds, errors}]}}
   gc        {"dry_run", "keep", "grace_seconds", "stats", "generations_dropped"}
   fsck      {"damaged", "objects_checked", "generations_checked", "findings": [{kind, subject, detail, severity}]}
   unlock    {"removed": null | {owner, host, pid, created, expires}}
@@ -31,6 +32,7 @@ JSON shapes (stable; new keys may be added, existing ones keep their meaning):
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -45,7 +47,8 @@ from rich.table import Table
 from regen.store import Change, CheckResult, LeaseInfo
 from regen.store.errors import RegenError
 
-from .fleet import FleetStatus, HostStatus
+from . import fleetview
+from .fleet import FleetStatus
 from .history import ChannelLog, DiffSpec, GenerationInfo
 from .maintenance import GcResult, InitResult, KeygenResult
 from .overlays import OverlayInfo, OverlayResult, entry_dict
@@ -56,8 +59,6 @@ from .scan import shown
 from .snapshot import SnapshotResult
 
 PROG = "regen"
-_STATE_STYLE: dict[str, str | None] = {"ok": None, "repaired": "cyan", "updated": "blue", "quarantined": "bold red",
-                "failing": "red", "stale": "yellow"}
 
 
 def error(e: RegenError) -> None:
@@ -79,17 +80,6 @@ def interrupted() -> None:
 def internal_error() -> None:
     traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"{PROG}: internal error: this is a bug in regen; please report it with the traceback above\n")
-
-
-def human_age(seconds: int | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 0:
-        return "in the future"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
 
 
 def _tree_line(stats: Mapping[str, int]) -> str:
@@ -139,8 +129,8 @@ class Output:
         self.quiet = quiet
         self.out = Console(markup=False, highlight=False, emoji=False)
         self.err = Console(stderr=True, markup=False, highlight=False, emoji=False)
-        if not self.out.is_terminal:
-            self.out.width = 160  # piped: keep table rows on one line where possible
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            self.out.width = 160  # piped: keep table rows on one line where possible (COLUMNS wins)
 
     # -- plumbing -------------------------------------------------------------------------------
     def progress(self) -> ProgressSink:
@@ -304,44 +294,23 @@ class Output:
             return self._json(fleet.as_dict())
         counts = ", ".join(f"{n} {state}" for state, n in fleet.counts().items() if n)
         heads = ", ".join(f"{c} at {n}" for c, n in sorted(fleet.heads.items())) or "no channel published"
+        total = sum(fleet.counts().values())
         if not self.quiet:
-            self.line(f"{len(fleet.hosts)} hosts: {counts or 'none reported yet'}; {heads}", style="bold")
+            shown_of = f" ({len(fleet.hosts)} shown)" if len(fleet.hosts) != total else ""
+            self.out.print(f"{total} hosts{shown_of}: {counts or 'none reported yet'}; {heads}", style="bold")
             if fleet.hosts:
-                self.out.print(self._hosts_table(fleet.hosts))
-        self._actions(fleet)
-
-    def _hosts_table(self, hosts: tuple[HostStatus, ...]) -> Table:
-        table = Table("host", "state", "channel", "gen", "last seen", "drift", "hardware", "notes")
-        for h in hosts:
-            gen = "?" if h.generation is None else str(h.generation)
-            if h.behind:
-                gen += f" (< {h.current})"
-            drift = ", ".join(f"{n} {k}" for k, n in h.drift.items() if n) or "-"
-            fails = sum(1 for f in h.findings if f.severity == "fail" or not f.usable)
-            warns = sum(1 for f in h.findings if f.severity == "warn" and f.usable)
-            hw = ", ".join(p for p in (f"{fails} fail" if fails else "", f"{warns} warn" if warns else "") if p) or "ok"
-            table.add_row(h.host, h.state, h.channel or "?", gen, human_age(h.age_seconds), drift, hw,
-                          shown("; ".join(h.errors))[:120], style=_STATE_STYLE.get(h.state))
-        return table
-
-    def _actions(self, fleet: FleetStatus) -> None:
-        if not (fleet.replace_hardware or fleet.stuck or fleet.drifting):
+                self.out.print(fleetview.hosts_table(fleet.hosts, self.out.width, shown))
+        if not fleet.needs_attention:
             if not self.quiet:
-                self.line("no action needed" if not fleet.needs_attention else "see the hosts above")
+                self.line("no action needed")
             return
         self.line("actions:", style="bold")
-        for a in fleet.replace_hardware:
-            state = "unusable" if not a.usable else a.severity
-            self.line(f"  replace hardware  {a.host}: {a.component} ({state}): {shown(a.message)}")
-        for s in fleet.stuck:
-            seen = f", last seen {s.last_seen}" if s.last_seen else ""
-            self.line(f"  stuck             {s.host}: generation {s.generation} of {s.channel}, current is "
-                      f"{s.current} ({s.state}{seen})")
-        for d in fleet.drifting[:50]:
-            self.line(f"  drifting path     {shown(d.path)}: {'/'.join(d.kinds)} on {len(d.hosts)} hosts "
-                      f"({', '.join(d.hosts[:5])}{', ...' if len(d.hosts) > 5 else ''}); preserve it or fix the reference")
-        if len(fleet.drifting) > 50:
-            self.line(f"  ... and {len(fleet.drifting) - 50} more drifting paths (see --json)")
+        for text in fleetview.action_lines(fleet, shown):
+            self.line(text)
+
+    def check(self, line: str) -> None:
+        """The one line of `status --check` (a monitoring plugin's output)."""
+        sys.stdout.write(shown(line) + "\n")
 
     # -- maintenance ------------------------------------------------------------------------------------
     def gc(self, r: GcResult) -> None:

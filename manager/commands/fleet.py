@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from .. import options, reports
-from ..fleet import DEFAULT_DRIFT_MIN_HOSTS
+from ..fleet import DEFAULT_DRIFT_MIN_HOSTS, SORT_KEYS, STATES, check_line, select
 from ..render import Output
 from . import common
 
 app = typer.Typer()
 
+EXIT_STATUS = (common.EXIT_STATUS.rstrip(".") + ". With --check (for Nagios, Icinga and the like): 0 nothing to "
+               "do, 1 some host needs a person (or the store could not be read), 2 usage error; one summary line.")
 
-@app.command(epilog=common.EXIT_STATUS)
+
+def _states(values: list[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values or []:
+        for state in (s.strip() for s in v.split(",") if s.strip()):
+            if state not in STATES:
+                raise typer.BadParameter(f"unknown state {state!r} (one of {', '.join(STATES)})",
+                                         param_hint="--state")
+            out.append(state)
+    return tuple(out)
+
+
+@app.command(epilog=EXIT_STATUS)
 def status(
+    hosts: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[HOST]...", help="Only these hosts: names or shell globs ('kiosk-*'); others are not read.",
+        show_default=False)] = None,
     channel: Annotated[str | None, typer.Option("--channel", "-c", metavar="NAME",
                                                 help="Only hosts of this channel.")] = None,
+    state: Annotated[Optional[list[str]], typer.Option(
+        "--state", metavar="STATE", help=f"Only hosts in this state, repeatable or comma-separated: "
+                                         f"{', '.join(STATES)}. Counts still cover every host read.")] = None,
+    sort: Annotated[str, typer.Option("--sort", metavar="KEY",
+                                      help=f"Order of the rows: {', '.join(SORT_KEYS)} (state: worst first; "
+                                           f"age: longest silent first).")] = "host",
     stale: Annotated[str, typer.Option(
         "--stale", metavar="DURATION", help="A host whose newest report is older than this is stale.")] = "1d",
     drift_min_hosts: Annotated[int, typer.Option(
         "--drift-min-hosts", min=1, metavar="N",
         help="List a path as drifting when it drifts on at least N hosts.")] = DEFAULT_DRIFT_MIN_HOSTS,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, metavar="N",
+                                      help="Reports read at the same time.")] = reports.DEFAULT_JOBS,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Monitoring check: print one summary line; exit 1 if any host needs a person.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     json: common.Json = False,
@@ -31,10 +58,21 @@ def status(
     """Read every host's newest report: one row per host, then the actions a person must take.
 
     States: ok, repaired, updated, quarantined, failing (run failed or report unreadable), stale.
-    Actions: hardware to replace (host and part), hosts stuck on an old generation, paths that
-    drift on many hosts (candidates for 'preserve' or for fixing the reference).
+    Actions: hardware to replace (host and part), quarantined, failing and stale hosts, hosts
+    stuck on an old generation, paths that drift on many hosts (candidates for 'preserve' or for
+    fixing the reference). The host name is never cut: on a narrow screen other columns are left out.
     """
+    if sort not in SORT_KEYS:
+        raise typer.BadParameter(f"unknown sort key {sort!r} (one of {', '.join(SORT_KEYS)})", param_hint="--sort")
+    states = _states(state)
+    out = Output(json=json, quiet=quiet or check)
     conn = options.connect(store, storage_option)
     result = reports.fleet_status(conn, channel=channel, stale_after=options.parse_duration(stale, "--stale"),
-                                  drift_min_hosts=drift_min_hosts)
-    Output(json=json, quiet=quiet).status(result)
+                                  drift_min_hosts=drift_min_hosts, hosts=hosts or (), jobs=jobs,
+                                  progress=out.progress())
+    view = select(result, states=states, sort=sort)
+    if check:
+        code, line = check_line(view)
+        out.check(line)
+        raise typer.Exit(code)
+    out.status(view)

@@ -75,3 +75,56 @@ def test_status_filters_and_thresholds(cli, fleet: Store) -> None:
 def test_status_of_an_empty_fleet(cli, admin: Store) -> None:
     out = cli("status").stdout
     assert "0 hosts" in out and "no action needed" in out
+
+
+def test_failing_stale_and_quarantined_hosts_are_actions(cli, fleet: Store) -> None:
+    out = cli("status").stdout
+    assert "quarantined       pc-04: must not start its software" in out
+    assert "failing           pc-06: " in out and "not valid JSON" in out
+    assert "stale             pc-05: no report since" in out
+    actions = cli("status", "--json").json()["actions"]
+    assert [h["host"] for h in actions["failing"]] == ["pc-06", "pc-07"]
+    assert [h["host"] for h in actions["stale"]] == ["pc-05"]
+    assert [h["host"] for h in actions["quarantined"]] == ["pc-04"]
+
+
+def test_check_is_a_monitoring_plugin(cli, fleet: Store, admin: Store) -> None:
+    run = cli("status", "--check", exit_code=1)
+    lines = run.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("REGEN WARNING - ")
+    assert "1 quarantined, 2 failing, 1 stale" in lines[0] and "| hosts=7 ok=1 " in lines[0]
+    # only the healthy hosts: nothing to do, exit 0
+    run = cli("status", "--check", "pc-01", "pc-02")
+    assert run.stdout.startswith("REGEN OK - 2 hosts, nothing to do | hosts=2 ")
+    assert cli("status", "--check", "--state", "ok").stdout.startswith("REGEN OK")
+
+
+def test_state_filter_globs_and_sort(cli, fleet: Store) -> None:
+    data = cli("status", "--state", "failing,stale", "--json").json()
+    assert [h["host"] for h in data["hosts"]] == ["pc-05", "pc-06", "pc-07"]
+    assert data["counts"]["ok"] == 1  # counts still describe every host read
+    assert data["actions"]["quarantined"] == [] and data["actions"]["replace_hardware"] == []
+    data = cli("status", "pc-0[1-3]", "pc-07", "--json").json()
+    assert [h["host"] for h in data["hosts"]] == ["pc-01", "pc-02", "pc-03", "pc-07"]
+    data = cli("status", "--sort", "state", "--json").json()
+    assert [h["state"] for h in data["hosts"]][:4] == ["quarantined", "failing", "failing", "stale"]
+    out = cli("status", "--state", "stale").stdout
+    assert out.startswith("7 hosts (1 shown):")
+    run = cli("status", "--state", "sunny", exit_code=2)
+    assert "unknown state 'sunny'" in run.stderr
+    assert "unknown sort key" in cli("status", "--sort", "mood", exit_code=2).stderr
+
+
+def test_long_host_names_are_never_cut_at_80_columns(cli, fleet: Store) -> None:
+    long = "kiosk-building-north-floor-3-room-311-terminal-07"
+    put(fleet, long, "repaired", gen=2, drift={"modified": {"count": 3, "paths": ["a", "b", "c"]}})
+    out = cli("status", env={"COLUMNS": "80"}).stdout
+    table = out.split("actions:")[0].splitlines()
+    assert all(len(line) <= 80 for line in table), "\n".join(table)
+    row = next(line for line in table if long in line)  # whole, on one line
+    assert "repaired" in row
+    longer = "x" * 60 + "-" + "y" * 3  # 64 characters: the longest name a store accepts
+    put(fleet, longer, "ok", gen=2)
+    out = cli("status", env={"COLUMNS": "60"}).stdout
+    assert longer[:59] in out.replace("\n", "") or longer in out.replace("\n", "")
+    assert "…" not in out

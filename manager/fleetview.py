@@ -1,0 +1,139 @@
+"""How `regen status` lays the fleet out for people: the host table and the action lines (pure).
+
+Nothing here prints: render.py prints what these build. The host name is what a person
+acts on, so it is never cut: at any width the host column is as wide as the longest name
+(folded onto a second line only when a name alone is wider than the screen), and the other
+columns are dropped, least useful first, until the row fits (issue 16: at 80 columns every
+name was cut to `kiosk-...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.table import Table
+
+from .fleet import ATTENTION_STATES, FleetStatus, HostStatus, needs_replacing
+
+ACTIONS_SHOWN = 50  # per kind in the text view; --json has them all
+STATE_STYLE: dict[str, str | None] = {"ok": None, "repaired": "cyan", "updated": "blue", "quarantined": "bold red",
+                                      "failing": "red", "stale": "yellow"}
+_GAP = 3  # between columns: padding, divider, padding
+
+
+def human_age(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _gen(h: HostStatus) -> str:
+    gen = "?" if h.generation is None else str(h.generation)
+    return gen + (f" (< {h.current})" if h.behind else "")
+
+
+def _drift(h: HostStatus) -> str:
+    return ", ".join(f"{n} {k}" for k, n in h.drift.items() if n) or "-"
+
+
+def _hardware(h: HostStatus) -> str:
+    fails = sum(1 for f in h.findings if needs_replacing(f))
+    warns = sum(1 for f in h.findings if f.severity == "warn" and f.usable)
+    return ", ".join(p for p in (f"{fails} fail" if fails else "", f"{warns} warn" if warns else "") if p) or "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    cell: Callable[[HostStatus], str]
+    priority: int  # lower is kept longer when the screen is narrow
+    max_width: int = 0  # 0: as wide as its content; otherwise folded to at most this
+
+
+def columns(shown: Callable[[str], str]) -> tuple[Column, ...]:
+    """The host table's columns in display order; `shown` makes untrusted text printable."""
+    return (
+        Column("host", lambda h: shown(h.host), 0),
+        Column("state", lambda h: h.state, 1),
+        Column("channel", lambda h: h.channel or "?", 4),
+        Column("gen", _gen, 2),
+        Column("last seen", lambda h: human_age(h.age_seconds), 3),
+        Column("drift", _drift, 6, 30),
+        Column("hardware", _hardware, 5),
+        Column("notes", lambda h: shown("; ".join(h.errors))[:120], 7, 60),
+    )
+
+
+def fit(cols: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    """Indexes of the columns kept at `width`: the host always, then by priority while the row fits."""
+    need = [max([len(c.name)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    need = [min(n, c.max_width) if c.max_width else n for n, c in zip(need, cols)]
+    kept = [0]
+    used = need[0]
+    for i in sorted(range(1, len(cols)), key=lambda i: cols[i].priority):
+        wanted = need[i] if not cols[i].max_width else min(need[i], 12)  # foldable columns may shrink to 12
+        if used + _GAP + wanted <= width:
+            kept.append(i)
+            used += _GAP + wanted
+    return sorted(kept)
+
+
+def hosts_table(hosts: Sequence[HostStatus], width: int, shown: Callable[[str], str]) -> Table:
+    cols = columns(shown)
+    rows = [[c.cell(h) for c in cols] for h in hosts]
+    kept = fit(cols, rows, width)
+    longest = max([len(cols[0].name)] + [len(r[0]) for r in rows])
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    for i in kept:
+        c = cols[i]
+        if i == 0:
+            table.add_column(c.name, min_width=min(longest, width), no_wrap=longest <= width, overflow="fold")
+        else:
+            table.add_column(c.name, overflow="fold", no_wrap=not c.max_width,
+                             max_width=c.max_width or None)
+    for h, r in zip(hosts, rows):
+        table.add_row(*(r[i] for i in kept), style=STATE_STYLE.get(h.state))
+    return table
+
+
+def _more(n: int, what: str) -> Iterator[str]:
+    if n > ACTIONS_SHOWN:
+        yield f"  ... and {n - ACTIONS_SHOWN} more {what} (see --json)"
+
+
+def action_lines(fleet: FleetStatus, shown: Callable[[str], str]) -> Iterator[str]:
+    """One line per action, worst kinds first; at most ACTIONS_SHOWN of each kind."""
+    for a in fleet.replace_hardware[:ACTIONS_SHOWN]:
+        state = "unusable" if not a.usable else a.severity
+        yield f"  replace hardware  {a.host}: {a.component} ({state}): {shown(a.message)}"
+    yield from _more(len(fleet.replace_hardware), "hardware replacements")
+    for state in ATTENTION_STATES:
+        hosts = fleet.attention(state)
+        for h in hosts[:ACTIONS_SHOWN]:
+            yield f"  {state:<17} {shown(h.host)}: {_why(h, shown)}"
+        yield from _more(len(hosts), f"{state} hosts")
+    for s in fleet.stuck[:ACTIONS_SHOWN]:
+        seen = f", last seen {s.last_seen}" if s.last_seen else ""
+        yield (f"  stuck             {s.host}: generation {s.generation} of {s.channel}, current is "
+               f"{s.current} ({s.state}{seen})")
+    yield from _more(len(fleet.stuck), "stuck hosts")
+    for d in fleet.drifting[:ACTIONS_SHOWN]:
+        yield (f"  drifting path     {shown(d.path)}: {'/'.join(d.kinds)} on {len(d.hosts)} hosts "
+               f"({', '.join(d.hosts[:5])}{', ...' if len(d.hosts) > 5 else ''}); preserve it or fix the reference")
+    yield from _more(len(fleet.drifting), "drifting paths")
+
+
+def _why(h: HostStatus, shown: Callable[[str], str]) -> str:
+    if h.state == "stale":
+        return f"no report since {h.last_seen} ({human_age(h.age_seconds)}); is regend running?"
+    if h.state == "quarantined":
+        return "must not start its software; " + (_hardware(h) + " hardware finding(s)" if h.findings
+                                                  else "see 'regen status --json' for its errors")
+    return shown("; ".join(h.errors))[:200] or "its last run failed"
