@@ -12,11 +12,12 @@ backoff (honouring a server's Retry-After) instead of at the next grid point.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from regen.store import parse_duration
 
 from .errors import ScheduleConfigInvalid
 
@@ -30,24 +31,6 @@ __all__ = ["RETRY_AFTER_LIMIT", "ScheduleConfig", "next_delay", "next_run",
 
 JOB_ID = "regend-run"
 RETRY_AFTER_LIMIT = 86400.0  # a server asking for more than a day is more likely wrong than serious
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+", re.IGNORECASE)
-_NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
-
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number, or from a string such as "90", "15m", "1h30m", "1d". ValueError if neither."""
-    seconds: float | None = None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number or (isinstance(value, str) and _NUMBER.fullmatch(value)):
-        seconds = float(value)
-    elif isinstance(value, str) and _DURATION.fullmatch(value):
-        seconds = sum(float(n) * _UNITS[u.lower()] for n, u in _PART.findall(value))
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"not a duration: {value!r}")
-    return seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,14 @@ for _mod, _names in {
                 "iter_entries sort_key build:build_manifest parse:parse_manifest",
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
     "policy": "Policy check_glob literal_glob load_policy_toml matches",
+    "procedure": "Procedure",
     "report": "Finding:HardwareFinding Report",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
     "tree": "kind_of syncfs walk",
     "config": "COMPRESSIONS StoreConfig",
     "delta": "ManifestDelta manifest_delta",
+    "durations": "parse_duration",
     "store": "Store open_store",
     "transfer": "TransferResult",
 }.items():
@@ -66,12 +68,14 @@ if TYPE_CHECKING:  # the static view of the same names
     from .manifest import parse as parse_manifest
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
     from .policy import Policy, check_glob, literal_glob, load_policy_toml, matches
+    from .procedure import Procedure
     from .report import Finding as HardwareFinding
     from .report import Report
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
     from .config import COMPRESSIONS, StoreConfig
     from .delta import ManifestDelta, manifest_delta
+    from .durations import parse_duration
     from .store import Store, open_store
     from .transfer import TransferResult
     from .tree import kind_of, syncfs, walk
@@ -89,6 +93,6 @@ __all__ = [
     "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
-    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta",
+    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "Procedure", "parse_duration",
     *errors.__all__,
 ]

@@ -17,7 +17,8 @@ from .policy import Policy
 from .signing import MAX_RECORD_BYTES, PublicKey, open_envelope
 
 FORMAT = 1
-SUPPORTED_FEATURES: frozenset[str] = frozenset()
+PROCEDURES = "procedures"  # the feature of a generation whose policy carries procedures (FORMAT.md §7.1)
+SUPPORTED_FEATURES: frozenset[str] = frozenset({PROCEDURES})
 GENERATION_TYPE = "regen-generation"
 OVERLAY_TYPE = "regen-overlay"
 
@@ -58,7 +59,7 @@ class Generation:
             "channel": self.channel,
             "created": self.created,
             "expires": self.expires,
-            "features": [],
+            "features": [PROCEDURES] if self.policy.procedures else [],
             "format": FORMAT,
             "manifest": self.manifest,
             "message": self.message,
@@ -102,6 +103,9 @@ class Generation:
             policy = Policy.from_dict(rec.get("policy", {}), where=f"{where} policy")
         except PolicyInvalid as exc:
             raise RecordInvalid(exc.message, path=where) from None
+        if policy.procedures and PROCEDURES not in rec.get("features", []):
+            # an old client would have refused the record for the feature; a record without it is malformed
+            raise RecordInvalid(f"{where} carries procedures but not the {PROCEDURES!r} feature", path=where)
         return cls(store_id, channel, number, manifest, created, parent, message, policy, stats, expires)
 
 
@@ -133,7 +137,7 @@ class Overlay:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], where: str = "overlay record") -> Overlay:
-        _check_common(rec, OVERLAY_TYPE, where)
+        _check_common(rec, OVERLAY_TYPE, where, frozenset())  # an overlay never carries procedures
         try:
             host, number, manifest, created, store_id = (
                 rec["host"], rec["number"], rec["manifest"], rec["created"], rec["store_id"]
@@ -158,7 +162,8 @@ def _check_int(value: object, name: str, where: str) -> None:
         raise RecordInvalid(f"{where} has an invalid {name} {value!r}", path=where)
 
 
-def _check_common(rec: Mapping[str, Any], rtype: str, where: str) -> None:
+def _check_common(rec: Mapping[str, Any], rtype: str, where: str,
+                  supported: frozenset[str] = SUPPORTED_FEATURES) -> None:
     if not isinstance(rec, Mapping) or rec.get("type") != rtype:
         raise RecordInvalid(f"{where} is not a {rtype} record", path=where)
     if rec.get("format") != FORMAT:
@@ -166,7 +171,7 @@ def _check_common(rec: Mapping[str, Any], rtype: str, where: str) -> None:
     features = rec.get("features", [])
     if not isinstance(features, list):
         raise RecordInvalid(f"{where} has malformed features", path=where)
-    unknown = sorted(set(map(str, features)) - SUPPORTED_FEATURES)
+    unknown = sorted(set(map(str, features)) - supported)
     if unknown:
         raise UnsupportedFormat(f"{where} requires features {unknown} that this regen does not support")
 

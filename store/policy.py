@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from .errors import PolicyInvalid
+from .procedure import Procedure, parse_procedures
 
 JUNK_MODES = ("quarantine", "keep")
 
@@ -89,21 +90,27 @@ def matches(path: str, patterns: Iterable[str]) -> bool:
 class Policy:
     """Rules signed into a generation. `preserve`: never touched; `base`: restored only from the
     store and a drift there triggers a full verify; `exclude`: left out of the snapshot;
-    `junk`: what clients do with unmanaged files (quarantine or keep)."""
+    `junk`: what clients do with unmanaged files (quarantine or keep); `procedures`: commands
+    clients run when paths change (procedure.py), written only when there are some."""
 
     preserve: tuple[str, ...] = ()
     base: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     junk: str = "quarantine"
+    procedures: tuple[Procedure, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"base": list(self.base), "exclude": list(self.exclude), "junk": self.junk, "preserve": list(self.preserve)}
+        out: dict[str, Any] = {"base": list(self.base), "exclude": list(self.exclude), "junk": self.junk,
+                               "preserve": list(self.preserve)}
+        if self.procedures:  # (absent otherwise: a policy without procedures is what older clients read)
+            out["procedure"] = [p.as_dict() for p in self.procedures]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "policy") -> Policy:
         if not isinstance(data, Mapping):
             raise PolicyInvalid(f"{where}: expected a table of rules")
-        unknown = set(data) - {"preserve", "base", "exclude", "junk"}
+        unknown = set(data) - {"preserve", "base", "exclude", "junk", "procedure"}
         if unknown:
             raise PolicyInvalid(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
 
@@ -119,12 +126,14 @@ class Policy:
         junk = data.get("junk", "quarantine")
         if junk not in JUNK_MODES:
             raise PolicyInvalid(f"{where}: 'junk' must be one of {', '.join(JUNK_MODES)}, not {junk!r}")
-        return cls(preserve=globs("preserve"), base=globs("base"), exclude=globs("exclude"), junk=junk)
+        procedures = parse_procedures(data["procedure"], where) if "procedure" in data else ()
+        return cls(preserve=globs("preserve"), base=globs("base"), exclude=globs("exclude"), junk=junk,
+                   procedures=procedures)
 
     def merged(self, preserve: Iterable[str] = (), junk: str | None = None) -> Policy:
         """The client's view: its own extra preserve globs added, its junk mode if set."""
         extra = tuple(check_glob(p) for p in preserve if p not in self.preserve)
-        return Policy(self.preserve + extra, self.base, self.exclude, junk or self.junk)
+        return Policy(self.preserve + extra, self.base, self.exclude, junk or self.junk, self.procedures)
 
 
 def load_policy_toml(path: str) -> Policy:

@@ -181,6 +181,11 @@ def test_policy_is_signed_in_and_exclude_prunes_the_walk(cli, admin: Store, tmp_
     ("presrve = ['x']", "unknown key(s) presrve"),
     ("junk = 'delete'", "'junk' must be one of"),
     ("exclude = ['../etc']", "invalid glob"),
+    ("[[procedure]]\nname = 'reload'\nwhen = ['etc']\nrun = ['nginx']", "procedure 'reload': key 'run': the command"),
+    ("[[procedure]]\nname = 'reload'\nwhen = ['etc']\nrun = []", "procedure 'reload': key 'run' must be"),
+    ("[[procedure]]\nname = 'r'\nwhen = ['etc']\nrun = ['/bin/true']\ntimeout = '5 min'",
+     "procedure 'r': key 'timeout'"),
+    ("[[procedure]]\nname = 'r'\nwhen = ['etc']\nrun = ['/bin/true']\nshell = true", "procedure 'r': unknown key 'shell'"),
 ])
 def test_bad_policy_file_is_one_line_and_exit_2(cli, admin: Store, tmp_path: Path, text: str, needle: str) -> None:
     src = make_tree(tmp_path / "ref", {"a": b"a"})
