@@ -47,14 +47,16 @@ class StoreSession:
             cached = self.index.state("store") if self.index is not None else None
             config = None
             if cached and cached.get("url") == self.cfg.store:
-                config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"))
+                config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"),
+                                     features=tuple(cached.get("features", ())))
             store = self.factory(self.cfg, config)
             if config is None:
                 cfgd = store.config  # reads regen.json once (raises while the store is unreachable)
                 if self.index is not None:
                     with self.index.atomic():
                         self.index.set_state("store", {"url": self.cfg.store, "store_id": cfgd.store_id,
-                                                       "compression": cfgd.compression})
+                                                       "compression": cfgd.compression,
+                                                       "features": list(cfgd.features)})
                     save_mirror(self.cfg.state_dir, self.index)
             self.store = store
         return self.store

@@ -117,22 +117,24 @@ def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: Objec
     with tempfile.TemporaryDirectory(prefix="regen-snapshot-") as tmp:
         mpath = os.path.join(tmp, "manifest")
         try:
-            # leaving this block waits for the inline uploads, then makes them durable and visible
-            with store.backend.staged() as batch, ThreadPoolExecutor(_workers(store, batch)) as pool:
-                inline = _InlineUploads(store, batch, pool)
-                with StatCache.open(cache_dir, store.store_id, root) as cache, \
-                        _base_entries(store, base) as old, open(mpath, "wb") as out:
-                    writer = ManifestWriter(out)
-                    scanner = Scanner(root, cache, exclude=exclude, skip=skip, progress=progress,
-                                      racy_window_ns=racy_window_ns, hold=inline.hold)
-                    progress.start("scanning", total_items=None)
-                    changes, candidates = _changes(old, _written(writer, scanner.entries(), root), suspects,
-                                                   inline.want)
-                    out.close()
-                    inline.finish()
-                    cache.commit()
-            rest = {oid: where for oid, where in candidates.items() if oid not in inline.taken}
-            uploaded, nbytes = _upload(store, root, rest, progress)
+            # packed store: new objects go into pack files, published (packs, index, list) on leaving
+            with store.packing(store.config.pack_size):
+                # leaving this block waits for the inline uploads, then makes them durable and visible
+                with store.backend.staged() as batch, ThreadPoolExecutor(_workers(store, batch)) as pool:
+                    inline = _InlineUploads(store, batch, pool)
+                    with StatCache.open(cache_dir, store.store_id, root) as cache, \
+                            _base_entries(store, base) as old, open(mpath, "wb") as out:
+                        writer = ManifestWriter(out)
+                        scanner = Scanner(root, cache, exclude=exclude, skip=skip, progress=progress,
+                                          racy_window_ns=racy_window_ns, hold=inline.hold)
+                        progress.start("scanning", total_items=None)
+                        changes, candidates = _changes(old, _written(writer, scanner.entries(), root), suspects,
+                                                       inline.want)
+                        out.close()
+                        inline.finish()
+                        cache.commit()
+                rest = {oid: where for oid, where in candidates.items() if oid not in inline.taken}
+                uploaded, nbytes = _upload(store, root, rest, progress)
         finally:
             progress.finish()  # an error line must not be drawn over by a live bar
         store.put_file(mpath, writer.oid)

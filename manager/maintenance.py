@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import cast
 
 from regen.store import (
+    DEFAULT_PACK_SIZE,
     CheckResult,
     GcPlan,
     LeaseInfo,
@@ -38,12 +39,15 @@ class InitResult:
     url: str
     store_id: str
     compression: str
+    features: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
-        return {"url": self.url, "store_id": self.store_id, "compression": self.compression}
+        return {"url": self.url, "store_id": self.store_id, "compression": self.compression,
+                "features": list(self.features)}
 
 
-def init_store(url: str | None, storage_options: Sequence[str] | None, compression: str) -> InitResult:
+def init_store(url: str | None, storage_options: Sequence[str] | None, compression: str, *,
+               packed: bool = False, pack_size: int = DEFAULT_PACK_SIZE) -> InitResult:
     """Create an empty store; refuse a location that holds a store or other folders."""
     store = Store.open(url or "", parse_storage_options(storage_options))
     try:
@@ -57,8 +61,9 @@ def init_store(url: str | None, storage_options: Sequence[str] | None, compressi
         if folders:
             raise StoreNotEmpty(f"{store.url} is not empty (it holds {', '.join(folders[:5])}"
                                 f"{', ...' if len(folders) > 5 else ''}) and is not a regen store")
-    store = Store.init(store.url, store.backend.options, compression=compression)  # StoreExists if it is one
-    return InitResult(store.url, store.store_id, store.config.compression)
+    # StoreExists if it is one
+    store = Store.init(store.url, store.backend.options, compression=compression, packed=packed, pack_size=pack_size)
+    return InitResult(store.url, store.store_id, store.config.compression, store.config.features)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ for _mod, _names in {
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
     "tree": "kind_of syncfs walk",
-    "config": "COMPRESSIONS StoreConfig",
+    "config": "COMPRESSIONS DEFAULT_PACK_SIZE StoreConfig",
     "delta": "ManifestDelta manifest_delta",
     "durations": "parse_duration",
     "store": "Store open_store",
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .report import Report
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
-    from .config import COMPRESSIONS, StoreConfig
+    from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
     from .delta import ManifestDelta, manifest_delta
     from .durations import parse_duration
     from .store import Store, open_store
@@ -83,7 +83,7 @@ if TYPE_CHECKING:  # the static view of the same names
 __version__ = "0.1.0"
 
 __all__ = [
-    "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_KEEP", "EMPTY_ID",
+    "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
     "Policy", "PublicKey", "Report", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock", "TransferResult",

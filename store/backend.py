@@ -36,7 +36,7 @@ from .schemes import (DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, SCHEMES, Capabilities, 
                       _known_hosts, _min_rate, _positive_seconds, capabilities, fs_root, make_fs, parse_url)
 from .staging import TEMP_PREFIX as _TEMP_PREFIX
 from .staging import StagedWrites  # noqa: F401 - re-exported
-from .streams import RateGuard, _CountingReader, _s3_range, open_stream, read_upto  # noqa: F401 - RateGuard re-exported
+from .streams import RateGuard, _CountingReader, _s3_range, open_stream, read_range, read_upto  # noqa: F401 - RateGuard re-exported
 from .translate import _NAMED, _chain, _ntstatus_of, _status_of, is_missing, translate  # noqa: F401 - re-exported
 
 log = logging.getLogger("regen.store.backend")
@@ -180,6 +180,22 @@ class Backend:
         def op() -> bytes:
             self.counters.bump("reads")
             data = self._read_full(self.full(path), max_bytes)
+            self.counters.bump("bytes_read", len(data))
+            return data
+        return self._call(path, op)
+
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        """Bytes [start, start+length) of `path` in one request (HTTP Range, ranged S3 GET, seek on
+        file/smb/sftp); fewer only where the file ends before. NotFound as `read`."""
+        def op() -> bytes:
+            self.counters.bump("reads")
+            full = self.full(path)
+            if self.scheme == "file":
+                with open(full, "rb") as fp:
+                    fp.seek(start)
+                    data = fp.read(length)
+            else:
+                data = read_range(self.fs, self.scheme, full, start, length)
             self.counters.bump("bytes_read", len(data))
             return data
         return self._call(path, op)

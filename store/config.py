@@ -14,6 +14,10 @@ from .errors import StoreNotFound, UnsupportedFormat
 
 STORE_FORMAT = 1
 COMPRESSIONS = ("zstd", "none")
+# Features this regen knows (FORMAT.md §2). "packs": objects may live in pack files found through pack
+# indexes (§3.1); a regen without it must refuse the store, not read it as loose objects and fail later.
+FEATURES = ("packs",)
+DEFAULT_PACK_SIZE = 16 << 20  # bytes a writer puts in one pack file before it starts the next (restic's default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +27,21 @@ class StoreConfig:
     format: int = STORE_FORMAT
     hash: str = "blake3"
     created: str = ""
+    features: tuple[str, ...] = ()
+    pack_size: int = DEFAULT_PACK_SIZE  # writers' setting (like compression); readers do not need it
+
+    @property
+    def packed(self) -> bool:
+        """New objects go into pack files (and readers look them up in pack indexes)."""
+        return "packs" in self.features
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {"compression": self.compression, "created": self.created, "features": [], "format": self.format,
-             "hash": self.hash, "store_id": self.store_id, "type": "regen-store"},
-            sort_keys=True, indent=1,
-        ).encode() + b"\n"
+        d: dict[str, object] = {"compression": self.compression, "created": self.created,
+                                "features": sorted(self.features), "format": self.format, "hash": self.hash,
+                                "store_id": self.store_id, "type": "regen-store"}
+        if self.packed:
+            d["pack_size"] = self.pack_size
+        return json.dumps(d, sort_keys=True, indent=1).encode() + b"\n"
 
     @classmethod
     def from_json(cls, data: bytes, where: str) -> StoreConfig:
@@ -39,16 +51,22 @@ class StoreConfig:
             raise StoreNotFound(f"{where} is not a regen store (regen.json is not JSON)") from None
         if not isinstance(d, dict) or d.get("type") != "regen-store":
             raise StoreNotFound(f"{where} is not a regen store (regen.json has no regen-store type)")
-        if d.get("format") != STORE_FORMAT or d.get("features"):
-            raise UnsupportedFormat(f"store {where} has format {d.get('format')} features {d.get('features')}; "
-                                    f"this regen supports format {STORE_FORMAT}")
+        features = d.get("features", [])
+        if d.get("format") != STORE_FORMAT or not isinstance(features, list) \
+                or any(f not in FEATURES for f in features):
+            raise UnsupportedFormat(f"store {where} has format {d.get('format')} features {features}; "
+                                    f"this regen supports format {STORE_FORMAT} with features {list(FEATURES)}")
         if d.get("hash") != "blake3" or d.get("compression") not in COMPRESSIONS:
             raise UnsupportedFormat(f"store {where} uses hash {d.get('hash')!r} / compression {d.get('compression')!r}")
         store_id = d.get("store_id")
         if not isinstance(store_id, str) or not store_id:
             raise StoreNotFound(f"store {where} has a damaged regen.json (no store_id)",
                                 hint="restore regen.json from a backup; its store_id is signed into every record")
-        return cls(store_id, d["compression"], d["format"], d["hash"], str(d.get("created", "")))
+        pack_size = d.get("pack_size", DEFAULT_PACK_SIZE)
+        if not isinstance(pack_size, int) or isinstance(pack_size, bool) or not 1 << 16 <= pack_size <= 1 << 30:
+            pack_size = DEFAULT_PACK_SIZE  # a writers' setting: a bad one falls back, readers never use it
+        return cls(store_id, d["compression"], d["format"], d["hash"], str(d.get("created", "")),
+                   tuple(sorted(set(features))), pack_size)
 
 
-__all__ = ["COMPRESSIONS", "STORE_FORMAT", "StoreConfig"]
+__all__ = ["COMPRESSIONS", "DEFAULT_PACK_SIZE", "FEATURES", "STORE_FORMAT", "StoreConfig"]

@@ -20,6 +20,9 @@ GENERATIONS = "generations"
 HOSTS = "hosts"
 REPORTS = "reports"
 KEYS = "keys"
+PACKS = "packs"
+INDEX = "index"
+INDEX_LIST = "index/current.json"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -34,6 +37,28 @@ def object_path(oid: ObjectId) -> str:
     if not is_object_id(oid):
         raise StoreError(f"invalid object id {oid!r}")
     return f"{OBJECTS}/{oid[:2]}/{oid[2:]}"
+
+
+def pack_path(pid: str) -> str:
+    """A pack file, named by the BLAKE3 of its bytes (FORMAT.md §3.1)."""
+    if not is_object_id(pid):
+        raise StoreError(f"invalid pack id {pid!r}")
+    return f"{PACKS}/{pid[:2]}/{pid[2:]}"
+
+
+def index_path(iid: str) -> str:
+    """A pack index, named by the BLAKE3 of its decoded bytes (FORMAT.md §3.1)."""
+    if not is_object_id(iid):
+        raise StoreError(f"invalid index id {iid!r}")
+    return f"{INDEX}/{iid[:2]}/{iid[2:]}"
+
+
+def parse_hashed_path(path: str, top: str) -> str | None:
+    """The id of `top`/<2 hex>/<62 hex> (a pack or an index), or None for anything else."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[0] == top and len(parts[1]) == 2 and is_object_id(parts[1] + parts[2]):
+        return parts[1] + parts[2]
+    return None
 
 
 def parse_object_path(path: str) -> ObjectId:

@@ -12,16 +12,19 @@ and publisher keys, in publish order).
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from . import layout, records, transfer
+from . import packs as _packs
 from .backend import Backend, StagedWrites, open_backend
-from .config import COMPRESSIONS, STORE_FORMAT, StoreConfig  # noqa: F401 - re-exported
+from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, STORE_FORMAT, StoreConfig  # noqa: F401 - re-exported
 from .errors import (
     GenerationNotFound,
     InvalidInput,
@@ -34,6 +37,7 @@ from .errors import (
 from .generation import Generation, Overlay, format_time, utcnow
 from .manifest import Entry, iter_entries
 from .objects import FileDigest, ObjectId, VerifyingWriter, decode, encode, encode_parts, encode_stream, object_id
+from .packindex import Location
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
 from .transfer import INLINE_BYTES, Progress, TransferResult  # noqa: F401 - re-exported
@@ -44,10 +48,16 @@ DEFAULT_CONCURRENCY = 8
 
 
 class Store:
-    def __init__(self, backend: Backend, config: StoreConfig | None = None, *, concurrency: int = DEFAULT_CONCURRENCY):
+    def __init__(self, backend: Backend, config: StoreConfig | None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
+                 index_cache: str | None = None):
         self.backend = backend
         self._config = config
         self.concurrency = max(1, concurrency)
+        self.index_cache = index_cache  # where a client keeps pack indexes (immutable, named by their hash)
+        self._packset: _packs.PackSet | None = None
+        self._packs_lock = threading.Lock()
+        self.packer: _packs.PackWriter | None = None
+        self._config_checked = False
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -55,14 +65,17 @@ class Store:
              **kw: Any) -> Store:
         """Open a store lazily: nothing is read until needed (a client passes its cached config)."""
         concurrency = kw.pop("concurrency", DEFAULT_CONCURRENCY)
-        return cls(open_backend(url, storage_options, **kw), config, concurrency=concurrency)
+        index_cache = kw.pop("index_cache", None)
+        return cls(open_backend(url, storage_options, **kw), config, concurrency=concurrency, index_cache=index_cache)
 
     @classmethod
-    def init(cls, url: str, storage_options: dict[str, Any] | None = None, *, compression: str = "zstd") -> Store:
+    def init(cls, url: str, storage_options: dict[str, Any] | None = None, *, compression: str = "zstd",
+             packed: bool = False, pack_size: int = DEFAULT_PACK_SIZE) -> Store:
         if compression not in COMPRESSIONS:
             raise InvalidInput(f"unknown compression {compression!r}", hint=f"use one of {', '.join(COMPRESSIONS)}")
         store = cls.open(url, storage_options)
-        cfg = StoreConfig(store_id=uuid.uuid4().hex, compression=compression, created=format_time(utcnow()))
+        cfg = StoreConfig(store_id=uuid.uuid4().hex, compression=compression, created=format_time(utcnow()),
+                          features=("packs",) if packed else (), pack_size=pack_size)
         try:
             existing = store.backend.read(layout.CONFIG)
         except NotFound:
@@ -100,14 +113,52 @@ class Store:
     def store_id(self) -> str:
         return self.config.store_id
 
+    # -- packs (FORMAT.md §3.1) ------------------------------------------------------------------
+    @property
+    def packs(self) -> _packs.PackSet:
+        """The pack indexes in use (read once per Store; empty for a store without the packs feature)."""
+        with self._packs_lock:
+            if self._packset is None:
+                self._packset = _packs.load_packs(self, self.index_cache) if self.config.packed else _packs.PackSet([])
+            return self._packset
+
+    def forget_packs(self) -> None:
+        """Read the index list again on next use (it was replaced: a snapshot or a repack)."""
+        with self._packs_lock:
+            self._packset = None
+
+    def locate(self, oid: ObjectId) -> Location | None:
+        """Where `oid` lies in a pack, or None (a loose object, or none at all)."""
+        return self.packs.find(oid) if self.config.packed else None
+
+    @contextmanager
+    def packing(self, target: int = DEFAULT_PACK_SIZE) -> Iterator[_packs.PackWriter | None]:
+        """While inside, staged new objects go into packs (a packed store only); leaving publishes them
+        (packs, index, index list). The caller holds the writer lock. None when the store is not packed."""
+        if not self.config.packed:
+            yield None
+            return
+        self.packer = _packs.PackWriter(self, target)
+        try:
+            yield self.packer
+            self.packer.finish()
+        finally:
+            self.packer = None
+
     # -- objects ------------------------------------------------------------------------------
     def has(self, oid: ObjectId) -> bool:
+        if self.locate(oid) is not None or (self.packer is not None and oid in self.packer):
+            return True
         return not self.backend.absent([layout.object_path(oid)])[0]  # (file://: no exception per miss)
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         return transfer.missing(self, oids)
 
     def get(self, oid: ObjectId, max_bytes: int | None = None) -> bytes:
+        if self.locate(oid) is not None:
+            out = io.BytesIO()
+            self.get_to(oid, out, max_bytes=max_bytes)
+            return out.getvalue()
         path = layout.object_path(oid)
         try:
             stored = self.backend.read(path)
@@ -117,12 +168,38 @@ class Store:
 
     def get_to(self, oid: ObjectId, out: Any, max_bytes: int | None = None) -> FileDigest:
         """Stream object `oid` into `out`, verifying; on ObjectCorrupt `out` holds garbage to discard."""
+        loc = self.locate(oid)
+        if loc is not None:
+            where = f"{self.url}/{layout.pack_path(loc.pack)}@{loc.offset}"
+            return self.decode_into(oid, io.BytesIO(_packs.read_blob(self, loc)), out, where=where, max_bytes=max_bytes)
         path = layout.object_path(oid)
         try:
             with self.backend.open_read(path) as fp:
-                return VerifyingWriter(oid, out, where=f"{self.url}/{path}", limit=max_bytes).copy_from(fp)  # type: ignore[arg-type]
+                return self.decode_into(oid, fp, out, where=f"{self.url}/{path}", max_bytes=max_bytes)
         except NotFound:
+            if self._packed_since():
+                return self.get_to(oid, out, max_bytes)
             raise ObjectMissing(f"object {oid} is missing from {self.url} ({path})", oid=oid, path=path) from None
+
+    def _packed_since(self) -> bool:
+        """Whether the store became packed since this Store read (or was given) its configuration: a
+        client caches regen.json, and `regen migrate` may have packed the store meanwhile (read once)."""
+        if self._config is None or self._config.packed or self._config_checked:
+            return False
+        self._config_checked = True
+        try:
+            fresh = StoreConfig.from_json(self.backend.read(layout.CONFIG, max_bytes=65536), self.url)
+        except NotFound:
+            return False
+        if fresh.packed and fresh.store_id == self._config.store_id:
+            self._config = fresh
+            self.forget_packs()
+            return True
+        return False
+
+    def decode_into(self, oid: ObjectId, src: Any, out: Any, *, where: str, max_bytes: int | None = None) -> FileDigest:
+        """Decode stored bytes read from `src` into `out`, verified against `oid`."""
+        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(src)
 
     def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
                       max_bytes: int | None = None) -> FileDigest:
@@ -172,6 +249,8 @@ class Store:
         if check and self.has(oid):
             return False
         tag, body = encode_parts(data, self.config.compression)
+        if self.packer is not None:
+            return self.packer.add(oid, tag, body)
         batch.write(layout.object_path(oid), (tag, body))
         return True
 

@@ -76,6 +76,31 @@ def read_upto(fp: Any, want: int, guard: RateGuard) -> bytes:
     return b"".join(parts)
 
 
+def read_range(fs: Any, scheme: str, full: str, start: int, length: int) -> bytes:
+    """Bytes [start, start+length) of `full` on `fs` (not file://) in one request: a ranged GET on s3 and
+    http(s), a seek and a read on smb and sftp. Fewer bytes only at the end of the file."""
+    if length <= 0:
+        return b""
+    if scheme == "s3":
+        return _s3_range(fs, full, start, start + length)
+    if scheme in ("http", "https", "memory"):
+        data = bytes(fs.cat_file(full, start=start, end=start + length))
+        if len(data) > length:  # a server that ignores Range sends the whole file (200): cut it here
+            data = data[start:start + length]
+        return data
+    kw = {"share_access": "rd"} if scheme == "smb" else {}
+    with fs.open(full, "rb", **kw) as fp:
+        fp.seek(start)
+        parts: list[bytes] = []
+        while length > 0:
+            chunk = fp.read(length)
+            if not chunk:
+                break
+            parts.append(bytes(chunk))
+            length -= len(chunk)
+        return b"".join(parts)
+
+
 def _s3_range(fs: Any, full: str, start: int, end: int | None) -> bytes:
     """One GET of bytes [start, end) (to the end if None); b"" past the end or for an empty object."""
     try:
@@ -161,4 +186,4 @@ class _CountingReader:
         self._fp.close()
 
 
-__all__ = ["RateGuard", "open_stream", "read_upto"]
+__all__ = ["RateGuard", "open_stream", "read_range", "read_upto"]

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import layout
+from . import layout, packs
 from .errors import IntegrityError, ObjectCorrupt, RecordTooLarge, StoreError
 from .objects import FileDigest, ObjectId, encode_stream, hash_stream, object_id, xxh
 from .pool import bounded_map, window_for
@@ -47,6 +47,8 @@ class TransferResult:
 def missing(store: Store, oids: Iterable[ObjectId]) -> set[ObjectId]:
     """The ids of `oids` the store lacks (only a definite "no such file" counts as lacking)."""
     ids = sorted(set(oids))
+    if store.config.packed:  # packed ones are known from the indexes: no request
+        ids = [oid for oid in ids if store.locate(oid) is None]
     if store.backend.scheme == "file":  # a local stat costs less than handing it to a thread
         gone = store.backend.absent([layout.object_path(oid) for oid in ids])
         return {oid for oid, no in zip(ids, gone) if no}
@@ -103,6 +105,22 @@ def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId]
     """
     result = TransferResult()
 
+    def deliver(oid: ObjectId, res: FileDigest | StoreError) -> None:
+        if isinstance(res, StoreError):
+            result.errors[oid] = res
+        else:
+            result.done.append(oid)
+            result.bytes += res.size
+            if progress:
+                progress(1, res.size)
+
+    wanted: Iterable[ObjectId] = dict.fromkeys(oids)
+    if store.config.packed:  # packed blobs by coalesced ranged reads; the rest as loose objects
+        located = [(oid, store.locate(oid)) for oid in wanted]
+        packs.fetch_spans(store, [loc for _, loc in located if loc is not None], dest, fsync=fsync, sizes=sizes,
+                          deliver=deliver)
+        wanted = [oid for oid, loc in located if loc is None]
+
     def one(oid: ObjectId) -> tuple[ObjectId, FileDigest | StoreError]:
         try:
             return oid, store.fetch_to_file(oid, dest(oid), fsync=fsync,
@@ -114,14 +132,8 @@ def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId]
                                    hint="free disk space where it is written; the next run fetches it again")
 
     with ThreadPoolExecutor(store.concurrency) as pool:
-        for oid, res in bounded_map(pool, one, dict.fromkeys(oids), window_for(store.concurrency)):
-            if isinstance(res, StoreError):
-                result.errors[oid] = res
-            else:
-                result.done.append(oid)
-                result.bytes += res.size
-                if progress:
-                    progress(1, res.size)
+        for oid, res in bounded_map(pool, one, wanted, window_for(store.concurrency)):
+            deliver(oid, res)
     return result
 
 

@@ -129,9 +129,10 @@ class Site:
         where = ["--store", self.target.write_url, *cli_options(self.target.write_options)] if store else []
         return run_cli("regen", *args, *where, exit_code=exit_code, env=self.env)
 
-    def create(self) -> None:
-        """regen init + keygen: an empty store and the administrator's key pair."""
-        run_cli("regen", "init", self.target.write_url, *cli_options(self.target.write_options), env=self.env)
+    def create(self, *init_args: str) -> None:
+        """regen init (with `init_args`, e.g. --packs) + keygen: an empty store and the administrator's key pair."""
+        run_cli("regen", "init", self.target.write_url, *init_args, *cli_options(self.target.write_options),
+                env=self.env)
         self.key.parent.mkdir()
         run_cli("regen", "keygen", str(self.key), env=self.env)
         (self.tmp / "policy.toml").write_text(POLICY)

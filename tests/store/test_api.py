@@ -17,7 +17,7 @@ PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.
 
 PUBLIC = [
     "Backend", "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DEFAULT_GRACE",
-    "DEFAULT_KEEP", "DiffStats", "EMPTY_ID", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE",
+    "DEFAULT_KEEP", "DEFAULT_PACK_SIZE", "DiffStats", "EMPTY_ID", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE",
     "EXIT_SIGTERM", "EXIT_USAGE", "Entry",
     "FileDigest", "Finding", "GcPlan", "Generation", "GenerationNotFound", "HardwareFinding", "IntegrityError",
     "InvalidInput", "InvalidName", "InvalidURL", "KeyInvalid", "LeaseInfo", "LockHeld", "ManifestDelta",
