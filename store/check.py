@@ -14,6 +14,7 @@ from . import layout
 from .errors import BadSignature, StoreError, UnknownKey
 from .generation import Generation, Overlay
 from .objects import ObjectId
+from .packcheck import check_packs
 from .pool import bounded_map, window_for
 from .signing import PublicKey, open_envelope
 from .store import Store
@@ -21,7 +22,7 @@ from .store import Store
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # corrupt | missing | signature | record | ref | stray
+    kind: str  # corrupt | missing | signature | record | ref | stray | index
     subject: str
     detail: str
     severity: str = "error"  # error | warning
@@ -69,9 +70,17 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
                 progress(1, 0)
         return None
 
+    if store.config.packed:  # packed blobs: the index list, indexes and packs, each pack read once
+        packed = check_packs(store, read_data=read_data, finding=Finding, progress=progress)
+        findings.extend(packed.findings)
+        loose = set(objects)
+        objects |= packed.blobs
+    else:
+        loose = objects
+
     if read_data:
         with ThreadPoolExecutor(store.concurrency) as pool:
-            for f in bounded_map(pool, verify, sorted(objects), window_for(store.concurrency)):
+            for f in bounded_map(pool, verify, sorted(loose), window_for(store.concurrency)):
                 if f is not None:
                     findings.append(f)
                     if repair:
