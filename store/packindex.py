@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import struct
 from bisect import bisect_left
+from itertools import pairwise
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ class Location:
 def encode_index(packs: list[str], blobs: Iterable[tuple[ObjectId, int, int, int]]) -> bytes:
     """Decoded bytes of an index over `packs`; `blobs` are (id, pack number, offset, length), any order."""
     rows = sorted(blobs)
-    for a, b in zip(rows, rows[1:]):
+    for a, b in pairwise(rows):
         if a[0] == b[0]:
             raise ValueError(f"blob {a[0]} twice in one index")
     header = json.dumps({"blobs": len(rows), "format": 1, "packs": len(packs), "type": INDEX_TYPE},

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING
 
@@ -26,9 +26,18 @@ import blake3
 from . import layout
 from .config import DEFAULT_PACK_SIZE
 from .errors import NotFound, ObjectCorrupt, ObjectMissing, RecordTooLarge, StoreError
-from .objects import FileDigest, ObjectId, VerifyingWriter, decode, encode, object_id
-from .packindex import (MAX_INDEX_BYTES, MAX_LIST_BYTES, Location, PackIndex, Span, coalesce, decode_list,
-                        encode_index, encode_list)
+from .objects import FileDigest, ObjectId, decode, encode, object_id
+from .packindex import (
+    MAX_INDEX_BYTES,
+    MAX_LIST_BYTES,
+    Location,
+    PackIndex,
+    Span,
+    coalesce,
+    decode_list,
+    encode_index,
+    encode_list,
+)
 from .pool import bounded_map, window_for
 
 if TYPE_CHECKING:
@@ -56,7 +65,7 @@ class PackSet:
                 return loc
         return None
 
-    def __iter__(self) -> Iterable[Location]:  # type: ignore[misc]
+    def __iter__(self) -> Iterator[Location]:
         for idx in self.indexes:
             yield from idx
 

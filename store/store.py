@@ -36,7 +36,16 @@ from .errors import (
 )
 from .generation import Generation, Overlay, format_time, utcnow
 from .manifest import Entry, iter_entries
-from .objects import FileDigest, ObjectId, VerifyingWriter, decode, encode, encode_parts, encode_stream, object_id
+from .objects import (
+    FileDigest,
+    ObjectId,
+    VerifyingWriter,
+    decode,
+    encode,
+    encode_parts,
+    encode_stream,
+    object_id,
+)
 from .packindex import Location
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope

@@ -9,9 +9,23 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from regen.store import ObjectCorrupt, Store, StoreConfig, UnsupportedFormat, fsck, layout, object_id
-from regen.store.packindex import Location, PackIndex, coalesce, decode_list, encode_index, encode_list
+from regen.store import (
+    ObjectCorrupt,
+    Store,
+    StoreConfig,
+    UnsupportedFormat,
+    fsck,
+    layout,
+    object_id,
+)
+from regen.store.packindex import (
+    Location,
+    PackIndex,
+    coalesce,
+    decode_list,
+    encode_index,
+    encode_list,
+)
 
 
 def _packed(url: str, blobs: list[bytes], pack_size: int = 1 << 16) -> Store:
