@@ -9,10 +9,20 @@ else of the store is read here: a client with nothing to do reads exactly the re
 from __future__ import annotations
 
 import os
-
 from typing import TYPE_CHECKING
 
-from regen.store import Generation, Overlay, PublicKey, Store, StoreConfig, open_store, verify_generation, verify_overlay
+from regen.store import (
+    Generation,
+    Overlay,
+    PublicKey,
+    Store,
+    StoreConfig,
+    open_store,
+    verify_generation,
+    verify_overlay,
+)
+
+from .cache import ObjectCache
 
 if TYPE_CHECKING:
     from .config import DaemonConfig
@@ -22,8 +32,11 @@ OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
 
 def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:
     # pack indexes are immutable and named by their hash: kept across runs, an update reads only new ones
-    return open_store(cfg.store, dict(cfg.storage_options), config=config, concurrency=cfg.transfers,
-                      index_cache=os.path.join(cfg.state_dir, "packindex"))
+    store = open_store(cfg.store, dict(cfg.storage_options), config=config, concurrency=cfg.transfers,
+                       index_cache=os.path.join(cfg.state_dir, "packindex"))
+    cache = ObjectCache(cfg.state_dir)
+    store.local_object = lambda oid: cache.path(oid) if cache.has(oid) else None  # chunks of big files reused
+    return store
 
 
 def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *, store_id: str,

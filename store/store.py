@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import tempfile
 import threading
 import uuid
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from . import layout, records, transfer
+from . import chunks, layout, records, transfer
 from . import packs as _packs
 from .backend import Backend, StagedWrites, open_backend
 from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, STORE_FORMAT, StoreConfig  # noqa: F401 - re-exported
@@ -67,6 +68,8 @@ class Store:
         self._packs_lock = threading.Lock()
         self.packer: _packs.PackWriter | None = None
         self._config_checked = False
+        # a client's resolver: the local file holding content `oid`, or None (its chunks are reused)
+        self.local_object: Callable[[ObjectId], str | None] | None = None
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -207,8 +210,28 @@ class Store:
         return False
 
     def decode_into(self, oid: ObjectId, src: Any, out: Any, *, where: str, max_bytes: int | None = None) -> FileDigest:
-        """Decode stored bytes read from `src` into `out`, verified against `oid`."""
-        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(src)
+        """Decode stored bytes read from `src` into `out`, verified against `oid`; a chunk list (tag c,
+        packed stores) is rebuilt from its chunks, each verified, then the whole (chunks.py)."""
+        tag = src.read(1)
+        if tag == chunks.TAG_CHUNKS and self.config.packed:
+            body = src.read(chunks.MAX_LIST_BYTES + 1)
+            return chunks.assemble(self, oid, body, out, where=where, max_bytes=max_bytes)
+        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(_Prefixed(tag, src))
+
+    def local_chunks(self) -> dict[ObjectId, tuple[str, int, int]]:
+        """Chunks of content this client holds (chunk id -> file, offset, length), for rebuilding big files."""
+        if self.index_cache is None or self.local_object is None:
+            return {}
+        return chunks.local_chunk_map(os.path.join(self.index_cache, "chunklists"), self.local_object)
+
+    def remember_chunks(self, oid: ObjectId, parts: list[tuple[ObjectId, int]]) -> None:
+        """Keep the chunk list of content just rebuilt, so the next version reuses its chunks."""
+        if self.index_cache is None or self.local_object is None:
+            return
+        folder = os.path.join(self.index_cache, "chunklists")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        with open(os.path.join(folder, oid), "wb") as fp:
+            fp.write(chunks.encode_list(sum(n for _, n in parts), parts))
 
     def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
                       max_bytes: int | None = None) -> FileDigest:
@@ -372,6 +395,22 @@ class Store:
 
     def public_keys(self) -> dict[str, PublicKey]:
         return records.public_keys(self)
+
+
+class _Prefixed:
+    """A stream whose first byte was already read (the tag), as if it had not been."""
+
+    def __init__(self, first: bytes, src: Any) -> None:
+        self._first = first
+        self._src = src
+
+    def read(self, n: int = -1) -> bytes:
+        if self._first:
+            head, self._first = self._first, b""
+            if n is None or n < 0:
+                return head + self._src.read()
+            return head + (self._src.read(n - 1) if n > 1 else b"")
+        return self._src.read(n)  # type: ignore[no-any-return]
 
 
 def open_store(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Store:

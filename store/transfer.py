@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import layout, packs
+from . import chunks, layout, packs
 from .errors import IntegrityError, ObjectCorrupt, RecordTooLarge, StoreError
 from .objects import FileDigest, ObjectId, encode_stream, hash_stream, object_id, xxh
 from .pool import bounded_map, window_for
@@ -193,6 +193,8 @@ def stage_file(store: Store, batch: StagedWrites, path: str, oid: ObjectId | Non
                 store.put_bytes_staged(batch, data, digest.oid, check=False)
                 return digest
             del data
+    if store.packer is not None:  # a big file in a packed store: content-defined chunks
+        return chunks.stage_chunked(store, path, oid)
     if not batch.batched:
         return store.put_file(path, oid, check=oid is None and check)
     return _stage_stream(store, batch, path, oid, check=check)

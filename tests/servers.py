@@ -133,7 +133,17 @@ class RequestLog:
 
     def __init__(self) -> None:
         self._items: list[tuple[str, str]] = []
+        self._sent: list[tuple[str, int]] = []  # (path, body bytes) of answers whose size the server counts (http)
         self._lock = threading.Lock()
+
+    def sent(self, path: str, nbytes: int) -> None:
+        with self._lock:
+            self._sent.append((path, nbytes))
+
+    def bytes_sent(self, containing: str = "") -> int:
+        """Body bytes the server sent so far for paths containing `containing` (http only)."""
+        with self._lock:
+            return sum(n for p, n in self._sent if containing in p)
 
     def add(self, method: str, path: str) -> None:
         with self._lock:
@@ -225,8 +235,12 @@ def s3_server() -> Iterator[S3Server]:
 
             def counting(environ: dict[str, Any], start_response: Any) -> Any:
                 query = environ.get("QUERY_STRING", "")
-                log.add(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
-                return app(environ, start_response)
+                path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+                log.add(environ["REQUEST_METHOD"], path)
+                body = list(app(environ, start_response))
+                if environ["REQUEST_METHOD"] == "GET":
+                    log.sent(path, sum(len(b) for b in body))  # the bytes a client costs the server
+                return body
 
             self._server = make_server(self._ip_address, self._port, counting, True)
             self._server_ready_event.set()
@@ -485,6 +499,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        self.server_info.log.sent(self.path, len(data))
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        """A whole-file answer, counted (the bytes a client costs the server)."""
+        data = source.read()
+        outputfile.write(data)
+        self.server_info.log.sent(self.path, len(data))
 
     def do_HEAD(self) -> None:
         if not self._intercept():
