@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from regen.store import RegenError
+from regen.store import RegenError, json_safe, printable
 
 if TYPE_CHECKING:
     from regen.store import Report
@@ -15,19 +15,25 @@ if TYPE_CHECKING:
 PROG = "regend"
 
 
+def _line(text: str, stream: TextIO | None = None) -> None:
+    """Write one line: every string from a report, a manifest or a file name in it is escaped
+    (regen.store.printable, as `ls -b` does) so it cannot drive the terminal."""
+    (stream or sys.stdout).write(printable(text) + "\n")
+
+
 def error(e: RegenError) -> None:
     if e.show_traceback:
         traceback.print_exception(e, file=sys.stderr)
-    sys.stderr.write(f"{PROG}: error: {e.one_line()}\n")
+    _line(f"{PROG}: error: {e.one_line()}", sys.stderr)
     sys.stderr.flush()
 
 
 def usage_error(message: str, command: str) -> None:
-    sys.stderr.write(f"{PROG}: error: {message} (see '{command} --help')\n".replace("\n", " ").rstrip() + "\n")
+    _line(f"{PROG}: error: {message} (see '{command} --help')".replace("\n", " ").rstrip(), sys.stderr)
 
 
 def warning(message: str) -> None:
-    sys.stderr.write(f"{PROG}: warning: {message}".replace("\n", "\\n") + "\n")
+    _line(f"{PROG}: warning: {message}", sys.stderr)
     sys.stderr.flush()
 
 
@@ -41,7 +47,7 @@ def internal_error() -> None:
 
 
 def as_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(json_safe(data), indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def run_summary(report: Report, warnings: list[str], upload_error: str | None, *, json_out: bool) -> None:
@@ -55,10 +61,10 @@ def run_summary(report: Report, warnings: list[str], upload_error: str | None, *
     gen = report.generation_after if report.generation_after is not None else report.generation_before
     drift = sum(int(v.get("count", 0)) for v in report.drift.values() if isinstance(v, dict))
     acts = ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items()) if isinstance(v, int)) or "no changes"
-    sys.stdout.write(f"{report.outcome}: channel {report.channel} generation {gen if gen is not None else '-'}; "
-                     f"drift {drift}; {acts}; run {report.run_id}\n")
+    _line(f"{report.outcome}: channel {report.channel} generation {gen if gen is not None else '-'}; "
+          f"drift {drift}; {acts}; run {report.run_id}")
     for e in report.errors[:10]:
-        sys.stdout.write(f"  error: {e}\n")
+        _line(f"  error: {e}")
 
 
 def check(data: dict[str, Any], *, json_out: bool) -> None:
@@ -67,31 +73,30 @@ def check(data: dict[str, Any], *, json_out: bool) -> None:
         return
     for w in data.get("warnings", []):
         warning(w)
-    out = sys.stdout
-    out.write(f"host {data['host']}, channel {data['channel']}, installed generation "
-              f"{data.get('installed') if data.get('installed') is not None else '(none)'}\n")
+    _line(f"host {data['host']}, channel {data['channel']}, installed generation "
+          f"{data.get('installed') if data.get('installed') is not None else '(none)'}")
     drift = data.get("drift")
     if drift:
         for kind in ("deleted", "created", "modified", "meta"):
             d = drift[kind]
             more = f" (+{d['count'] - len(d['paths'])} more)" if d["count"] > len(d["paths"]) else ""
-            out.write(f"  {kind:9} {d['count']:6}  {' '.join(d['paths'][:5])}{more if d['count'] > 5 else ''}\n")
+            _line(f"  {kind:9} {d['count']:6}  {' '.join(d['paths'][:5])}{more if d['count'] > 5 else ''}")
     rep = data.get("repair")
     if rep:
         ops = rep.get("operations", 0)
-        out.write(f"repair: {ops} operations" + (f" ({_nonzero(rep)})" if ops else "") + "\n")
+        _line(f"repair: {ops} operations" + (f" ({_nonzero(rep)})" if ops else ""))
     up = data.get("update")
     if up is None:
-        out.write("update: unknown (store not reachable)\n")
+        _line("update: unknown (store not reachable)")
     elif up.get("available") is None:
-        out.write("update: the channel has no published generation\n")
+        _line("update: the channel has no published generation")
     elif not up.get("pending"):
-        out.write(f"update: up to date (generation {up['available']})\n")
+        _line(f"update: up to date (generation {up['available']})")
     else:
-        out.write(f"update: pending from {up.get('from')} to {up['to']}: {up['objects_to_fetch']} objects, "
-                  f"{up['bytes_to_fetch']} bytes to fetch; {_nonzero(up['changes'])}\n")
+        _line(f"update: pending from {up.get('from')} to {up['to']}: {up['objects_to_fetch']} objects, "
+          f"{up['bytes_to_fetch']} bytes to fetch; {_nonzero(up['changes'])}")
     for e in data.get("errors", []):
-        out.write(f"  error: {e}\n")
+        _line(f"  error: {e}")
 
 
 def _nonzero(d: dict[str, Any]) -> str:
@@ -102,24 +107,23 @@ def status(data: dict[str, Any], *, json_out: bool) -> None:
     if json_out:
         as_json(data)
         return
-    out = sys.stdout
     inst = data["installed"]
-    out.write(f"host {data['host']}, channel {data['channel']}: generation {inst if inst is not None else '(none)'}"
-              + (f", overlay {data['overlay']}" if data.get("overlay") is not None else "") + "\n")
+    _line(f"host {data['host']}, channel {data['channel']}: generation {inst if inst is not None else '(none)'}"
+          + (f", overlay {data['overlay']}" if data.get("overlay") is not None else ""))
     last = data.get("last_run")
     if last:
-        out.write(f"last run {last['run_id']} at {last['finished']}: {last['outcome']} (exit {last['exit_code']})\n")
+        _line(f"last run {last['run_id']} at {last['finished']}: {last['outcome']} (exit {last['exit_code']})")
         for e in last["errors"]:
-            out.write(f"  error: {e}\n")
+            _line(f"  error: {e}")
     else:
-        out.write("no run yet\n")
+        _line("no run yet")
     q = data["quarantine"]
-    out.write(f"outbox: {data['outbox']} reports waiting; quarantine: {q['items']} items in {q['runs']} runs, "
-              f"{q['bytes']} bytes\n")
+    _line(f"outbox: {data['outbox']} reports waiting; quarantine: {q['items']} items in {q['runs']} runs, "
+          f"{q['bytes']} bytes")
     if data.get("interrupted_run"):
-        out.write(f"run {data['interrupted_run']} was interrupted; the next run finishes it\n")
+        _line(f"run {data['interrupted_run']} was interrupted; the next run finishes it")
     for step, f in data.get("failures", {}).items():
-        out.write(f"step {step} failed {f['count']} runs in a row: {f['message']}\n")
+        _line(f"step {step} failed {f['count']} runs in a row: {f['message']}")
 
 
 def recover_list(runs: list[Any], items: dict[str, list[Any]] | None, *, json_out: bool) -> None:
@@ -128,16 +132,16 @@ def recover_list(runs: list[Any], items: dict[str, list[Any]] | None, *, json_ou
                   "paths": [i.as_dict() for i in (items or {}).get(r.run_id, [])]} for r in runs])
         return
     if not runs:
-        sys.stdout.write("quarantine is empty\n")
+        _line("quarantine is empty")
     for r in runs:
-        sys.stdout.write(f"{r.run_id}  {r.items} items  {r.bytes} bytes\n")
+        _line(f"{r.run_id}  {r.items} items  {r.bytes} bytes")
         for i in (items or {}).get(r.run_id, []):
-            sys.stdout.write(f"  {i.path}  ({i.kind}, {i.size} bytes, {i.why})\n")
+            _line(f"  {i.path}  ({i.kind}, {i.size} bytes, {i.why})")
 
 
 def recovered(done: list[Any]) -> None:
     """`done`: recover.Restored values (path, note)."""
     for r in done:
-        sys.stdout.write(f"recovered {r.path}\n")
+        _line(f"recovered {r.path}")
         if r.note:
             warning(f"{r.path}: {r.note}")

@@ -44,7 +44,7 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
                            TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
 
-from regen.store import Change, CheckResult, LeaseInfo
+from regen.store import Change, CheckResult, LeaseInfo, json_safe
 from regen.store.errors import RegenError
 
 from . import fleetview
@@ -65,7 +65,7 @@ def error(e: RegenError) -> None:
     """The one line a user error gets on stderr (a traceback first only for errors that ask for it)."""
     if e.show_traceback:
         traceback.print_exception(e, file=sys.stderr)
-    sys.stderr.write(f"{PROG}: error: {e.one_line()}\n")
+    sys.stderr.write(f"{PROG}: error: {shown(e.one_line())}\n")
     sys.stderr.flush()
 
 
@@ -137,7 +137,7 @@ class Output:
         return RichProgress(self.err) if self.err.is_terminal and not self.quiet else NoProgress()
 
     def _json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
     def line(self, text: str = "", style: str | None = None) -> None:
         self.out.print(text, style=style, soft_wrap=True)

@@ -18,7 +18,7 @@ import stat as st
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from regen.store import Entry, FileDigest, hash_file, kind_of, matches, object_id, sort_key, walk, xxh
+from regen.store import Entry, FileDigest, hash_file, kind_of, matches, object_id, printable, sort_key, walk, xxh
 
 from .errors import FileChanged, SnapshotFailed, SourceInvalid
 from .progress import Progress
@@ -31,9 +31,9 @@ _SPECIAL = ((st.S_ISSOCK, "socket"), (st.S_ISFIFO, "FIFO"), (st.S_ISCHR, "charac
 
 
 def shown(path: str) -> str:
-    """A path as text a person can read in one line: undecodable bytes and newlines escaped."""
-    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    """A path or report string as text a person can read in one line: control characters and
+    undecodable bytes escaped as `ls -b` does (the one rule: regen.store.printable)."""
+    return printable(path)
 
 
 def stat_matches(s: os.stat_result, cached: CachedFile) -> bool:

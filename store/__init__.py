@@ -35,6 +35,7 @@ for _mod, _names in {
     "durations": "parse_duration",
     "store": "Store open_store",
     "transfer": "TransferResult",
+    "text": "json_safe printable redact",
 }.items():
     for _n in _names.split():
         _src, _, _dst = _n.partition(":")
@@ -77,6 +78,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .delta import ManifestDelta, manifest_delta
     from .durations import parse_duration
     from .store import Store, open_store
+    from .text import json_safe, printable, redact
     from .transfer import TransferResult
     from .tree import kind_of, syncfs, walk
 
@@ -94,5 +96,6 @@ __all__ = [
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "Procedure", "parse_duration",
+    "json_safe", "printable", "redact",
     *errors.__all__,
 ]

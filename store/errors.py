@@ -43,6 +43,8 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from .text import redact
+
 # The exit statuses of both CLIs, defined here only (README "Exit status" lists them).
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,8 +75,9 @@ class RegenError(Exception):
                 message = self.template.format(**fields)
             except (KeyError, IndexError):
                 message = self.template
-        self.message = message
-        self.hint = hint if hint is not None else self.default_hint.format(**fields) if fields else self.default_hint
+        self.message = redact(message)  # a store URL's password never reaches a terminal, log or report
+        hint = hint if hint is not None else self.default_hint.format(**fields) if fields else self.default_hint
+        self.hint = redact(hint)
         super().__init__(message)
 
     def __str__(self) -> str:

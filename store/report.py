@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import RecordInvalid, RecordTooLarge
+from .text import json_safe
 
 FORMAT = 1
 REPORT_TYPE = "regen-report"
@@ -93,14 +94,15 @@ class Report:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.as_dict(), sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8")
+        return json.dumps(json_safe(self.as_dict()), sort_keys=True, indent=1, ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes, where: str = "report") -> Report:
         if len(data) > MAX_REPORT_BYTES:
             raise RecordTooLarge(f"{where} is {len(data)} bytes, over the limit of {MAX_REPORT_BYTES}")
         try:
-            d = json.loads(data)
+            d = json.loads(data, parse_constant=lambda _c: None)  # NaN, Infinity: strict JSON has none
             json.dumps(d, ensure_ascii=False).encode("utf-8")  # no lone surrogate (\ud800): it could not be shown
         except (ValueError, RecursionError):  # (UnicodeEncodeError is a ValueError)
             raise RecordInvalid(f"{where} is not valid JSON", path=where) from None

@@ -27,10 +27,10 @@ PUBLIC = [
     "StoreError", "StoreExists", "StoreLock", "StoreNotFound", "StoreReadOnly", "StoreUnreachable",
     "TransferResult", "TreeOrderChecker", "TrustError", "UnknownKey", "UnsupportedFormat", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc", "exit_status",
-    "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
+    "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "json_safe", "kept_numbers", "key_id",
     "kind_of", "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches", "object_id",
     "open_backend", "open_envelope", "open_store", "parse_duration", "parse_manifest", "parse_time", "parse_url", "peek_envelope",
-    "plan_gc", "sign_envelope", "sort_key", "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk",
+    "plan_gc", "printable", "redact", "sign_envelope", "sort_key", "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk",
     "write_keypair", "xxh",
 ]
 # submodules of regen.store that are themselves part of the API (listed in __all__)
