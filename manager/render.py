@@ -322,6 +322,10 @@ class Output:
                   f"{s['generations_to_delete']:,} generations; kept {s['generations_kept']:,} generations "
                   f"(newest {r.keep} per channel and every current one), {s['referenced_objects']:,} referenced objects, "
                   f"{s['young_unreferenced_kept']:,} unreferenced objects younger than the grace period")
+        if "packs_to_delete" in s:  # a packed store: the repack
+            self.line(f"packs: {verb} {s['packs_to_delete']:,} ({decimal(s['pack_bytes_to_free'])}), "
+                      f"{s['blobs_to_rewrite']:,} live blobs rewritten into new packs, "
+                      f"{s['stray_pack_files']:,} stray pack files")
 
     def fsck(self, r: CheckResult) -> None:
         if self.json:

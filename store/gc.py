@@ -17,6 +17,8 @@ from .errors import NotFound
 from .generation import utcnow
 from .lock import StoreLock
 from .objects import ObjectId
+from .chunks import CHUNK_ABOVE
+from .repack import RepackPlan, chunk_refs, execute_repack, plan_repack
 from .store import Store
 
 DEFAULT_KEEP = 10
@@ -30,6 +32,7 @@ class GcPlan:
     kept_generations: tuple[tuple[str, int], ...]
     referenced_objects: int
     young_unreferenced: int
+    repack: RepackPlan | None = None  # a packed store's packs (repack.py)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -39,6 +42,7 @@ class GcPlan:
             "generations_kept": len(self.kept_generations),
             "referenced_objects": self.referenced_objects,
             "young_unreferenced_kept": self.young_unreferenced,
+            **(self.repack.stats() if self.repack is not None else {}),
         }
 
 
@@ -77,12 +81,19 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
             if ov.manifest is not None:
                 manifests.add(ov.manifest)
     referenced: set[bytes] = set()
+    big: set[ObjectId] = set()  # files a packed store may hold as chunk lists
     for m in manifests:
         referenced.add(bytes.fromhex(m))
         with store.open_manifest(m) as entries:
             for e in entries:
                 if e.oid is not None:
                     referenced.add(bytes.fromhex(e.oid))
+                    if e.size > CHUNK_ABOVE:
+                        big.add(e.oid)
+    repack = None
+    if store.config.packed:
+        referenced.update(bytes.fromhex(c) for c in chunk_refs(store, big))
+        repack = plan_repack(store, referenced, now=now, grace=grace)
     to_delete: list[tuple[ObjectId, int]] = []
     young = 0
     for oid in store.list_objects():
@@ -96,7 +107,7 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
             young += 1
             continue
         to_delete.append((oid, st.size))
-    return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young)
+    return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young, repack)
 
 
 def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] | None = None,
@@ -121,3 +132,5 @@ def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] 
             pass
         if progress:
             progress(1, size)
+    if plan.repack is not None:  # after the records: no surviving record names a blob it drops
+        execute_repack(store, plan.repack, lock=lock)

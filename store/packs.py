@@ -187,30 +187,41 @@ class PackWriter:
         with self._lock:
             self.sealed.append((pid, rows))
 
-    def finish(self) -> str | None:
-        """Upload the last pack, write the index of this writer's packs and list it; the new index's name."""
+    def flush(self) -> tuple[list[str], list[tuple[ObjectId, int, int, int]]]:
+        """Upload the last pack; (pack ids, (id, pack number, offset, length) rows) of every pack written."""
         with self._lock:
             last = self._seal()
         if last is not None:
             self._upload(*last)
-        if not self.sealed:
+        blobs = [(oid, n, off, ln) for n, (_, rows) in enumerate(self.sealed) for oid, off, ln in rows]
+        return [pid for pid, _ in self.sealed], blobs
+
+    def finish(self) -> str | None:
+        """Upload the last pack, write the index of this writer's packs and list it; the new index's name."""
+        packs, blobs = self.flush()
+        if not packs:
             return None
         listed = read_list(self.store)
-        blobs = [(oid, n, off, ln) for n, (_, rows) in enumerate(self.sealed) for oid, off, ln in rows]
-        packs = [pid for pid, _ in self.sealed]
         if len(listed) + 1 > MERGE_AT:  # fold every index into one: a client looks up in few indexes
-            merged = [read_index(self.store, name) for name in listed]
-            old = [loc for idx in merged for loc in idx if loc.oid not in self._added]
-            order = {p: i for i, p in enumerate(packs)}
-            for loc in old:
-                if loc.pack not in order:
-                    order[loc.pack] = len(packs)
-                    packs.append(loc.pack)
-            blobs += [(loc.oid, order[loc.pack], loc.offset, loc.length) for loc in old]
+            old = [loc for name in listed for loc in read_index(self.store, name) if loc.oid not in self._added]
+            packs, blobs = merge_rows(packs, blobs, old)
             listed = []
         name = write_index(self.store, packs, blobs)
         write_list(self.store, [*listed, name])
         return name
+
+
+def merge_rows(packs: list[str], blobs: list[tuple[ObjectId, int, int, int]],
+               more: Iterable[Location]) -> tuple[list[str], list[tuple[ObjectId, int, int, int]]]:
+    """`packs` and `blobs` extended by the blobs at `more` (their packs numbered after `packs`)."""
+    packs, blobs = list(packs), list(blobs)
+    order = {p: i for i, p in enumerate(packs)}
+    for loc in more:
+        if loc.pack not in order:
+            order[loc.pack] = len(packs)
+            packs.append(loc.pack)
+        blobs.append((loc.oid, order[loc.pack], loc.offset, loc.length))
+    return packs, blobs
 
 
 def write_index(store: Store, packs: list[str], blobs: list[tuple[ObjectId, int, int, int]]) -> str:
@@ -289,5 +300,5 @@ def _land(store: Store, loc: Location, blob: bytes, dest: str, fsync: bool,
                           hint="free disk space where it is written; the next run fetches it again")
 
 
-__all__ = ["DEFAULT_PACK_SIZE", "PackSet", "PackWriter", "fetch_spans", "load_packs", "read_blob", "read_index",
-           "read_list", "write_index", "write_list"]
+__all__ = ["DEFAULT_PACK_SIZE", "PackSet", "PackWriter", "fetch_spans", "load_packs", "merge_rows", "read_blob",
+           "read_index", "read_list", "write_index", "write_list"]

@@ -4,19 +4,31 @@ refusing a packed store (FORMAT.md §2, §3.1)."""
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from regen.store import (
+    Backend,
+    Entry,
+    Generation,
     ObjectCorrupt,
+    SecretKey,
     Store,
     StoreConfig,
     UnsupportedFormat,
+    build_manifest,
+    execute_gc,
+    format_time,
     fsck,
     layout,
     object_id,
+    plan_gc,
+    utcnow,
+    xxh,
 )
 from regen.store.packindex import (
     Location,
@@ -158,3 +170,103 @@ def test_a_loose_store_keeps_working_unpacked(file_url: str) -> None:
         oid = store.put(b"loose as ever")
     assert (Path(file_url.removeprefix("file://")) / layout.object_path(oid)).is_file()
     assert Store.open(file_url).get(oid) == b"loose as ever"
+
+
+# -- gc: repack, and kill -9 at every step of it --------------------------------------------------------
+class _Killed(BaseException):
+    """What the process dying at a kill point looks like to the code running: nothing after it runs."""
+
+
+class _DyingBackend(Backend):
+    """A real file:// backend whose process 'dies' (raises _Killed) at its `die_at`-th change to the store."""
+
+    die_at = 0
+    changes = 0
+
+    def _step(self) -> None:
+        type(self).changes += 1
+        if type(self).changes == type(self).die_at:
+            raise _Killed
+
+    def write(self, path: str, data: bytes) -> None:
+        self._step()
+        super().write(path, data)
+
+    def write_from(self, path: str, src: Any) -> None:
+        self._step()
+        super().write_from(path, src)
+
+    def delete(self, path: str) -> None:
+        self._step()
+        super().delete(path)
+
+
+def _generations(store: Store, key: SecretKey, trees: list[dict[str, bytes]]) -> list[str]:
+    """Publish each tree as the next generation of channel stable (keep=1 makes the older ones garbage)."""
+    manifests = []
+    for n, files in enumerate(trees, 1):
+        entries = [Entry("d", "dir", 0o755)]
+        with store.packing(1 << 14), store.backend.staged() as batch:
+            for name, data in sorted(files.items()):
+                store.put_bytes_staged(batch, data)
+                entries.append(Entry(f"d/{name}", "file", 0o644, len(data), object_id(data), xxh(data)))
+        manifest, moid, _ = build_manifest(entries)
+        store.put(manifest)
+        env = store.write_generation(Generation(store.store_id, "stable", n, moid, format_time(utcnow()),
+                                                n - 1 or None), [key])
+        store.set_ref("stable", env)
+        manifests.append(moid)
+    return manifests
+
+
+_R2 = random.Random(9)
+TREE1 = {f"f{i:03d}": _R2.randbytes(500 + i) for i in range(60)}
+TREE2 = {**{k: v for k, v in TREE1.items() if int(k[1:]) % 4 == 0}, "new": _R2.randbytes(3000)}
+
+
+def _assert_consistent(url: str, key: SecretKey) -> None:
+    """fsck finds no damage and the published generation's every file reads back."""
+    store = Store.open(url)
+    result = fsck(store, {key.public.keyid: key.public})
+    assert not result.damaged, [f for f in result.findings if f.severity == "error"]
+    for name, data in TREE2.items():
+        assert store.get(object_id(data)) == data, name
+
+
+def test_gc_repacks_and_frees_the_garbage(file_url: str, signing_key: SecretKey) -> None:
+    store = Store.init(file_url, packed=True, pack_size=1 << 14)
+    _generations(store, signing_key, [TREE1, TREE2])
+    root = Path(file_url.removeprefix("file://"))
+    before = sum(p.stat().st_size for p in (root / "packs").rglob("*") if p.is_file())
+    plan = plan_gc(store, keep=1, grace=timedelta(0))
+    assert plan.repack is not None and plan.repack.stats()["packs_to_delete"] > 0
+    execute_gc(store, plan)
+    after = sum(p.stat().st_size for p in (root / "packs").rglob("*") if p.is_file())
+    assert after < before / 2  # 3/4 of the first tree's files became garbage
+    assert len([p for p in (root / "index").rglob("*") if p.is_file()]) == 2  # current.json and the one new index
+    _assert_consistent(file_url, signing_key)
+    again = plan_gc(Store.open(file_url), keep=1, grace=timedelta(0))
+    assert again.repack is not None and not again.repack.changes  # nothing left to do
+
+
+@pytest.mark.slow
+def test_gc_killed_at_any_step_leaves_a_consistent_store(tmp_path: Path, signing_key: SecretKey) -> None:
+    point = 0
+    while True:
+        point += 1
+        url = f"file://{tmp_path}/store-{point}"
+        _generations(Store.init(url, packed=True, pack_size=1 << 14), signing_key, [TREE1, TREE2])
+        _DyingBackend.die_at, _DyingBackend.changes = point, 0
+        dying = Store(_DyingBackend(url))
+        try:
+            execute_gc(dying, plan_gc(dying, keep=1, grace=timedelta(0)))
+            finished = True
+        except _Killed:
+            finished = False
+        _assert_consistent(url, signing_key)  # whatever step it died at
+        store = Store.open(url)
+        execute_gc(store, plan_gc(store, keep=1, grace=timedelta(0)))  # the next gc completes the work
+        _assert_consistent(url, signing_key)
+        if finished:
+            break
+    assert point > 5  # packs, index, list, deletions: every one was a kill point
