@@ -40,6 +40,7 @@ from .index import Index, open_index
 from .lock import RunLock
 from .mirror import load_mirror, seed_from_mirror
 from .monitor import OFFLINE_WARNING, _open_store
+from .procedures import Procedures
 from .quarantine import Quarantine, new_run_id
 from .repair import Repair
 from .reporting import RunLog, deliver, save_report
@@ -165,12 +166,18 @@ class _Cycle:
         installed = _installed(index)
         self.log.generation_before = installed.number if installed else None
         writer, repair, update = self._tree_steps(index)
+        procedures = writer.procedures
+        assert procedures is not None
+        if installed is not None:
+            procedures.learn(installed)
         try:
             target, phase = self._target(installed)
             if target is not None:
+                procedures.learn(target)
                 repair.run(target, phase)
                 if phase != "install":
                     update.run(_installed(index) or target)
+            procedures.finish()  # what the run's applies fired, once each, after the last of them
         except Interrupted as exc:
             self.log.errors.append(exc.one_line())  # the run did not complete: the report says failing
             self.log.warnings.append(exc.one_line())
@@ -189,7 +196,8 @@ class _Cycle:
         """The steps that change the tree, sharing one writer (one journal, one operation count)."""
         agent, cfg = self.agent, self.cfg
         writer = TreeWriter(cfg, index, self.log, self.session, ticker=self.ticker, cache=agent.cache,
-                            manifests=agent.manifests, quarantine=agent.quarantine)
+                            manifests=agent.manifests, quarantine=agent.quarantine,
+                            procedures=Procedures(cfg, index, self.log, self.steps))
         repair = Repair(cfg, index, self.log, manifests=agent.manifests, writer=writer, steps=self.steps,
                         stop=agent.stop, verify=self.verify)
         update = Update(cfg, index, self.log, self.session, manifests=agent.manifests, cache=agent.cache,
@@ -313,6 +321,10 @@ class _Cycle:
     def _finish(self) -> RunResult:
         outcome = self.steps.outcome()
         exit_code = self.steps.exit_code
+        if self.steps.quarantined:  # a procedure with failure = "quarantine" failed: as a refused start
+            hook = startcheck.run_quarantine_hook(self.cfg.hooks.quarantine, self.cfg.hooks.timeout)
+            if hook is not None and not hook.ok:
+                self.log.warnings.append(f"quarantine hook {hook.describe()}")
         report = self.log.build(host=self.cfg.host, outcome=outcome, exit_code=exit_code, version=__version__)
         self._save(report)
         upload_error = deliver(self.session.report_target(self.session.reachable()), self.index, report)

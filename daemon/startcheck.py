@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 from .timebox import call_with_timeout
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import IO
 
     from regen.store import HardwareFinding
 
-__all__ = ["CheckResult", "Decision", "decide_start", "free_bytes", "run_checks", "run_quarantine_hook",
+__all__ = ["CheckResult", "Decision", "decide_start", "free_bytes", "run_argv", "run_checks", "run_quarantine_hook",
            "state_dir_writable"]
 
 OUTPUT_TAIL = 2000  # characters of a command's output kept for the report
@@ -103,14 +104,34 @@ def _run(command: str, timeout: float) -> CheckResult:
         return CheckResult(command, NOT_RUNNABLE, f"cannot parse the command: {exc}")
     if not argv:
         return CheckResult(command, NOT_RUNNABLE, "empty command")
+    return run_argv(argv, timeout, label=command)
+
+
+def run_argv(argv: Sequence[str], timeout: float, *, label: str | None = None, env: Mapping[str, str] | None = None,
+             cwd: str | None = None, stdin: IO[bytes] | None = None, chroot: str | None = None) -> CheckResult:
+    """Run one argument vector (no shell) in its own process group, bounded by `timeout`.
+
+    `env` None inherits regend's environment; `stdin` None reads /dev/null; `chroot` makes that
+    directory the child's root (and "/" its working directory) before the command is looked up.
+    """
+    command = label if label is not None else shlex.join(argv)
+    preexec = None
+    if chroot is not None:
+        root = chroot
+
+        def preexec() -> None:
+            os.chroot(root)
+            os.chdir("/")
     with tempfile.TemporaryFile() as out:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(list(argv), stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=cwd,
+                                    preexec_fn=preexec)  # noqa: PLW1509 - chroot must happen in the child
         except FileNotFoundError as exc:
             return CheckResult(command, NOT_FOUND, f"command not found: {exc.filename or argv[0]}")
-        except OSError as exc:
-            return CheckResult(command, NOT_RUNNABLE, f"cannot run {argv[0]}: {exc.strerror or exc}")
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return CheckResult(command, NOT_RUNNABLE, f"cannot run {argv[0]}: {why}")
         timed_out = False
         try:
             proc.wait(timeout=timeout)

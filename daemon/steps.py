@@ -42,6 +42,7 @@ class Steps:
         self.ok: set[str] = set()
         self.updated = False
         self.repaired = False
+        self.quarantined = False  # a procedure with failure = "quarantine" failed: the machine must not start
 
     def fail(self, step: str, exc: BaseException, **detail: Any) -> None:
         self.log.fail(step, exc, **detail)
@@ -87,6 +88,8 @@ class Steps:
         if self.exit_code == EXIT_OK and self.log.errors and any(
                 s.get("outcome") == "failed" for n, s in self.log.steps.items() if n in ("install", "repair")):
             self.exit_code = EXIT_FAILED
+        if self.quarantined:
+            return "quarantined"
         if self.log.errors:
             return "failing"
         if self.updated:

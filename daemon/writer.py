@@ -4,7 +4,8 @@ Why one place: the index must never claim more than the tree holds, and a run ki
 operation must be finished by the next one (tests/hardening kills it at every operation). So
 every apply of a run, repair or update, goes through `TreeWriter.apply`, which:
 
-  1. clears the clean record and opens the journal (target, phase, plan) in one transaction;
+  1. clears the clean record and opens the journal (target, phase, plan) in one transaction,
+     with the procedures the plan's changes fire (procedures.py), then runs the "before" ones;
   2. applies, recording the index rows of each batch with the journal's progress;
   3. closes the journal and, for an install or update, records the target as installed, in one
      transaction (never "journal done" with the old generation installed).
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .config import DaemonConfig
     from .index import Index
     from .plan import Plan
+    from .procedures import Procedures
     from .quarantine import Quarantine
     from .reporting import RunLog
     from .session import StoreSession
@@ -43,7 +45,8 @@ class TreeWriter:
     after it (the report's tree fingerprint is then computed from it, not walked again)."""
 
     def __init__(self, cfg: DaemonConfig, index: Index, log: RunLog, session: StoreSession, *, ticker: Ticker,
-                 cache: ObjectCache, manifests: Manifests, quarantine: Quarantine) -> None:
+                 cache: ObjectCache, manifests: Manifests, quarantine: Quarantine,
+                 procedures: Procedures | None = None) -> None:
         self.cfg = cfg
         self.index = index
         self.log = log
@@ -52,6 +55,7 @@ class TreeWriter:
         self.cache = cache
         self.manifests = manifests
         self.quarantine = quarantine
+        self.procedures = procedures
         self.trace: list[Any] | None = None
         self.wrote = False
 
@@ -75,11 +79,20 @@ class TreeWriter:
                 idx.set_state("clean", clean_key_of(self.cfg, target) if clean else None)
             return ApplyResult()
         self.trace, self.wrote = None, True  # the tree changes from here
+        procs = self.procedures
+        fired = procs is not None and procs.fired_by(the_plan, target, phase)
         with idx.atomic():
             idx.set_state("clean", None)
             idx.delete_paths(gone or [])  # before apply's rows: a path gone may be written again
             idx.begin_journal(run_id, self.log.started, target.as_dict(),
                               {"phase": phase, "stats": the_plan.stats(), "plan": the_plan.summary()})
+            if fired and procs is not None:
+                procs.save()  # with the journal: a run killed from here on leaves them to the next run
+        if procs is not None and not procs.run_before():
+            with idx.atomic():  # nothing was changed: the next run plans (and fires) again
+                idx.finish_journal(run_id)
+                idx.close_pending()
+            return ApplyResult(errors=[("procedures", "a 'before' procedure failed; the changes were not applied")])
         applier = Applier(self.cfg.root, the_plan, cache=self.cache, store=self.session.reachable(),
                           quarantine=self.quarantine, run_id=run_id, ticker=self.ticker, on_batch=on_batch,
                           known_dir=idx.get)
