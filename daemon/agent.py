@@ -35,6 +35,7 @@ from .apply import Ticker
 from .cache import ObjectCache
 from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NotInstalled
+from .health import gauges
 from .hardware import HardwareProbe
 from .index import Index, open_index
 from .lock import RunLock
@@ -237,7 +238,8 @@ class _Cycle:
             return None
         self.log.findings = tuple(result.findings)
         worst = max((f.severity for f in result.findings), key=("info", "warn", "fail").index, default="ok")
-        self.log.step("hardware", "ok" if worst in ("ok", "info") else worst, findings=len(result.findings))
+        self.log.step("hardware", "ok" if worst in ("ok", "info") else worst, findings=len(result.findings),
+                      gauges=gauges(result.inventory))
         return result.inventory
 
     def _start(self, writable: bool) -> startcheck.Decision:

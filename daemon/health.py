@@ -7,7 +7,7 @@ inventory and the [hardware] thresholds; `smart_verdict` reads smartctl's exit s
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from regen.store import HardwareFinding
@@ -15,7 +15,7 @@ from regen.store import HardwareFinding
 if TYPE_CHECKING:
     from .hardware import HardwareConfig
 
-__all__ = ["assess", "smart_verdict"]
+__all__ = ["assess", "gauges", "smart_verdict"]
 
 SMART_REPLACE_BITS = 0b0001_1000  # bit 3: "DISK FAILING"; bit 4: prefail attribute at threshold
 SMART_WARN_BITS = 0b1110_0000     # bits 5-7: past threshold crossings, error log, self-test log
@@ -226,3 +226,28 @@ def _human(n: int) -> str:
         if x < 1024 or unit == "TiB":
             break
     return f"{x:.1f} {unit}"
+
+
+def gauges(inventory: Mapping[str, Any]) -> dict[str, float]:
+    """The few numbers a fleet view plots over time: fullest local disk, hottest sensor, battery.
+
+    Kept in the report's hardware step (issue 16), so history shows trends without shipping
+    the whole inventory with every run.
+    """
+    out: dict[str, float] = {}
+    disks = _numbers(e.get("percent") for e in _table(inventory, "partitions").values()
+                     if isinstance(e, Mapping) and not e.get("network") and not e.get("readonly"))
+    if disks:
+        out["disk_used_percent"] = round(max(disks), 1)
+    temps = _numbers(s.get("current") for sensors in _table(inventory, "temperatures").values()
+                     if isinstance(sensors, list) for s in sensors if isinstance(s, Mapping))
+    if temps:
+        out["temperature_celsius"] = round(max(temps), 1)
+    bat = inventory.get("battery")
+    if isinstance(bat, Mapping) and isinstance(bat.get("percent"), (int, float)):
+        out["battery_percent"] = round(float(bat["percent"]), 1)
+    return out
+
+
+def _numbers(values: Iterable[Any]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]

@@ -3,6 +3,11 @@
 A report that cannot be uploaded waits in the index's outbox and goes, oldest first, before
 the report of the next run that reaches the store; the newest is uploaded last, so
 reports/<host>/latest.json is always the newest run.
+
+latest.json is rewritten after every run; a history entry is added only when the run differs
+from the last entry in state, generation, drift or hardware findings, or that entry is a day
+old (regen.store.history_due; issue 16). What the last entry was is remembered in the index
+(state "report_history"); without an index every report gets an entry.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from regen.store import HardwareFinding, RegenError, Report, Store, StoreError, format_time, utcnow
+from regen.store import (HardwareFinding, RegenError, Report, Store, StoreError, format_time, history_due,
+                         history_marker, utcnow)
 
 from .index import Index
 
 REPORTS_DIR = "reports"
 STEP_NAMES = ("hardware", "start", "install", "scan", "repair", "update", "report")
+HISTORY_STATE = "report_history"
 
 
 @dataclass(slots=True)
@@ -93,13 +100,22 @@ def last_report(state_dir: str) -> Report | None:
     return None
 
 
+def _put(store: Store, index: Index | None, report: Report) -> None:
+    """Upload one report, with a history entry when it is news (then remembered in the index)."""
+    due = index is None or history_due(index.state(HISTORY_STATE), report)
+    store.put_report(report, history=due)
+    if due and index is not None:
+        with index.atomic():
+            index.set_state(HISTORY_STATE, history_marker(report))
+
+
 def deliver(store: Store | None, index: Index | None, report: Report) -> str | None:
     """Upload queued reports, then this one; on failure queue it. Returns the error, or None if sent."""
     error: str | None = "the store cannot be reached" if store is None else None
     if store is not None and index is not None:
         for ident, _run, data in index.outbox():
             try:
-                store.put_report(Report.from_json(data, where="queued report"))
+                _put(store, index, Report.from_json(data, where="queued report"))
             except StoreError as exc:
                 error = exc.one_line()
                 break
@@ -109,7 +125,7 @@ def deliver(store: Store | None, index: Index | None, report: Report) -> str | N
                 index.drop_outbox(ident)
     if error is None and store is not None:
         try:
-            store.put_report(report)
+            _put(store, index, report)
             return None
         except StoreError as exc:
             error = exc.one_line()

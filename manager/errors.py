@@ -10,6 +10,7 @@
         │                            nothing to roll back to)
         ├── StoreNotEmpty        (2) `regen init` over a location that already holds other data
         ├── OverlayNotFound      (2) `host show/rm` of a host without an overlay
+        ├── HostNotFound         (2) `regen history HOST` of a host that never reported
         ├── SnapshotFailed       (1) the tree could not be read or uploaded; nothing was published
         │   └── FileChanged      (1) a file changed (or vanished) while it was read
         └── DamageFound          (1) `regen fsck` found damage
@@ -46,6 +47,11 @@ class SourceInvalid(ManagerError):
 class NotPublishable(ManagerError):
     exit_code = EXIT_USAGE
     default_hint = "list generations with 'regen log'"
+
+
+class HostNotFound(ManagerError):
+    exit_code = EXIT_USAGE
+    default_hint = "see 'regen status' for the hosts that report"
 
 
 class StoreNotEmpty(ManagerError):

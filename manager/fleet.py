@@ -27,7 +27,7 @@ from fnmatch import fnmatchcase
 from datetime import datetime, timedelta
 from typing import Any
 
-from regen.store import HardwareFinding, Report, format_time, parse_time
+from regen.store import HardwareFinding, Report, drift_of, format_time, parse_time
 from regen.store.errors import RegenError
 
 STATES = ("ok", "repaired", "updated", "quarantined", "failing", "stale")
@@ -174,27 +174,6 @@ def _attention_dict(h: HostStatus) -> dict[str, Any]:
 class _DriftTally:
     hosts: set[str] = field(default_factory=set)
     kinds: set[str] = field(default_factory=set)
-
-
-def drift_of(drift: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """Counts and listed paths per kind, from a report's drift section, whatever its quality."""
-    counts: dict[str, int] = {}
-    paths: dict[str, list[str]] = {}
-    for kind, value in drift.items():
-        if not isinstance(kind, str):
-            continue
-        if isinstance(value, Mapping):
-            listed = [p for p in value.get("paths", []) if isinstance(p, str)] if isinstance(
-                value.get("paths"), list) else []
-            count = value.get("count")
-            counts[kind] = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(listed)
-            paths[kind] = listed
-        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            counts[kind] = value
-        elif isinstance(value, list):
-            paths[kind] = [p for p in value if isinstance(p, str)]
-            counts[kind] = len(paths[kind])
-    return counts, paths
 
 
 def needs_replacing(f: HardwareFinding) -> bool:

@@ -16,6 +16,7 @@ from rich import box
 from rich.table import Table
 
 from .fleet import ATTENTION_STATES, FleetStatus, HostStatus, needs_replacing
+from .timeline import Timeline
 
 ACTIONS_SHOWN = 50  # per kind in the text view; --json has them all
 STATE_STYLE: dict[str, str | None] = {"ok": None, "repaired": "cyan", "updated": "blue", "quarantined": "bold red",
@@ -137,3 +138,27 @@ def _why(h: HostStatus, shown: Callable[[str], str]) -> str:
         return "must not start its software; " + (_hardware(h) + " hardware finding(s)" if h.findings
                                                   else "see 'regen status --json' for its errors")
     return shown("; ".join(h.errors))[:200] or "its last run failed"
+
+
+def timeline_table(t: Timeline, width: int, shown: Callable[[str], str]) -> Table:
+    """`regen history HOST`: one row per entry, the newest run marked with '*'."""
+    table = Table(title=f"host {shown(t.host)}", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("finished", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("gen", no_wrap=True)
+    table.add_column("drift", overflow="fold")
+    if width >= 100:
+        table.add_column("hardware", overflow="fold")
+    table.add_column("notes", overflow="fold")
+    for e in t.entries:
+        drift = ", ".join(f"{n} {k}" for k, n in e.drift.items() if n) or "-"
+        repaired = f"repaired {', '.join(shown(p) for p in e.repaired[:3])}" + (" ..." if len(e.repaired) > 3 else "")
+        hw = "; ".join(f"{shown(f.component)}: {f.severity}" for f in e.findings) or "-"
+        notes = "; ".join(x for x in (repaired if e.repaired else "", shown("; ".join(e.errors))[:120]) if x) or ""
+        cells = ["*" if e.latest else "", e.when, e.state, "?" if e.generation is None else str(e.generation), drift]
+        if width >= 100:
+            cells.append(hw)
+        table.add_row(*cells, notes, style=STATE_STYLE.get(e.state))
+    return table

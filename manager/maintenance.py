@@ -17,6 +17,7 @@ from regen.store import (
     DEFAULT_PACK_SIZE,
     CheckResult,
     GcPlan,
+    HistoryPrunePlan,
     LeaseInfo,
     Store,
     StoreLock,
@@ -25,6 +26,8 @@ from regen.store import (
     fsck,
     generate,
     plan_gc,
+    prune_history,
+    utcnow,
     write_keypair,
 )
 from regen.store.errors import KeyInvalid, NotFound
@@ -95,17 +98,36 @@ class GcResult:
     dry_run: bool
     keep: int
     grace_seconds: int
+    history: HistoryPrunePlan | None = None
+    keep_reports_seconds: int | None = None
 
     def as_dict(self) -> dict[str, object]:
+        stats: dict[str, int] = {**self.plan.stats(), **(self.history.stats() if self.history else {})}
         return {"dry_run": self.dry_run, "keep": self.keep, "grace_seconds": self.grace_seconds,
-                "stats": self.plan.stats(),
+                "keep_reports_seconds": self.keep_reports_seconds, "stats": stats,
                 "generations_dropped": [{"channel": c, "number": n} for c, n in self.plan.delete_generations]}
 
 
-def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None) -> GcResult:
+def prune_reports(store: Store, plan: HistoryPrunePlan) -> None:
+    """Delete the history entries of `plan` (clients write new ones meanwhile: no conflict)."""
+    for path in plan.delete:
+        try:
+            store.backend.delete(path)
+        except NotFound:
+            pass
+
+
+def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None,
+       keep_reports: timedelta | None = None) -> GcResult:
+    """Old generations and unreferenced objects; with `keep_reports`, report history older than that
+    (each host's last state change is always kept)."""
     progress = progress or NoProgress()
     with StoreLock(store, "regen gc") as lock:
         plan = plan_gc(store, keep=keep, grace=grace)
+        history = (prune_history(store.all_report_history(), keep=keep_reports, now=utcnow())
+                   if keep_reports is not None else None)
+        if not dry_run and history is not None:
+            prune_reports(store, history)
         if not dry_run:
             stats = plan.stats()
             progress.start("deleting", total_items=stats["objects_to_delete"], total_bytes=stats["bytes_to_free"])
@@ -113,7 +135,8 @@ def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Pr
                 execute_gc(store, plan, progress=progress.advance, lock=lock)
             finally:
                 progress.finish()
-    return GcResult(plan, dry_run, keep, int(grace.total_seconds()))
+    return GcResult(plan, dry_run, keep, int(grace.total_seconds()), history,
+                    int(keep_reports.total_seconds()) if keep_reports is not None else None)
 
 
 def check(store: Store, *, repair: bool, read_data: bool = True, progress: Progress | None = None) -> CheckResult:

@@ -24,7 +24,9 @@ JSON shapes (stable; new keys may be added, existing ones keep their meaning):
              reported_outcome, channel, generation, current, behind, last_seen, age_seconds, drift, findings,
              errors}], "actions": {"replace_hardware", "stuck", "drifting_paths", "drift_min_hosts",
              "quarantined", "failing", "stale": [{host, last_seen, age_seconds, errors}]}}
-  gc        {"dry_run", "keep", "grace_seconds", "stats", "generations_dropped"}
+  history   {"host", "entries": [{when, state, channel, generation, drift, repaired, findings, gauges, errors,
+             latest}]}
+  gc        {"dry_run", "keep", "grace_seconds", "keep_reports_seconds", "stats", "generations_dropped"}
   fsck      {"damaged", "objects_checked", "generations_checked", "findings": [{kind, subject, detail, severity}]}
   unlock    {"removed": null | {owner, host, pid, created, expires}}
 """
@@ -56,6 +58,7 @@ from .progress import NoProgress
 from .progress import Progress as ProgressSink
 from .publish import PublishResult
 from .scan import shown
+from .timeline import Timeline
 from .snapshot import SnapshotResult
 
 PROG = "regen"
@@ -308,6 +311,13 @@ class Output:
         for text in fleetview.action_lines(fleet, shown):
             self.line(text)
 
+    def timeline(self, t: Timeline) -> None:
+        if self.json:
+            return self._json(t.as_dict())
+        if self.quiet:
+            return
+        self.out.print(fleetview.timeline_table(t, self.out.width, shown))
+
     def check(self, line: str) -> None:
         """The one line of `status --check` (a monitoring plugin's output)."""
         sys.stdout.write(shown(line) + "\n")
@@ -326,6 +336,11 @@ class Output:
             self.line(f"packs: {verb} {s['packs_to_delete']:,} ({decimal(s['pack_bytes_to_free'])}), "
                       f"{s['blobs_to_rewrite']:,} live blobs rewritten into new packs, "
                       f"{s['stray_pack_files']:,} stray pack files")
+        if r.history is not None:
+            h = r.history.stats()
+            self.line(f"{verb} {h['history_to_delete']:,} report history entries older than "
+                      f"{(r.keep_reports_seconds or 0) // 86400} days; kept {h['history_kept']:,} entries of {h['hosts']:,} "
+                      f"hosts (each host's last state change is always kept)")
 
     def fsck(self, r: CheckResult) -> None:
         if self.json:

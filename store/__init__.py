@@ -26,7 +26,9 @@ for _mod, _names in {
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
     "policy": "Policy check_glob literal_glob load_policy_toml matches",
     "procedure": "Procedure",
-    "report": "Finding:HardwareFinding Report",
+    "report": "Finding:HardwareFinding Report drift_of",
+    "history": "HISTORY_EVERY HistoryEntry HistoryPrunePlan history_due history_marker parse_entry:parse_history_entry "
+               "prune_history",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
     "tree": "kind_of syncfs walk",
@@ -71,7 +73,10 @@ if TYPE_CHECKING:  # the static view of the same names
     from .policy import Policy, check_glob, literal_glob, load_policy_toml, matches
     from .procedure import Procedure
     from .report import Finding as HardwareFinding
-    from .report import Report
+    from .report import Report, drift_of
+    from .history import (HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker,
+                          prune_history)
+    from .history import parse_entry as parse_history_entry
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
@@ -97,5 +102,7 @@ __all__ = [
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "Procedure", "parse_duration",
     "json_safe", "printable", "redact",
+    "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
+    "parse_history_entry", "prune_history",
     *errors.__all__,
 ]

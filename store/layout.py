@@ -91,9 +91,10 @@ def overlay_path(host: str) -> str:
     return f"{HOSTS}/{check_name(host, 'host')}/overlay.json"
 
 
-def report_path(host: str, when: datetime) -> str:
+def report_path(host: str, when: datetime, state: str | None = None) -> str:
+    """A history entry: the UTC time of writing, then the state the run left (see history.py)."""
     stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{REPORTS}/{check_name(host, 'host')}/{stamp}.json"
+    return f"{REPORTS}/{check_name(host, 'host')}/{stamp}{'-' + state if state else ''}.json"
 
 
 def report_latest_path(host: str) -> str:

@@ -7,8 +7,9 @@ untrusted input: `Report.from_json` validates shape and types and raises RecordI
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import RecordInvalid, RecordTooLarge
 from .text import json_safe
@@ -147,3 +148,24 @@ class Report:
             warnings=tuple(str(e) for e in get("warnings", list, [])),
             version=get("version", str, ""),
         )
+
+
+def drift_of(drift: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Counts and listed paths per kind, from a report's drift section, whatever its quality."""
+    counts: dict[str, int] = {}
+    paths: dict[str, list[str]] = {}
+    for kind, value in drift.items():
+        if not isinstance(kind, str):
+            continue
+        if isinstance(value, Mapping):
+            listed = [p for p in value.get("paths", []) if isinstance(p, str)] if isinstance(
+                value.get("paths"), list) else []
+            count = value.get("count")
+            counts[kind] = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(listed)
+            paths[kind] = listed
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            counts[kind] = value
+        elif isinstance(value, list):
+            paths[kind] = [p for p in value if isinstance(p, str)]
+            counts[kind] = len(paths[kind])
+    return counts, paths

@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from . import chunks, layout, records, transfer
@@ -48,6 +49,7 @@ from .objects import (
     object_id,
 )
 from .packindex import Location
+from .history import HistoryEntry, parse_entry
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
 from .transfer import INLINE_BYTES, Progress, TransferResult  # noqa: F401 - re-exported
@@ -366,10 +368,16 @@ class Store:
         return self.backend.list_dirs(layout.HOSTS)
 
     # -- reports -------------------------------------------------------------------------------
-    def put_report(self, report: Report) -> str:
+    def put_report(self, report: Report, *, history: bool = True, now: datetime | None = None) -> str | None:
+        """latest.json always; a history entry (named by time and outcome) only with `history`.
+
+        Returns the history entry's path, or None when none was written. The entry is written
+        first, so latest.json is never newer than the newest entry it summarises.
+        """
         data = report.to_json()
-        path = layout.report_path(report.host, utcnow())
-        self.backend.write(path, data)
+        path = layout.report_path(report.host, now or utcnow(), report.outcome) if history else None
+        if path is not None:
+            self.backend.write(path, data)
         self.backend.write(layout.report_latest_path(report.host), data)
         return path
 
@@ -383,8 +391,25 @@ class Store:
         return self.backend.list_dirs(layout.REPORTS)
 
     def report_paths(self, host: str) -> list[str]:
+        return [e.path for e in self.report_history(host)]
+
+    def report_history(self, host: str) -> list[HistoryEntry]:
+        """A host's history entries in time order, from one listing (nothing is read)."""
         prefix = f"{layout.REPORTS}/{layout.check_name(host, 'host')}"
-        return sorted(p for p in self.backend.list(prefix) if not p.endswith("/latest.json"))
+        found = (parse_entry(p) for p in self.backend.list(prefix))
+        return sorted((e for e in found if e is not None), key=lambda e: (e.when, e.path))
+
+    def all_report_history(self) -> dict[str, list[HistoryEntry]]:
+        """Every host's history entries, from one listing of reports/ (for gc)."""
+        out: dict[str, list[HistoryEntry]] = {}
+        for p in self.backend.list(layout.REPORTS):
+            parts = p.split("/")
+            e = parse_entry(p) if len(parts) == 3 else None
+            if e is not None:
+                out.setdefault(parts[1], []).append(e)
+        for entries in out.values():
+            entries.sort(key=lambda e: (e.when, e.path))
+        return out
 
     def read_report(self, path: str) -> Report:
         return Report.from_json(self.backend.read(path, max_bytes=4 << 20), where=path)

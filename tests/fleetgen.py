@@ -34,8 +34,8 @@ def synthetic_report(host: str, rng: random.Random, *, now: datetime, head: int 
     gen = head - 1 if rng.random() < 0.03 else head
     log = RunLog(run_id=f"{host}-{rng.getrandbits(48):012x}", started=format_time(now - age - timedelta(seconds=40)),
                  channel=channel, generation_before=gen, generation_after=gen)
-    log.step("hardware", "ok", disk_used_percent=round(20 + rng.random() * 60, 1),
-             cpu_celsius=round(40 + rng.random() * 35, 1))
+    log.step("hardware", "ok", findings=0, gauges={"disk_used_percent": round(20 + rng.random() * 60, 1),
+                                                   "temperature_celsius": round(40 + rng.random() * 35, 1)})
     if outcome == "repaired":
         paths = rng.sample(DRIFT_PATHS, rng.randint(1, 2))
         log.drift = {"modified": {"count": len(paths), "paths": paths}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -21,17 +22,22 @@ def gc(
                                       help="Generations kept per channel (the published one always is).")] = DEFAULT_KEEP,
     grace: Annotated[str, typer.Option("--grace", metavar="DURATION",
                                        help="Unreferenced objects younger than this are kept.")] = "24h",
+    keep_reports: Annotated[int, typer.Option(
+        "--keep-reports", min=0, metavar="DAYS",
+        help="Report history kept, in days (each host's last state change is always kept); 0 keeps all.")] = 90,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
-    """Delete old generations and the objects nothing refers to any more (under the store's lock)."""
+    """Delete old generations, the objects nothing refers to any more (under the store's lock) and
+    report history older than --keep-reports days."""
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
     out.gc(maintenance.gc(conn, keep=keep, grace=options.parse_duration(grace, "--grace"), dry_run=dry_run,
-                          progress=out.progress()))
+                          progress=out.progress(),
+                          keep_reports=timedelta(days=keep_reports) if keep_reports else None))
 
 
 @app.command(epilog=common.EXIT_FSCK)

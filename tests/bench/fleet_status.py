@@ -71,9 +71,9 @@ def main() -> None:
                 assert len(gets) <= args.hosts, len(gets)
             results[name] = {"seconds": [round(x, 2) for x in times], "report_gets": len(gets),
                              "requests": len(target.requests(mark)), "lines": proc.stdout.count(b"\n")}
+            lines = proc.stdout.count(b"\n")
             print(f"regen status {' '.join(extra) or '(table)'}: {min(times):.1f} s best of {args.repeat}, "
-                  f"{len(gets):,} report GETs, {len(target.requests(mark)):,} requests, "
-                  f"{proc.stdout.count(b'\n'):,} lines", flush=True)
+                  f"{len(gets):,} report GETs, {len(target.requests(mark)):,} requests, {lines:,} lines", flush=True)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
 

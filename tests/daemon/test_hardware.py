@@ -380,3 +380,17 @@ def test_config_errors_name_the_file_the_key_and_what_is_expected(data: dict[str
     for word in words:
         assert word in text
     assert "regend.toml" in info.value.hint or "expected one of" in info.value.hint
+
+
+def test_gauges_are_the_fullest_local_disk_the_hottest_sensor_and_the_battery() -> None:
+    from regen.daemon.health import gauges
+
+    inv = {"partitions": {"/": {"percent": 41.25, "network": False, "readonly": False},
+                          "/data": {"percent": 87.5, "network": False, "readonly": False},
+                          "/mnt/nfs": {"percent": 99.0, "network": True, "readonly": False},
+                          "/media/cd": {"percent": 100.0, "network": False, "readonly": True}},
+           "temperatures": {"coretemp": [{"label": "Core 0", "current": 51.0}, {"label": "Core 1", "current": 64.5}],
+                            "acpitz": [{"label": "", "current": "n/a"}]},
+           "battery": {"percent": 80.0, "plugged": True}}
+    assert gauges(inv) == {"disk_used_percent": 87.5, "temperature_celsius": 64.5, "battery_percent": 80.0}
+    assert gauges({"errors": {"temperatures": "timed out"}}) == {}

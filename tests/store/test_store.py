@@ -288,13 +288,15 @@ def test_reports_history_and_latest(store: Store) -> None:
     p1 = store.put_report(_report("pc-01", "run-1"))
     p2 = store.put_report(_report("pc-01", "run-2", "repaired"))
     store.put_report(_report("pc-02", "run-1"))
-    assert p1.startswith("reports/pc-01/") and p1 < p2
+    assert p1 is not None and p2 is not None
+    assert p1.startswith("reports/pc-01/") and p1.endswith("-ok.json") and p1 < p2
+    assert store.put_report(_report("pc-01", "run-3", "repaired"), history=False) is None  # latest.json only
     assert store.report_hosts() == ["pc-01", "pc-02"]
     assert store.report_paths("pc-01") == [p1, p2]
     assert store.read_report(p1).run_id == "run-1"
     reader = Store.open(store.url, config=store.config)
     latest = reader.read_latest_report("pc-01")
-    assert latest == _report("pc-01", "run-2", "repaired")
+    assert latest == _report("pc-01", "run-3", "repaired")
     assert reader.counters.reads == 1 and reader.counters.lists == 0  # one read per host, whatever the history
     assert reader.read_latest_report("pc-03") is None
 
