@@ -76,30 +76,46 @@ class SafeRoot:
                 os.close(self._dirs.pop(d))
 
     def dir_fd(self, reldir: str) -> int:
-        """Descriptor of directory `reldir` ("" = root), reached without following any symlink."""
+        """Descriptor of directory `reldir` ("" = root), reached without following any symlink.
+        Iterative (a tree 1,400 levels deep is valid): from the deepest cached ancestor down."""
         if not reldir:
             return self.fd
         fd = self._dirs.get(reldir)
         if fd is not None:
             self._dirs.move_to_end(reldir)
             return fd
-        parent, _, name = reldir.rpartition("/")
-        pfd = self.dir_fd(parent)
-        try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise UnsafePath(f"{os.path.join(self.root, reldir)} is not a directory (a symlink or a file "
-                                 f"stands there); refusing to go through it", path=reldir) from None
-            raise
-        dev = os.fstat(fd).st_dev
-        if dev not in self._devices:
-            self._devices[dev] = os.dup(fd)
-        self._dirs[reldir] = fd
-        if len(self._dirs) > _MAX_OPEN:
-            _, old = self._dirs.popitem(last=False)
-            os.close(old)
-        return fd
+        parts = reldir.split("/")
+        i = len(parts) - 1
+        while i > 0 and "/".join(parts[:i]) not in self._dirs:
+            i -= 1
+        pfd = self._dirs[("/".join(parts[:i]))] if i > 0 else self.fd
+        pinned = []  # descriptors opened on the way: kept open until the next one is (the LRU may close them)
+        for k in range(i, len(parts)):
+            sub = "/".join(parts[:k + 1])
+            try:
+                fd = os.open(parts[k], _DIR_FLAGS, dir_fd=pfd)
+            except OSError as exc:
+                for f in pinned:
+                    os.close(f)
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePath(f"{os.path.join(self.root, sub)} is not a directory (a symlink or a file "
+                                     f"stands there); refusing to go through it", path=sub) from None
+                raise
+            dev = os.fstat(fd).st_dev
+            if dev not in self._devices:
+                self._devices[dev] = os.dup(fd)
+            for f in pinned:
+                os.close(f)
+            pinned = [os.dup(fd)]
+            self._dirs[sub] = fd
+            self._dirs.move_to_end(sub)
+            if len(self._dirs) > _MAX_OPEN:
+                _, old = self._dirs.popitem(last=False)
+                os.close(old)
+            pfd = pinned[0]
+        for f in pinned:
+            os.close(f)
+        return self._dirs[reldir]
 
     def parent(self, path: str) -> tuple[int, str]:
         head, _, name = path.rpartition("/")
@@ -205,6 +221,85 @@ def open_dir_nofollow(path: str) -> int:
     return fd
 
 
+def make_dirs(path: str, mode: int = 0o700) -> None:
+    """os.makedirs without recursion (os.makedirs recurses once per missing level)."""
+    missing = []
+    head = os.path.normpath(path)
+    while head and head != "/" and not os.path.isdir(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+
+
+def tree_files(top: str) -> list[os.stat_result]:
+    """lstat of every non-directory below `top`, without recursion and without following symlinks."""
+    out: list[os.stat_result] = []
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            try:
+                s = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if st.S_ISDIR(s.st_mode):
+                stack.append(e.path)
+            else:
+                out.append(s)
+    return out
+
+
+def remove_tree(top: str) -> None:
+    """rm -rf `top` without recursion (shutil.rmtree recurses once per level) and without following
+    symlinks; what cannot be removed is left (best effort, like rmtree(ignore_errors=True))."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        stack = [os.open(top, flags)]
+    except OSError:
+        return
+    seen: set[tuple[int, int]] = set()
+    try:
+        while stack:
+            fd = stack[-1]
+            for name in os.listdir(fd):
+                try:
+                    s = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if st.S_ISDIR(s.st_mode):
+                        try:
+                            os.rmdir(name, dir_fd=fd)
+                            continue
+                        except OSError:
+                            if (s.st_dev, s.st_ino) in seen:
+                                continue  # emptied as far as it goes: left
+                            seen.add((s.st_dev, s.st_ino))
+                            stack.append(os.open(name, flags, dir_fd=fd))
+                            break
+                    os.unlink(name, dir_fd=fd)
+                except OSError:
+                    continue
+            else:
+                os.close(stack.pop())
+                if not stack:
+                    break
+                # the parent is listed again: the directory just emptied is removed then
+        try:
+            os.rmdir(top)
+        except OSError:
+            pass
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
 def copy_data(src: int, dst: int, chunk: int = 1 << 20) -> int:
     """Copy an open regular file's bytes to `dst`, holes kept as holes (SEEK_DATA/SEEK_HOLE):
     a 20 GB sparse file costs its allocated blocks, not 20 GB. Returns the bytes of data copied."""
@@ -237,4 +332,4 @@ def copy_data(src: int, dst: int, chunk: int = 1 << 20) -> int:
     return copied
 
 
-__all__ = ["SafeRoot", "copy_data", "open_dir_nofollow"]
+__all__ = ["SafeRoot", "copy_data", "make_dirs", "open_dir_nofollow", "remove_tree", "tree_files"]

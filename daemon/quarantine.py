@@ -24,7 +24,6 @@ import calendar
 import errno
 import json
 import os
-import shutil
 import stat as st
 import time
 from collections.abc import Iterable
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import QuarantineFull, RecoverError
-from .fsops import SafeRoot, copy_data
+from .fsops import SafeRoot, copy_data, make_dirs, remove_tree, tree_files
 
 QUARANTINE_DIR = "quarantine"
 _COPY_CHUNK = 1 << 20
@@ -129,7 +128,7 @@ class Quarantine:
 
     def _dest(self, run_id: str, path: str) -> str:
         dest = os.path.join(self.run_dir(run_id), path)
-        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        make_dirs(os.path.dirname(dest), 0o700)
         n = 0
         candidate = dest
         while os.path.lexists(candidate):  # the same path twice in one run: keep both
@@ -258,7 +257,7 @@ class Quarantine:
                 return 0.0
 
     def _remove(self, run_id: str) -> None:
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        remove_tree(self.run_dir(run_id))
         try:
             os.unlink(os.path.join(self.dir, f"{run_id}.jsonl"))
         except FileNotFoundError:
@@ -304,14 +303,7 @@ def _size(path: str) -> int:
 
 
 def _du(top: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(top):
-        for f in files:
-            try:
-                total += allocated(os.lstat(os.path.join(dirpath, f)))
-            except FileNotFoundError:
-                pass
-    return total
+    return sum(allocated(s) for s in tree_files(top))
 
 
 def new_run_id() -> str:

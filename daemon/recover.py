@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from regen.store import matches
 
 from .errors import RecoverError, UnsafePath
-from .fsops import SafeRoot, copy_data
+from .fsops import SafeRoot, copy_data, make_dirs
 from .quarantine import Item, Quarantine
 
 SETID = st.S_ISUID | st.S_ISGID
@@ -62,7 +62,7 @@ def _owner_ok(s: os.stat_result) -> bool:
 def restore_to(q: Quarantine, items: list[Item], dest: str, *, root: str, preserve: Iterable[str]) -> list[Restored]:
     """Copy items to dest/<path>; refuses to overwrite anything or to go through a symlink."""
     real = check_destination(dest, root, preserve)
-    os.makedirs(real, mode=0o700, exist_ok=True)
+    make_dirs(real, 0o700)
     with SafeRoot(real, follow_root=False) as sroot:
         s = os.fstat(sroot.fd)
         if not _owner_ok(s):
