@@ -1,9 +1,11 @@
 """Carry out a Plan on the tree: atomic, verified, confined to root (I/O).
 
-Order: save to quarantine -> delete (deepest first) -> mkdir -> files and symlinks -> modes.
+Order: save to quarantine -> delete (deepest first) -> mkdir -> files, symlinks, FIFOs and
+devices -> hard links -> metadata (meta.py: owner, mode, attributes, mtime; directories
+deepest first, their mtimes last).
 Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory while the
 BLAKE3 of the bytes actually written is computed (a cached object is trusted only after that
-check), its mode is set on the descriptor, then one syncfs(2) per filesystem concerned for
+check; a sparse entry's zero blocks become holes), its metadata is set on the descriptor, then one syncfs(2) per filesystem concerned for
 the whole batch (SafeRoot.sync: root's, any mounted below it, the cache's), then each temp
 file is renamed over its path. A kill at any moment leaves every managed path with its old
 content, its new content or absent, never a partial file; leftover temp files are removed by
@@ -22,11 +24,12 @@ import stat
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-import blake3
 
-from regen.store import EMPTY_ID, Entry, RegenError, Store
+from regen.store import EMPTY_ID, NODE_KINDS, Entry, RegenError, Store, decode_xattrs, encode_xattrs
 
+from . import meta
 from .cache import ObjectCache
 from .errors import ContentError, Interrupted, QuarantineFull, UnsafePath
 from .fetch import fetch_one
@@ -35,6 +38,9 @@ from .index import IndexRow
 from .plan import TEMP_PREFIX, Observed, Plan
 from .quarantine import Quarantine
 from .scan import row_for
+from .sink import Sink as _Sink
+
+_NODE_TYPE = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 
 BATCH_FILES = 2000
 BATCH_BYTES = 256 << 20
@@ -54,6 +60,7 @@ class ApplyResult:
     bytes_from_store: int = 0
     cache_discarded: int = 0       # corrupt cache entries found and dropped
     ops: int = 0
+    warnings: list[str] = field(default_factory=list)   # attributes a file system refused (best-effort)
 
     def counts(self) -> dict[str, int]:
         return {"written": self.written, "bytes_written": self.bytes_written, "removed": len(self.removed),
@@ -77,39 +84,14 @@ class Ticker:
             raise Interrupted("stopped by SIGTERM during apply")
 
 
-class _Sink:
-    """A file-like target that hashes exactly what it writes to the descriptor."""
-
-    def __init__(self, fd: int, ticker: Ticker) -> None:
-        self.fd = fd
-        self.hash = blake3.blake3()
-        self.size = 0
-        self.ticker = ticker
-
-    def write(self, data: bytes | memoryview) -> int:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            self.hash.update(view[:n])
-            self.size += n
-            view = view[n:]
-        if self.size and self.size == len(data) and self.ticker.kill_after is not None:
-            self.ticker.tick()  # a crash point with a partly written temp file
-        return len(data)
-
-    def reset(self) -> None:
-        os.ftruncate(self.fd, 0)
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        self.hash = blake3.blake3()
-        self.size = 0
-
-
 class Applier:
     def __init__(self, root: str, plan: Plan, *, cache: ObjectCache, store: Store | None, quarantine: Quarantine,
                  run_id: str, ticker: Ticker | None = None,
                  on_batch: Callable[[ApplyResult], None] | None = None,
                  known_dir: Callable[[str], IndexRow | None] | None = None,
-                 batch_files: int = BATCH_FILES, batch_bytes: int = BATCH_BYTES) -> None:
+                 batch_files: int = BATCH_FILES, batch_bytes: int = BATCH_BYTES,
+                 xattrs_required: bool = True) -> None:
+        self.xattrs_required = xattrs_required
         self.root = root
         self.plan = plan
         self.cache = cache
@@ -124,6 +106,7 @@ class Applier:
         self.batch_bytes = batch_bytes
         self.result = ApplyResult()
         self._blocked: set[str] = set()
+        self._linked: list[Entry] = []
         self._failed_dirs: set[str] = set()
         self._n = 0
 
@@ -137,7 +120,10 @@ class Applier:
             self._deletes()
             self._mkdirs()
             self._contents()
+            self._links()
             self._modes()
+            for e in self._linked:
+                self._row_for_entry(e)
             self._refresh_dirs()
             sroot.sync()
             self._flush()
@@ -159,10 +145,12 @@ class Applier:
                 continue
             try:
                 s = self.sroot.lstat(d)
+                found = meta.read_back(*self.sroot.parent(d)) if s is not None else ()
             except (OSError, UnsafePath):
                 continue
             if s is not None and stat.S_ISDIR(s.st_mode):
-                self.result.rows.append(row_for(d, s, managed=row.managed))
+                self.result.rows.append(row_for(d, s, managed=row.managed, meta=row.uid is not None,
+                                                xattrs=encode_xattrs(found) if found else None))
 
     def _fail(self, path: str, exc: BaseException) -> None:
         if isinstance(exc, RegenError):
@@ -200,16 +188,33 @@ class Applier:
             except (OSError, UnsafePath):
                 continue
             if s is not None:
-                self.result.rows.append(row_for(o.path, s, xxh=o.xxh, target=o.target, managed=False))
+                self.result.rows.append(row_for(o.path, s, xxh=o.xxh, target=o.target, managed=False,
+                                                xattrs=encode_xattrs(o.xattrs) if o.xattrs else None, meta=True))
 
     def _row_for_entry(self, e: Entry) -> None:
         try:
             s = self.sroot.lstat(e.path)
+            found = meta.read_back(*self.sroot.parent(e.path)) if s is not None else ()
         except (OSError, UnsafePath) as exc:
             self._fail(e.path, exc)
             return
         if s is not None:
-            self.result.rows.append(row_for(e.path, s, xxh=e.xxh, oid=e.oid, target=e.target))
+            self.result.rows.append(row_for(e.path, s, xxh=e.xxh, oid=e.oid, target=e.target,
+                                            xattrs=encode_xattrs(found) if found else None, link=e.link,
+                                            meta=e.has_meta))
+
+    def _warn(self, line: str) -> None:
+        self.result.warnings.append(line)
+
+    def _meta_at(self, e: Entry, name: str | None = None, times: bool = True) -> None:
+        """Owner, mode, attributes, mtime of `e`'s path (or of `name` in its directory)."""
+        if not e.has_meta and not e.xattrs and name is None:
+            if e.kind != "symlink":
+                self.sroot.chmod(e.path, e.mode)
+            return
+        fd, own = self.sroot.parent(e.path)
+        meta.at(fd, name or own, e, required=self.xattrs_required, warn=self._warn, shown=self.sroot.full(e.path),
+                times=times)
 
     def _save_quarantine(self) -> None:
         removing = {o.path for o in self.plan.delete}
@@ -287,6 +292,10 @@ class Applier:
                 try:
                     if e.kind == "symlink":
                         self.sroot.symlink(e.path, tmp, e.target or "")
+                        if e.has_meta or e.xattrs:
+                            self._meta_at(e, tmp)
+                    elif e.kind in NODE_KINDS:
+                        self._mknod(e, tmp)
                     else:
                         self._stage(e, tmp)
                     batch.append((e, tmp))
@@ -338,16 +347,54 @@ class Applier:
         if self.quarantine.save(self.sroot, self.run_id, e.path, "in the way of regend (appeared during the run)"):
             self.result.quarantined.append(e.path)
 
+    def _mknod(self, e: Entry, tmp: str) -> None:
+        fd, _ = self.sroot.parent(e.path)
+        device = os.makedev(*e.rdev) if e.rdev is not None else 0
+        os.mknod(tmp, 0o600 | _NODE_TYPE[e.kind], device, dir_fd=fd)
+        self._meta_at(e, tmp)
+
+    def _links(self) -> None:
+        """Hard-link members: a link to the group's first member (in place by now), renamed over the path."""
+        for e in self.plan.link:
+            if self._skip(e.path) or e.link is None:
+                continue
+            tmp = f"{TEMP_PREFIX}{self.run_id}-{self._n}"
+            self._n += 1
+            try:
+                first_fd, first = self.sroot.parent(e.link)
+                s = os.stat(first, dir_fd=first_fd, follow_symlinks=False)
+                if not stat.S_ISREG(s.st_mode):
+                    raise UnsafePath(f"{self.sroot.full(e.link)}, the first of {e.path}'s hard-link group, is not "
+                                     f"a regular file", path=e.path)
+                fd, _ = self.sroot.parent(e.path)
+                os.link(first, tmp, src_dir_fd=first_fd, dst_dir_fd=fd, follow_symlinks=False)
+                self._clear_way(e)
+                self._touch(e.path)
+                self.sroot.replace(e.path, tmp)
+                self.sroot.unlink_quiet(e.path, tmp)  # (a rename onto the same inode does nothing)
+                self._linked.append(e)  # (its row once the group's metadata is set: _modes)
+            except (OSError, RegenError) as exc:
+                self.sroot.unlink_quiet(e.path, tmp)
+                self._fail(e.path, exc)
+            self.ticker.tick()
+        self._flush()
+
     def _modes(self) -> None:
         files = [e for e in self.plan.chmod if e.kind != "dir"]
-        # directories last and deepest first: a read-only directory is made so after its content
-        dirs = sorted([e for e in self.plan.chmod if e.kind == "dir"] + list(self.plan.mkdir), key=_tree_key,
+        # directories last and deepest first: a read-only directory is made so after its content,
+        # and a directory's mtime is set once nothing below it changes any more
+        full = {e.path: e for e in self.plan.chmod if e.kind == "dir"}
+        full.update((e.path, e) for e in self.plan.mkdir)
+        dirs = sorted(list(full.values()) + [e for e in self.plan.retime if e.path not in full], key=_tree_key,
                       reverse=True)
         for e in files + dirs:
             if e.path in self._failed_dirs or self._skip(e.path):
                 continue
             try:
-                self.sroot.chmod(e.path, e.mode)
+                if e.path in full or e.kind != "dir":
+                    self._meta_at(e)
+                elif e.mtime is not None:
+                    meta.set_mtime(*self.sroot.parent(e.path), e.mtime)
                 self._row_for_entry(e)
             except (OSError, RegenError) as exc:
                 self._fail(e.path, exc)
@@ -357,7 +404,7 @@ class Applier:
     def _stage(self, e: Entry, tmp: str) -> None:
         fd = self.sroot.create_temp(e.path, tmp)
         try:
-            sink = _Sink(fd, self.ticker)
+            sink = _Sink(fd, self.ticker, sparse=e.sparse)
             assert e.oid is not None
             if e.oid != EMPTY_ID:
                 if e.path in self.plan.from_store:
@@ -366,7 +413,8 @@ class Applier:
                     self._from_cache(e.oid, sink, e.size)
             if sink.hash.hexdigest() != e.oid:
                 raise ContentError(f"content written for {e.path} does not hash to {e.oid}")
-            os.fchmod(fd, e.mode)
+            sink.finish()
+            meta.on_fd(fd, e, required=self.xattrs_required, warn=self._warn, shown=self.sroot.full(e.path))
         finally:
             os.close(fd)
 
@@ -406,11 +454,11 @@ def _tree_key(e: Entry) -> bytes:
     return path_key(e.path)
 
 
-def observed_from_facts(facts: Iterable[tuple[str, str, int, int, str | None, str | None, bool]],
-                        prune: Callable[[str], bool]) -> list[Observed]:
+def observed_from_facts(facts: Iterable[tuple[Any, ...]], prune: Callable[[str], bool]) -> list[Observed]:
     """The disk as the index knows it (it matches the disk after a completed repair), from
     Index.observed_facts() without building IndexRows; pruned paths left out."""
-    return [Observed(*t) for t in facts if not prune(t[0])]
+    return [Observed(*t[:7], False, t[7], t[8], t[9], decode_xattrs(t[10]), t[11], t[12])
+            for t in facts if not prune(t[0])]
 
 
 __all__ = ["Applier", "ApplyResult", "ContentError", "Ticker", "observed_from_facts"]

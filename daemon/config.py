@@ -29,7 +29,9 @@ ON_REPEATED = ("report", "quarantine")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "preserve",
-             "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports", "transfers"}
+             "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports", "transfers",
+             "xattrs"}
+XATTR_MODES = ("required", "best-effort")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class DaemonConfig:
     failures: FailurePolicy = FailurePolicy()
     reports_keep: int = 50                   # reports kept in state_dir/reports
     transfers: int = 8                       # objects fetched from the store at once
+    xattrs: str = "required"                 # "best-effort": an attribute the file system refuses is a warning
     report_store: str | None = None          # [reports] store: where reports go when `store` is read-only (http)
     report_storage_options: Mapping[str, Any] = field(default_factory=dict)
     hardware: Any = None                     # hardware.HardwareConfig
@@ -195,6 +198,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
                        data.get("trusted_keys"))
     keys = tuple(_load_key(top, f) for f in key_files)
     options = _storage_options(top, environ)
+    xattrs = top.get("xattrs", " or ".join(map(repr, XATTR_MODES)), lambda v: v in XATTR_MODES) or "required"
     reports = _Reader(path, top.table_of("reports"), "reports")
     reports.only({"keep", "store", "storage_options"})
     report_store = (reports.text("store", default=None) or "").strip() or None

@@ -53,12 +53,14 @@ def observed_at(index: Index, delta: ManifestDelta, prune: Callable[[str], bool]
 
 
 def plan_delta(manifests: Manifests, index: Index, delta: ManifestDelta, policy: Any, prune: Callable[[str], bool],
-               collect: Callable[[Iterator[Entry]], Iterable[Entry]]) -> Plan:
-    """The update's plan from `delta`; `collect` sees the new entries (what to fetch)."""
+               collect: Callable[[Iterator[Entry]], Iterable[Entry]],
+               owners: Callable[[Entry], Entry] | None = None) -> Plan:
+    """The update's plan from `delta`; `collect` sees the new entries (what to fetch); `owners`
+    maps their owners to this client's ids."""
     added: Iterator[Entry] = iter(delta.added)
     if manifests.max_rel is not None:
         added = fitting(added, manifests.max_rel)
-    return plan(collect(added), observed_at(index, delta, prune), policy)
+    return plan(collect(added), observed_at(index, delta, prune), policy, owners)
 
 
 __all__ = ["DELTA_MAX_BYTES", "plan_delta", "read_delta"]

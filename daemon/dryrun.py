@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from regen.store import RegenError, StoreConfig, matches
+from regen.store import RegenError, StoreConfig
 
 from .index import Index, open_index_readonly
 from .lock import check_free
 from .monitor import OFFLINE_WARNING, _open_store, read_generation, read_overlay
+from .scope import make_pruner
 from .target import Manifests, Target
 
 if TYPE_CHECKING:  # the rest is imported where used: a check with nothing to report stays light
@@ -67,9 +68,7 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
     policy = target.policy.merged(config.preserve, config.junk)
     root, state = config.root, config.state_dir
     state_rel = os.path.relpath(state, root) if (state + "/").startswith(root.rstrip("/") + "/") else None
-
-    def prune(path: str) -> bool:
-        return path == state_rel or bool(policy.preserve and matches(path, policy.preserve))
+    prune = make_pruner(root, state_rel, policy.preserve, policy.exclude)
 
     if not os.path.isdir(root):
         return {"errors": [f"root {root} does not exist"]}
@@ -91,10 +90,15 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
         if repair is not None:  # every path confirmed against an index that matches the target
             out["repair"] = repair
             return out
+    from .owners import Owners
+
+    owners = Owners.of_root(root)
     try:
         with manifests.entries(target) as entries:
-            p = plan(entries, result.observed, policy)
+            p = plan(entries, result.observed, policy, owners.map)
         out["repair"] = {**p.stats(), "plan": p.summary()}
+        if owners.warnings:
+            out.setdefault("warnings", []).extend(owners.warnings)
     except RegenError as exc:
         out["repair"] = None
         out.setdefault("errors", []).append(f"cannot plan the repair: {exc.one_line()}")
@@ -110,9 +114,8 @@ def _if_clean(config: DaemonConfig, index: Index, target: Target, policy: Any,
     key = clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir)
     if index.state("clean") != key:
         return None
-    preserve = policy.preserve
-    prune = None if not preserve and state_rel is None else (
-        lambda path: path == state_rel or bool(preserve and matches(path, preserve)))
+    prune = None if not policy.preserve and not policy.exclude and state_rel is None else make_pruner(
+        config.root, state_rel, policy.preserve, policy.exclude)
     return key, prune
 
 

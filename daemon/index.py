@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 INDEX_NAME = "index.db"
 MIGRATION_SET = "regen.daemon.index"
-MIGRATIONS = ("m001_initial",)   # in order; each a function below, registered by _migrations()
+MIGRATIONS = ("m001_initial", "m002_meta")   # in order; each a function below, registered by _migrations()
 _registered: list[Migrations] = []
 
 
@@ -74,6 +74,13 @@ def m001_initial(db: Database) -> None:
                "recorded TEXT NOT NULL)")
 
 
+def m002_meta(db: Database) -> None:
+    """Format-2 metadata of what is on disk: owner ids, extended attributes (canonical JSON, NULL:
+    none), the hard-link group a managed file belongs to, a device's number."""
+    for col in ("uid INTEGER", "gid INTEGER", "xattrs TEXT", "link TEXT", "rdev INTEGER"):
+        db.execute(f"ALTER TABLE entries ADD COLUMN {col}")
+
+
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 
@@ -100,17 +107,31 @@ class IndexRow:
     target: str | None = None
     managed: bool = True
     checked_ns: int = 0
+    uid: int | None = None      # None: not known (a row from before format 2, or seeded from a manifest)
+    gid: int | None = None
+    xattrs: str | None = None   # encode_xattrs() of the attributes on disk; None: none
+    link: str | None = None     # the hard-link group's first member (the target's), for managed files
+    rdev: int | None = None     # st_rdev of a device node
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (path_key(self.path), self.kind, self.mode, self.size, self.mtime_ns, self.ctime_ns, self.inode,
-                self.xxh, self.oid, self.target, int(self.managed), self.checked_ns)
+                self.xxh, self.oid, self.target, int(self.managed), self.checked_ns, self.uid, self.gid, self.xattrs,
+                self.link, self.rdev)
 
 
-_COLS = "key, kind, mode, size, mtime_ns, ctime_ns, inode, xxh, oid, target, managed, checked_ns"
+_COLS = ("key, kind, mode, size, mtime_ns, ctime_ns, inode, xxh, oid, target, managed, checked_ns, uid, gid, xattrs, "
+         "link, rdev")
 
 
 def _row(t: tuple[Any, ...]) -> IndexRow:
-    return IndexRow(key_path(t[0]), t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], bool(t[10]), t[11])
+    return IndexRow(key_path(t[0]), t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], bool(t[10]), t[11],
+                    t[12], t[13], t[14], t[15], t[16])
+
+
+# (path, kind, mode, size, xxh, target, in_store, uid, gid, mtime_ns, xattrs, inode, rdev): Observed's fields
+Facts = tuple[Any, ...]
+_FACTS = ("key, kind, mode, size, xxh, target, managed AND (kind != 'file' OR oid IS NOT NULL), uid, gid, mtime_ns, "
+          "xattrs, inode, rdev")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +207,13 @@ class Index:
             raise _corrupt(self.path, exc) from exc
 
     def row_map(self, content: bool = False) -> dict[str, tuple[Any, ...]]:
-        """Every row as path -> (kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns
-        [, xxh, target when `content`]), in tree order, from one query (the no-change fast path:
+        """Every row as path -> (kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns,
+        uid [, xxh, target when `content`]), in tree order, from one query (the no-change fast path:
         no per-row objects)."""
         extra = ", xxh, target" if content else ""
         try:
-            cur = self.db.conn.execute("SELECT key, kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns"
-                                       f"{extra} FROM entries ORDER BY key")
+            cur = self.db.conn.execute("SELECT key, kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns, "
+                                       f"uid{extra} FROM entries ORDER BY key")
             return {t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"): t[1:] for t in cur}
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
@@ -205,23 +226,21 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
-    def observed_facts(self) -> Iterator[tuple[str, str, int, int, str | None, str | None, bool]]:
-        """Every row as (path, kind, mode, size, xxh, target, in_store) in tree order, from one
-        query without per-row objects (an update plans against the disk as the index knows it;
-        in_store: managed, and a file's content is a store object)."""
+    def observed_facts(self) -> Iterator[Facts]:
+        """Every row as (path, kind, mode, size, xxh, target, in_store, uid, gid, mtime_ns, xattrs,
+        inode, rdev) in tree order, from one query without per-row objects (an update plans
+        against the disk as the index knows it; in_store: managed, and a file's content is a
+        store object)."""
         try:
-            cur = self.db.conn.execute("SELECT key, kind, mode, size, xxh, target, "
-                                       "managed AND (kind != 'file' OR oid IS NOT NULL) FROM entries ORDER BY key")
+            cur = self.db.conn.execute(f"SELECT {_FACTS} FROM entries ORDER BY key")
             for t in cur:
-                yield key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6])
+                yield (key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6]), *t[7:])
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
-    def observed_facts_at(self, paths: Iterable[str] | None) -> list[tuple[str, str, int, int, str | None,
-                                                                         str | None, bool]]:
+    def observed_facts_at(self, paths: Iterable[str] | None) -> list[Facts]:
         """observed_facts() of the rows at `paths` (those indexed), or of every unmanaged row (None)."""
-        sql = ("SELECT key, kind, mode, size, xxh, target, managed AND (kind != 'file' OR oid IS NOT NULL) "
-               "FROM entries WHERE ")
+        sql = f"SELECT {_FACTS} FROM entries WHERE "
         try:
             if paths is None:
                 rows = self.db.conn.execute(sql + "NOT managed").fetchall()
@@ -229,7 +248,7 @@ class Index:
                 rows = []
                 for p in paths:
                     rows.extend(self.db.conn.execute(sql + "key = ?", [path_key(p)]).fetchall())
-            return [(key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6])) for t in rows]
+            return [(key_path(t[0]), t[1], t[2], t[3], t[4], t[5], bool(t[6]), *t[7:]) for t in rows]
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
@@ -243,7 +262,8 @@ class Index:
     def put_rows(self, rows: Iterable[IndexRow]) -> None:
         self._writing()
         try:
-            self.db.conn.executemany(f"INSERT OR REPLACE INTO entries ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            self.db.conn.executemany(f"INSERT OR REPLACE INTO entries ({_COLS}) VALUES "
+                                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                      (r.as_tuple() for r in rows))
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc

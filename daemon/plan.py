@@ -15,17 +15,24 @@ Rules (FORMAT.md §7 for the policy):
   the junk mode;
 - every file or symlink removed or overwritten whose content is not in the store is listed
   in `quarantine` (saved before it goes);
-- files matching a base glob come from the store, never from the local cache (`from_store`).
+- files matching a base glob come from the store, never from the local cache (`from_store`);
+- format-2 entries (FORMAT.md §4.7) also compare owner, group, extended attributes (ACLs and
+  capabilities included) and mtime: a difference in any puts the entry in `chmod` (its whole
+  metadata is applied again, in the kernel's order); a directory's mtime is not compared (it
+  follows its content) but is set again when its content changes (`retime`). Hard-link members
+  whose inode is not their group's first member's are linked again (`link`); their metadata
+  is the first member's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from regen.store import Entry, Policy, matches
+from regen.store import NODE_KINDS, Entry, Policy, matches
 
 from .index import path_key
 
@@ -44,6 +51,12 @@ class Observed:
     target: str | None = None
     in_store: bool = False    # content is the store object regend installed there (or a dir it made)
     temp: bool = False        # a regend temporary file left by an interrupted run
+    uid: int | None = None    # None: not known (metadata is then not compared)
+    gid: int | None = None
+    mtime: int | None = None
+    xattrs: tuple[tuple[str, bytes], ...] = ()
+    inode: int | None = None
+    rdev: int | None = None
 
     def same_as(self, e: Entry) -> bool:
         """Kind and content equal (mode not compared)."""
@@ -53,7 +66,23 @@ class Observed:
             return self.xxh == e.xxh and self.size == e.size
         if e.kind == "symlink":
             return self.target == e.target
+        if e.rdev is not None and self.rdev is not None:
+            return self.rdev == os.makedev(*e.rdev)
         return True
+
+    def drift_from(self, e: Entry) -> list[str]:
+        """The metadata categories in which this path differs from `e` (same kind and content):
+        mode, owner, xattr, time (pure; a field the entry or the disk does not know is not compared)."""
+        out = []
+        if e.kind != "symlink" and self.mode != e.mode:
+            out.append("mode")
+        if e.uid is not None and self.uid is not None and (self.uid, self.gid) != (e.uid, e.gid):
+            out.append("owner")
+        if e.has_meta and self.uid is not None and self.xattrs != e.xattrs:
+            out.append("xattr")
+        if e.mtime is not None and self.mtime is not None and e.kind != "dir" and self.mtime != e.mtime:
+            out.append("time")
+        return out
 
 
 def is_temp_name(path: str) -> bool:
@@ -70,16 +99,18 @@ class Plan:
     create: tuple[Entry, ...] = ()            # files where nothing is (after the deletes)
     replace: tuple[Entry, ...] = ()           # files renamed over an existing file, symlink or special file
     symlink: tuple[Entry, ...] = ()           # symlinks created or renamed over what is there
-    chmod: tuple[Entry, ...] = ()             # mode only (files and directories)
+    chmod: tuple[Entry, ...] = ()             # metadata only: mode, and for format 2 owner, xattrs, mtime
     keep: tuple[Observed, ...] = ()           # unmanaged paths left in place (junk = "keep")
     adopt: tuple[Entry, ...] = ()             # already right on disk, but not yet known as installed
     occupied: frozenset[str] = field(default_factory=frozenset)  # writes renamed over something seen on disk
     from_store: frozenset[str] = field(default_factory=frozenset)  # base paths: content from the store only
+    link: tuple[Entry, ...] = ()              # hard-link members (re)linked to their group's first member
+    retime: tuple[Entry, ...] = ()            # directories whose content changes: their mtime is set again
 
     @property
     def empty(self) -> bool:
         return not (self.quarantine or self.delete or self.mkdir or self.create or self.replace or self.symlink
-                    or self.chmod)
+                    or self.chmod or self.link)
 
     def writes(self) -> tuple[Entry, ...]:
         return self.create + self.replace
@@ -88,19 +119,19 @@ class Plan:
         return {
             "quarantine": len(self.quarantine), "delete": len(self.delete), "mkdir": len(self.mkdir),
             "create": len(self.create), "replace": len(self.replace), "symlink": len(self.symlink),
-            "chmod": len(self.chmod), "keep": len(self.keep),
+            "chmod": len(self.chmod), "keep": len(self.keep), "link": len(self.link),
             "bytes_to_write": sum(e.size for e in self.writes()),
             "operations": self.operations(),
         }
 
     def operations(self) -> int:
         return (len(self.quarantine) + len(self.delete) + len(self.mkdir) + len(self.create) + len(self.replace)
-                + len(self.symlink) + len(self.chmod))
+                + len(self.symlink) + len(self.chmod) + len(self.link))
 
     def summary(self, limit: int = 20) -> dict[str, Any]:
         """JSON for the journal and reports: counts and the first paths of each list."""
         out: dict[str, Any] = {}
-        for name in ("quarantine", "delete", "mkdir", "create", "replace", "symlink", "chmod", "keep"):
+        for name in ("quarantine", "delete", "mkdir", "create", "replace", "symlink", "chmod", "keep", "link"):
             items = getattr(self, name)
             out[name] = {"count": len(items), "paths": [i.path for i in items[:limit]]}
         return out
@@ -122,11 +153,26 @@ class _Builder:
         self.occupied: set[str] = set()
         self.doomed: list[str] = []    # disk directories being removed whole: everything below goes
         self.kept: set[str] = set()    # directories that must stay because something below is kept
+        self.link: list[Entry] = []
+        self.inodes: dict[str, int | None] = {}   # first member of a hard-link group -> its inode (None: rewritten)
+        self.chain: dict[str, Entry] = {}          # target directories on the current path (for retime)
+        self.retime: dict[str, Entry] = {}
+
+    def changed(self, path: str) -> None:
+        """Something in `path`'s directory is created, removed or renamed: its mtime moves."""
+        parent = self.chain.get(path.rpartition("/")[0])
+        if parent is not None and parent.mtime is not None:
+            self.retime[parent.path] = parent
+
+    def enter(self, e: Entry) -> None:
+        if e.kind == "dir":
+            self.chain[e.path] = e
 
     def remove(self, o: Observed) -> None:
         if o.kind in ("file", "symlink") and not o.in_store and not o.temp:
             self.quarantine.append(o)
         self.delete.append(o)
+        self.changed(o.path)
 
     def unmanaged(self, o: Observed) -> None:
         """A disk path no target entry describes (and no directory being removed holds)."""
@@ -160,10 +206,16 @@ class _Builder:
     def write(self, e: Entry, o: Observed | None) -> None:
         if o is not None and o.kind != "dir" and e.kind != "dir":
             self.occupied.add(e.path)
+        self.changed(e.path)
         if e.kind == "dir":
             self.mkdir.append(e)
             return
-        if e.kind == "symlink":
+        if e.link is not None:
+            if e.link != e.path:
+                self.link.append(e)
+                return
+            self.inodes[e.path] = None  # a first member written anew: every member is linked again
+        if e.kind == "symlink" or e.kind in NODE_KINDS:
             self.symlink.append(e)
             return
         (self.create if o is None or o.kind == "dir" else self.replace).append(e)
@@ -179,7 +231,7 @@ class _Builder:
             if o.kind == "dir":
                 if not o.in_store:
                     self.adopt.append(e)
-                if o.mode != e.mode:
+                if o.drift_from(e):
                     self.chmod.append(e)
             else:
                 self.remove(o)
@@ -189,10 +241,22 @@ class _Builder:
             self.doom(o)
             self.write(e, o)
             return
+        if e.link is not None and e.link != e.path:  # a hard-link member: right when it is the first's inode
+            first = self.inodes.get(e.link)
+            if o.same_as(e) and first is not None and o.inode == first:
+                if not o.in_store:
+                    self.adopt.append(e)
+                return
+            if o.kind in ("file", "symlink") and not o.in_store:
+                self.quarantine.append(o)
+            self.write(e, o)
+            return
         if o.same_as(e):
             if not o.in_store:
                 self.adopt.append(e)
-            if e.kind == "file" and o.mode != e.mode:
+            if e.link == e.path:
+                self.inodes[e.path] = o.inode
+            if o.drift_from(e):
                 self.chmod.append(e)
             return
         if o.kind in ("file", "symlink") and not o.in_store:
@@ -205,7 +269,8 @@ class _Builder:
         self.keep.extend(o for o in self.delete if o.kind == "dir" and o.path in self.kept)
         return Plan(tuple(self.quarantine), tuple(deletes), tuple(self.mkdir), tuple(self.create),
                     tuple(self.replace), tuple(self.symlink), tuple(self.chmod), tuple(self.keep),
-                    tuple(self.adopt), frozenset(self.occupied), frozenset(self.from_store))
+                    tuple(self.adopt), frozenset(self.occupied), frozenset(self.from_store), tuple(self.link),
+                    tuple(self.retime.values()))
 
 
 def may_hold(path: str, globs: Iterable[str]) -> bool:
@@ -233,9 +298,13 @@ def _keyed_obs(it: Iterable[Observed]) -> Iterator[tuple[bytes, Observed]]:
         yield path_key(o.path), o
 
 
-def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy) -> Plan:
-    """Merge the target tree and the disk (both in tree order) into the changes that make them equal."""
+def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy,
+         owners: Callable[[Entry], Entry] | None = None) -> Plan:
+    """Merge the target tree and the disk (both in tree order) into the changes that make them equal.
+    `owners` maps a format-2 entry's owner to this client's ids (owners.Owners.map)."""
     b = _Builder(policy)
+    if owners is not None:
+        target = map(owners, target)
     preserve = policy.preserve
     t_it, o_it = _keyed_entries(target), _keyed_obs(observed)
     t = next(t_it, None)
@@ -244,6 +313,7 @@ def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy) 
         if o is None or (t is not None and t[0] < o[0]):
             assert t is not None
             e = t[1]
+            b.enter(e)
             if not (preserve and matches(e.path, preserve)):
                 b.write(e, None)
             t = next(t_it, None)
@@ -260,6 +330,7 @@ def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy) 
             o = next(o_it, None)
         else:
             e, ob = t[1], o[1]
+            b.enter(e)
             if not (preserve and matches(e.path, preserve)):
                 b.both(e, ob)
             t = next(t_it, None)

@@ -29,8 +29,10 @@ RACY_WINDOW_NS = 2_000_000_000
 TEMP_PREFIX = ".regen-tmp-"
 _S_IFMT = 0o170000
 _S_IFDIR, _S_IFREG, _S_IFLNK = 0o040000, 0o100000, 0o120000
-_TYPE = {"file": _S_IFREG, "dir": _S_IFDIR, "symlink": _S_IFLNK}
-# row tuple fields (Index.row_map): kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns
+_TYPE = {"file": _S_IFREG, "dir": _S_IFDIR, "symlink": _S_IFLNK, "fifo": 0o010000, "chardev": 0o020000,
+         "blockdev": 0o060000}
+# row tuple fields (Index.row_map): kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns, uid
+# (uid not None: a row with format-2 metadata, whose owner and attributes a directory's ctime guards)
 # a fingerprint's trace: per path (root first as "") rel, mode, size, mtime_ns, ctime_ns, inode
 _TRACE_FIELDS = 6
 
@@ -74,6 +76,8 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
             if fmt == _S_IFDIR:
                 if strict_dirs and (s.st_mtime_ns != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]):
                     return None
+                if row[8] is not None and s.st_ctime_ns != row[4]:  # chown, setfacl, setxattr on it
+                    return None
                 continue
             if rel.rpartition("/")[2].startswith(TEMP_PREFIX):
                 return None
@@ -101,8 +105,9 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
     `rows` as Index.row_map(content=True), consumed. Stat times and inodes may differ (content
     is the truth here). Files under `big` bytes are hashed by `small` inline, larger ones handed
     to `submit` (a future whose result is the digest: worker threads hash them while the walk
-    goes on); both answer the xxh3-128 or None if unreadable. Returns what `unchanged()` would
-    and the number of files hashed."""
+    goes on); both answer the xxh3-128 or None if unreadable. Rows with format-2 metadata also
+    need their ctime unchanged (a chown, setcap, setfacl or broken link moves it; the full scan
+    then compares the metadata). Returns what `unchanged()` would and the number of files hashed."""
     unmanaged, kinds = _kept(rows, prune)
     pop = rows.pop
     seen = 0
@@ -123,10 +128,12 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
                     return None
                 hashed += 1
                 if s.st_size >= big:
-                    large.append((submit(rel), row[8]))
-                elif small(rel) != row[8]:
+                    large.append((submit(rel), row[9]))
+                elif small(rel) != row[9]:
                     return None
-            elif fmt == _S_IFLNK and os.readlink(os.path.join(root, rel)) != row[9]:
+            elif fmt == _S_IFLNK and os.readlink(os.path.join(root, rel)) != row[10]:
+                return None
+            if row[8] is not None and s.st_ctime_ns != row[4]:  # owner, attributes, links: the full scan compares
                 return None
     except OSError:
         return None
@@ -147,8 +154,8 @@ def _kept(rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None)
 def _other_kind(fmt: int, kind: str) -> bool:
     """An lstat file type that is not the row's kind ("special": anything but file, dir, symlink)."""
     expected = _TYPE.get(kind)
-    if expected is None:
-        return fmt in (_S_IFREG, _S_IFDIR, _S_IFLNK)
+    if expected is None:  # "special": a socket
+        return fmt in _TYPE.values()
     return fmt != expected
 
 

@@ -77,8 +77,7 @@ def check(data: dict[str, Any], *, json_out: bool) -> None:
           f"{data.get('installed') if data.get('installed') is not None else '(none)'}")
     drift = data.get("drift")
     if drift:
-        for kind in ("deleted", "created", "modified", "meta"):
-            d = drift[kind]
+        for kind, d in drift.items():  # deleted created modified meta, then owner xattr link time if any
             more = f" (+{d['count'] - len(d['paths'])} more)" if d["count"] > len(d["paths"]) else ""
             _line(f"  {kind:9} {d['count']:6}  {' '.join(d['paths'][:5])}{more if d['count'] > 5 else ''}")
     rep = data.get("repair")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from regen.store import EXIT_FAILED, RegenError, matches
 
 from .errors import NoSpace, NotInstalled
+from .owners import Owners
 from .plan import Plan, plan
 from .scan import ScanResult, scan
 from .scope import clean_key_of, policy_of, pruner, state_rel
@@ -62,9 +63,11 @@ class Repair:
         if phase == "repair" and not verify and self._unchanged(target, policy):
             return
         result = self._observe(policy, verify, phase)
+        owners = Owners.of_root(self.cfg.root)
         try:
             with self.manifests.entries(target) as entries:
-                the_plan = plan(entries, result.observed, policy)
+                the_plan = plan(entries, result.observed, policy, owners.map)
+            self.log.warnings.extend(owners.warnings)
         except RegenError as exc:
             self._failed(step, exc)
             return
@@ -119,7 +122,8 @@ class Repair:
         if self.index.state("clean") != clean_key_of(self.cfg, target):
             return False
         t0 = time.monotonic()
-        prune = None if not policy.preserve and state_rel(self.cfg) is None else pruner(self.cfg, policy)
+        prune = None if not policy.preserve and not policy.exclude and state_rel(self.cfg) is None else \
+            pruner(self.cfg, policy)
         racy: list[str] = []
         trace: list[Any] = []
         found = unchanged(self.cfg.root, self.index.row_map(), prune, strict_dirs=True, racy=racy, trace=trace)

@@ -21,7 +21,7 @@ from typing import Any
 
 import xxhash
 
-from regen.store import kind_of, walk
+from regen.store import decode_xattrs, encode_xattrs, kind_of, node_kind, read_xattrs, walk
 
 from .errors import Interrupted
 from .index import IndexRow, path_key
@@ -44,12 +44,19 @@ class StatFacts:
     mtime_ns: int
     ctime_ns: int
     inode: int
+    uid: int = 0
+    gid: int = 0
+    rdev: int | None = None
 
     @classmethod
     def from_stat(cls, s: os.stat_result) -> StatFacts:
-        kind = kind_of(s.st_mode)
+        kind: str = kind_of(s.st_mode)
+        rdev = None
+        if kind == "special":
+            kind = node_kind(s.st_mode) or kind
+            rdev = s.st_rdev if kind in ("chardev", "blockdev") else None
         return cls(kind, st.S_IMODE(s.st_mode), s.st_size if kind == "file" else 0, s.st_mtime_ns, s.st_ctime_ns,
-                   s.st_ino)
+                   s.st_ino, s.st_uid, s.st_gid, rdev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,11 @@ def classify(facts: StatFacts, known: IndexRow | None) -> Verdict:
     if known.mtime_ns is None:
         return Verdict(CHANGED, "unverified")
     if facts.kind == "dir":
-        return Verdict(CHANGED, "mode") if facts.mode != known.mode else Verdict(UNCHANGED)
+        if facts.mode != known.mode:
+            return Verdict(CHANGED, "mode")
+        if known.uid is not None and facts.ctime_ns != known.ctime_ns:
+            return Verdict(CHANGED, "ctime")  # (owner, attributes: a directory's content moves mtime only)
+        return Verdict(UNCHANGED)
     for name in ("size", "mtime_ns", "ctime_ns", "inode", "mode"):
         if getattr(facts, name) != getattr(known, name):
             return Verdict(CHANGED, name.removesuffix("_ns"))
@@ -84,20 +95,29 @@ class Drift:
     created: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)   # content, or kind (file -> symlink, dir -> file)
     meta: list[str] = field(default_factory=list)       # mode, symlink target
+    owner: list[str] = field(default_factory=list)      # owner or group
+    xattr: list[str] = field(default_factory=list)      # extended attributes: capabilities, ACLs, labels
+    link: list[str] = field(default_factory=list)       # a hard link broken (or made)
+    time: list[str] = field(default_factory=list)       # mtime
+
+    def _lists(self) -> tuple[tuple[str, list[str]], ...]:
+        return (("deleted", self.deleted), ("created", self.created), ("modified", self.modified),
+                ("meta", self.meta), ("owner", self.owner), ("xattr", self.xattr), ("link", self.link),
+                ("time", self.time))
 
     def total(self) -> int:
-        return len(self.deleted) + len(self.created) + len(self.modified) + len(self.meta)
+        """Paths that drifted (a path drifting in several categories counts once)."""
+        return len(set(self.paths()))
 
     def paths(self) -> Iterator[str]:
-        yield from self.deleted
-        yield from self.created
-        yield from self.modified
-        yield from self.meta
+        for _, v in self._lists():
+            yield from v
 
     def as_report(self, limit: int = 20) -> dict[str, Any]:
-        return {k: {"count": len(v), "paths": v[:limit]}
-                for k, v in (("deleted", self.deleted), ("created", self.created), ("modified", self.modified),
-                             ("meta", self.meta))}
+        """Counts and first paths per category; the metadata categories (owner, xattr, link,
+        time) only when something drifted there."""
+        return {k: {"count": len(v), "paths": v[:limit]} for k, v in self._lists()
+                if v or k in ("deleted", "created", "modified", "meta")}
 
 
 @dataclass(slots=True)
@@ -110,6 +130,7 @@ class ScanResult:
     bytes_hashed: int = 0
     errors: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
+    leaders: dict[str, int] = field(default_factory=dict)   # first members of hard-link groups -> inode
 
 
 class Hasher:
@@ -256,6 +277,7 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
 def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, IndexRow | None]],
                hasher: Hasher | _Prehashed, verify: bool, now_ns: Callable[[], int], stop: threading.Event | None,
                result: ScanResult) -> None:
+    """Each path's verdict and, for the suspects, what it is now; drift by category."""
     for path, s, row in merged:
         if stop is not None and stop.is_set():
             raise Interrupted("stopped by SIGTERM during the scan")  # a partial scan must never be planned on
@@ -301,22 +323,69 @@ def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: 
             result.bytes_hashed += facts.size
     elif facts.kind == "symlink":
         target = row.target if trusted and row is not None else os.readlink(full)
+    # extended attributes move ctime: read only for suspects (and rows that never had them read)
+    xattrs = row.xattrs if trusted and row is not None and row.uid is not None else _xattrs_text(full)
     same = row is not None and _same(facts, xxh, target, row)
     in_store = same and row is not None and row.managed and (facts.kind != "file" or row.oid is not None)
-    result.observed.append(Observed(path, facts.kind, facts.mode, facts.size, xxh, target, in_store))
+    link_ok = _link_ok(path, facts, row, result.leaders)
+    result.observed.append(Observed(path, facts.kind, facts.mode, facts.size, xxh, target, in_store,
+                                    False, facts.uid, facts.gid, facts.mtime_ns, decode_xattrs(xattrs),
+                                    facts.inode, facts.rdev))
     if row is None:
         result.drift.created.append(path)
     elif row.managed:
-        if row.kind != facts.kind or (facts.kind == "file" and (xxh != row.xxh or facts.size != row.size)):
-            result.drift.modified.append(path)
-        elif (facts.kind != "symlink" and facts.mode != row.mode) or (facts.kind == "symlink" and target != row.target):
-            result.drift.meta.append(path)
+        _drift(path, facts, xxh, target, xattrs, row, link_ok, result.drift)
     stale = row is not None and (facts.mtime_ns, facts.ctime_ns, facts.inode) != (row.mtime_ns, row.ctime_ns,
                                                                                  row.inode)
-    if (not trusted or stale) and row is not None and _same(facts, xxh, target, row) and facts.mode == row.mode:
+    meta_same = row is not None and (row.uid is None or ((facts.uid, facts.gid) == (row.uid, row.gid)
+                                                         and xattrs == row.xattrs and link_ok))
+    if ((not trusted or stale) and row is not None and _same(facts, xxh, target, row) and facts.mode == row.mode
+            and meta_same and (row.uid is None or facts.kind == "dir" or facts.mtime_ns == row.mtime_ns)):
         # confirmed unchanged: refresh the facts so the next run trusts the stat again
         result.rows.append(IndexRow(path, facts.kind, facts.mode, facts.size, facts.mtime_ns, facts.ctime_ns,
-                                    facts.inode, xxh, row.oid, target, row.managed, now_ns()))
+                                    facts.inode, xxh, row.oid, target, row.managed, now_ns(),
+                                    *((facts.uid, facts.gid, xattrs) if row.uid is not None else (None, None, None)),
+                                    row.link, facts.rdev))
+
+
+def _xattrs_text(full: str) -> str | None:
+    try:
+        found = read_xattrs(full)
+    except OSError:
+        return None
+    return encode_xattrs(found) if found else None
+
+
+def _link_ok(path: str, facts: StatFacts, row: IndexRow | None, leaders: dict[str, int]) -> bool:
+    """A managed hard-link member still shares its group's first member's inode (first members are
+    met first: tree order)."""
+    if row is None or row.link is None or facts.kind != "file":
+        return True
+    if row.link == path:
+        leaders[path] = facts.inode
+        return True
+    return leaders.get(row.link) == facts.inode
+
+
+def _drift(path: str, facts: StatFacts, xxh: str | None, target: str | None, xattrs: str | None, row: IndexRow,
+           link_ok: bool, drift: Drift) -> None:
+    """Which categories a managed path drifted in from its row (the state regend last left it in)."""
+    if row.kind != facts.kind or (facts.kind == "file" and (xxh != row.xxh or facts.size != row.size)) or (
+            row.rdev is not None and facts.rdev != row.rdev):
+        drift.modified.append(path)
+        return
+    if (facts.kind != "symlink" and facts.mode != row.mode) or (facts.kind == "symlink" and target != row.target):
+        drift.meta.append(path)
+    if row.uid is None:
+        return
+    if (facts.uid, facts.gid) != (row.uid, row.gid):
+        drift.owner.append(path)
+    if xattrs != row.xattrs:
+        drift.xattr.append(path)
+    if not link_ok:
+        drift.link.append(path)
+    if facts.kind != "dir" and facts.mtime_ns != row.mtime_ns:
+        drift.time.append(path)
 
 
 def _same(facts: StatFacts, xxh: str | None, target: str | None, row: IndexRow) -> bool:
@@ -326,6 +395,8 @@ def _same(facts: StatFacts, xxh: str | None, target: str | None, row: IndexRow) 
         return xxh == row.xxh and facts.size == row.size
     if facts.kind == "symlink":
         return target == row.target
+    if row.rdev is not None:
+        return facts.rdev == row.rdev
     return True
 
 
@@ -358,11 +429,16 @@ def confirm_racy(root: str, known: Callable[[str], IndexRow | None], paths: list
 
 
 def row_for(path: str, s: os.stat_result, *, xxh: str | None = None, oid: str | None = None,
-            target: str | None = None, managed: bool = True, checked_ns: int | None = None) -> IndexRow:
-    """An index row from an lstat taken after regend wrote (or confirmed) the path."""
+            target: str | None = None, managed: bool = True, checked_ns: int | None = None,
+            xattrs: str | None = None, link: str | None = None, meta: bool = False) -> IndexRow:
+    """An index row from an lstat taken after regend wrote (or confirmed) the path. `meta`: the
+    path's entry is format 2, so owner, mtime and the extended attributes read back from it
+    (encode_xattrs; None: none) are watched too; else they are not recorded (format 1 leaves them
+    to the machine)."""
     f = StatFacts.from_stat(s)
     return IndexRow(path, f.kind, f.mode, f.size, f.mtime_ns, f.ctime_ns, f.inode, xxh, oid, target, managed,
-                    time.time_ns() if checked_ns is None else checked_ns)
+                    time.time_ns() if checked_ns is None else checked_ns, f.uid if meta else None,
+                    f.gid if meta else None, xattrs if meta else None, link, f.rdev)
 
 
 __all__ = ["CHANGED", "RACY_WINDOW_NS", "UNCHANGED", "UNKNOWN", "Drift", "Hasher", "ScanResult", "StatFacts",

@@ -4,7 +4,8 @@ Three answers every step needs, kept in one place so the install, the repair, th
 no-change fast path and the tree fingerprint of the report all get the same ones:
 
     policy_of   the target's policy merged with the local config (extra preserve globs, junk mode)
-    pruner      what the walks skip: the state dir when it lies under root, and preserved paths
+    pruner      what the walks skip: the state dir when it lies under root, preserved paths, and
+                the files (not the directories) of excluded paths: left to the machine
     clean_key   the key the index records when it matches the target (quick.clean_key): the
                 fast path and `regend check` trust the index only under the same key
 """
@@ -12,6 +13,7 @@ no-change fast path and the tree fingerprint of the report all get the same ones
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from .config import DaemonConfig
     from .target import Target
 
-__all__ = ["clean_key_of", "policy_of", "pruner", "state_rel"]
+__all__ = ["clean_key_of", "is_dir", "make_pruner", "policy_of", "pruner", "state_rel"]
 
 
 def policy_of(cfg: DaemonConfig, target: Target) -> Policy:
@@ -37,13 +39,28 @@ def state_rel(cfg: DaemonConfig) -> str | None:
 
 
 def pruner(cfg: DaemonConfig, policy: Policy) -> Callable[[str], bool]:
-    """The predicate the walks prune with: True for the state dir and for preserved paths."""
-    rel = state_rel(cfg)
-    preserve = policy.preserve
+    """The predicate the walks prune with: True for the state dir, for preserved paths, and for
+    what is not a directory below an excluded glob (the snapshot kept the directories, with
+    owner and mode, and left their files out: on clients those files belong to the machine)."""
+    return make_pruner(cfg.root, state_rel(cfg), policy.preserve, policy.exclude)
 
+
+def make_pruner(root: str, state: str | None, preserve: tuple[str, ...], exclude: tuple[str, ...]
+                ) -> Callable[[str], bool]:
     def prune(path: str) -> bool:
-        return path == rel or bool(preserve and matches(path, preserve))
+        if path == state or (preserve and matches(path, preserve)):
+            return True
+        return bool(exclude) and matches(path, exclude) and not is_dir(os.path.join(root, path))
     return prune
+
+
+def is_dir(full: str) -> bool:
+    """A directory, not through a symlink. A path that is not there counts as one: the walks only
+    ask about what they found, so this is an index row of a directory that vanished (drift)."""
+    try:
+        return stat.S_ISDIR(os.lstat(full).st_mode)
+    except OSError:
+        return True
 
 
 def clean_key_of(cfg: DaemonConfig, target: Target) -> str:

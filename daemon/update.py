@@ -19,6 +19,7 @@ from .apply import observed_from_facts
 from .delta import plan_delta, read_delta
 from .errors import NoSpace
 from .monitor import OFFLINE_WARNING
+from .owners import Owners
 from .plan import plan
 from .scope import clean_key_of, policy_of, pruner
 
@@ -103,15 +104,17 @@ class Update:
         sizes: dict[str, int] = {}
         fetch_manifests(self.session, self.manifests, target)
         delta = self._delta(installed, target, policy)
+        owners = Owners.of_root(self.cfg.root)
         if delta is not None:  # only what differs from the installed manifest (delta.py)
             the_plan = plan_delta(self.manifests, self.index, delta, policy, prune,
-                                  lambda entries: collect(entries, policy, sizes, keep))
+                                  lambda entries: collect(entries, policy, sizes, keep), owners.map)
             keep.update(delta.objects)
         else:
             observed = observed_from_facts(self.index.observed_facts(), prune)
             # one pass over the manifest: the plan, the objects to fetch, the objects the cache keeps
             with self.manifests.entries(target) as entries:
-                the_plan = plan(collect(entries, policy, sizes, keep), observed, policy)
+                the_plan = plan(collect(entries, policy, sizes, keep), observed, policy, owners.map)
+        self.log.warnings.extend(owners.warnings)
         fetch_objects(self.session, self.cache, target, "update", sizes)
         return the_plan, delta
 

@@ -95,7 +95,7 @@ class TreeWriter:
             return ApplyResult(errors=[("procedures", "a 'before' procedure failed; the changes were not applied")])
         applier = Applier(self.cfg.root, the_plan, cache=self.cache, store=self.session.reachable(),
                           quarantine=self.quarantine, run_id=run_id, ticker=self.ticker, on_batch=on_batch,
-                          known_dir=idx.get)
+                          known_dir=idx.get, xattrs_required=self.cfg.xattrs == "required")
         res = applier.run()
         with idx.atomic():  # one transaction: never "journal done" with the old generation installed
             idx.finish_journal(run_id)
@@ -135,6 +135,9 @@ class TreeWriter:
             log.action("left_in_place", len(res.left))
             more = f" (and {len(res.left) - 1} more)" if len(res.left) > 1 else ""
             log.warnings.append(f"{res.left[0][1]}{more}")
+        log.warnings.extend(res.warnings)
+        if the_plan.link:
+            log.action("links", len(the_plan.link))
         if res.quarantined:
             log.actions["quarantine_run"] = log.run_id
 

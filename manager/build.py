@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from regen.store import Entry, ManifestWriter, ObjectId, Store, diff, is_object_id
+from regen.store import FORMAT_META, Entry, ManifestWriter, ObjectId, Store, diff, is_object_id
 from regen.store.errors import IntegrityError, ManifestInvalid, StoreError
 
 from .errors import FileChanged, SourceInvalid
@@ -83,7 +83,7 @@ def _base_entries(store: Store, base: ObjectId | None) -> Iterator[Iterator[Entr
 
 def build_tree(store: Store, src: str, *, exclude: tuple[str, ...] = (), base: ObjectId | None,
                cache_dir: Path, progress: Progress | None = None, full: bool = False,
-               racy_window_ns: int = RACY_WINDOW_NS) -> TreeBuild:
+               racy_window_ns: int = RACY_WINDOW_NS, one_file_system: bool = True) -> TreeBuild:
     """Store the tree at `src` as a manifest and return what it took; nothing refers to it yet.
 
     One pass: each entry of the walk goes to the manifest writer and, in the same step, into
@@ -91,7 +91,7 @@ def build_tree(store: Store, src: str, *, exclude: tuple[str, ...] = (), base: O
     """
     with _no_cyclic_gc():
         return _build_tree(store, src, exclude=exclude, base=base, cache_dir=cache_dir, progress=progress,
-                           full=full, racy_window_ns=racy_window_ns)
+                           full=full, racy_window_ns=racy_window_ns, one_file_system=one_file_system)
 
 
 @contextmanager
@@ -108,7 +108,7 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: ObjectId | None, cache_dir: Path,
-                progress: Progress | None, full: bool, racy_window_ns: int) -> TreeBuild:
+                progress: Progress | None, full: bool, racy_window_ns: int, one_file_system: bool) -> TreeBuild:
     progress = progress or NoProgress()
     root = check_source(src)
     suspects = None if full else set_aside_objects(store)
@@ -124,9 +124,10 @@ def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: Objec
                     inline = _InlineUploads(store, batch, pool)
                     with StatCache.open(cache_dir, store.store_id, root) as cache, \
                             _base_entries(store, base) as old, open(mpath, "wb") as out:
-                        writer = ManifestWriter(out)
+                        writer = ManifestWriter(out, FORMAT_META)
                         scanner = Scanner(root, cache, exclude=exclude, skip=skip, progress=progress,
-                                          racy_window_ns=racy_window_ns, hold=inline.hold)
+                                          racy_window_ns=racy_window_ns, hold=inline.hold,
+                                          one_file_system=one_file_system)
                         progress.start("scanning", total_items=None)
                         changes, candidates = _changes(old, _written(writer, scanner.entries(), root), suspects,
                                                        inline.want)

@@ -16,9 +16,10 @@ import errno
 import os
 import stat as st
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from regen.store import Entry, FileDigest, hash_file, kind_of, matches, object_id, printable, sort_key, walk, xxh
+from regen.store import (Entry, FileDigest, IdNames, hash_file, kind_of, matches, node_kind, object_id, printable,
+                         read_xattrs, sort_key, walk, xxh)
 
 from .errors import FileChanged, SnapshotFailed, SourceInvalid
 from .progress import Progress
@@ -28,6 +29,8 @@ RACY_WINDOW_NS = 2_000_000_000  # covers 2 s timestamp granularity (FAT, SMB) an
 WHOLE_READ_BYTES = 4 << 20  # with a content sink, files up to this size are read into one buffer
 _SPECIAL = ((st.S_ISSOCK, "socket"), (st.S_ISFIFO, "FIFO"), (st.S_ISCHR, "character device"),
             (st.S_ISBLK, "block device"))
+# what the kernel makes up on a live system: the directories are kept, never their content
+LIVE_ONLY = ("proc", "sys", "dev", "run")
 
 
 def shown(path: str) -> str:
@@ -68,8 +71,15 @@ class Scanner:
 
     def __init__(self, root: str, cache: StatCache, *, exclude: tuple[str, ...] = (), skip: tuple[str, ...] = (),
                  progress: Progress | None = None, racy_window_ns: int = RACY_WINDOW_NS,
-                 hold: Callable[[tuple[str, bytes] | None], None] | None = None) -> None:
+                 hold: Callable[[tuple[str, bytes] | None], None] | None = None,
+                 one_file_system: bool = True) -> None:
         self.hold = hold
+        self.one_file_system = one_file_system
+        self.names = IdNames.of_tree(root)
+        self._links: dict[tuple[int, int], str] = {}   # (dev, inode) -> first path, of files with st_nlink > 1
+        self._dev = os.stat(root).st_dev
+        self._live = os.path.realpath(root) == "/"
+        self._contents_only: set[str] = set()          # directories kept without what is below them
         self.root = root
         self.cache = cache
         self.exclude = exclude
@@ -80,11 +90,15 @@ class Scanner:
         self._buf = bytearray(1 << 20)
 
     def _prune(self) -> Callable[[str], bool] | None:
-        if not self.exclude and not self.skip:
+        if not self.exclude and not self.skip and not self.one_file_system and not self._live:
             return None
         skip = self.skip
+        below = self._contents_only
+        root = self.root
+        # excluded: everything but directories, which keep existing on clients with owner and mode
         return lambda rel: (rel in skip or any(rel.startswith(p + "/") for p in skip)
-                            or matches(rel, self.exclude))
+                            or (bool(below) and rel.rpartition("/")[0] in below)
+                            or (matches(rel, self.exclude) and not _is_dir(os.path.join(root, rel))))
 
     def _walk_error(self, rel: str, exc: OSError) -> None:
         where = os.path.join(self.root, rel) if rel else self.root
@@ -105,15 +119,47 @@ class Scanner:
             kind = kind_of(s.st_mode)
             mode = st.S_IMODE(s.st_mode)
             if kind == "dir":
-                yield Entry(rel, "dir", mode)
+                self._keep_out(rel, s)
+                yield self._meta(Entry(rel, "dir", mode), s)
             elif kind == "symlink":
-                yield Entry(rel, "symlink", mode, target=self._readlink(rel))
+                yield self._meta(Entry(rel, "symlink", mode, target=self._readlink(rel)), s)
             elif kind == "file":
-                yield self._file(rel, s, mode)
+                yield self._meta(self._file(rel, s, mode), s)
                 if self.hold is not None:
                     self.hold(None)
+            elif (node := node_kind(s.st_mode)) is not None:
+                rdev = (os.major(s.st_rdev), os.minor(s.st_rdev)) if node != "fifo" else None
+                yield self._meta(Entry(rel, node, mode, rdev=rdev), s)
             else:
                 self.counts.skipped.append(f"{special_kind(s.st_mode)} {shown(rel)}")
+
+    def _keep_out(self, rel: str, s: os.stat_result) -> None:
+        """A mount point (with one_file_system) or, on a live root, proc/sys/dev/run: the directory is
+        described, what is below it is not (as rsync -x / tar --one-file-system)."""
+        if self._live and rel in LIVE_ONLY:
+            self._contents_only.add(rel)
+        elif self.one_file_system and s.st_dev != self._dev:
+            self._contents_only.add(rel)
+            self.counts.skipped.append(f"the content of mount point {shown(rel)} (another file system; "
+                                       f"--cross-file-systems takes it in)")
+
+    def _meta(self, e: Entry, s: os.stat_result) -> Entry:
+        """`e` with its format-2 metadata: owner ids and names, mtime, xattrs/ACLs, hard-link group, holes."""
+        full = os.path.join(self.root, e.path)
+        try:
+            xattrs = read_xattrs(full)
+        except OSError as exc:
+            raise SnapshotFailed(f"cannot read the extended attributes of {shown(full)}: {exc.strerror or exc}",
+                                 path=e.path, hint="run the snapshot as root, or exclude it in the policy file; "
+                                                   "no generation was written") from None
+        link = None
+        if e.kind == "file" and s.st_nlink > 1:
+            link = self._links.setdefault((s.st_dev, s.st_ino), e.path)
+        # holes: at least one 4 KiB block fewer allocated than the size needs (not small inline files)
+        sparse = e.kind == "file" and s.st_blocks * 512 + 4096 <= s.st_size
+        return replace(e, uid=s.st_uid, gid=s.st_gid, user=self.names.user(s.st_uid),
+                       group=self.names.group(s.st_gid), mtime=s.st_mtime_ns, xattrs=xattrs, link=link,
+                       sparse=sparse)
 
     def _readlink(self, rel: str) -> str:
         full = os.path.join(self.root, rel)
@@ -168,6 +214,13 @@ class Scanner:
         if data is not None and self.hold is not None:
             self.hold((digest.oid, data))
         return digest.oid, digest.xxh
+
+
+def _is_dir(full: str) -> bool:
+    try:
+        return st.S_ISDIR(os.lstat(full).st_mode)
+    except OSError:
+        return False
 
 
 def read_whole(path: str, size: int) -> bytes:

@@ -45,7 +45,7 @@ class SnapshotResult:
 
 def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretKey, policy: Policy | None,
              publish: bool, cache_dir: Path, expires: timedelta | None = None, progress: Progress | None = None,
-             full: bool = False, now: datetime | None = None) -> SnapshotResult:
+             full: bool = False, now: datetime | None = None, one_file_system: bool = True) -> SnapshotResult:
     check_channel(channel)
     _ = store.store_id
     warnings = [w for w in (unknown_key_warning(store, key),) if w]
@@ -58,7 +58,7 @@ def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretK
         else:
             policy, policy_from = Policy(), "default"
         tree = build_tree(store, src, exclude=policy.exclude, base=current.manifest if current else None,
-                          cache_dir=cache_dir, progress=progress, full=full)
+                          cache_dir=cache_dir, progress=progress, full=full, one_file_system=one_file_system)
         when = now or utcnow()
         gen = write_new_generation(
             store, key, channel=channel, manifest=tree.manifest, parent=current.number if current else None,

@@ -22,7 +22,8 @@ for _mod, _names in {
     "generation": "Generation Overlay format_time parse_time utcnow verify_generation verify_overlay",
     "lock": "LeaseInfo StoreLock break_lock",
     "manifest": "Change DiffStats Entry ManifestStats ManifestWriter TreeOrderChecker check_entry check_path diff "
-                "iter_entries sort_key build:build_manifest parse:parse_manifest",
+                "iter_entries sort_key build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS "
+                "encode_xattrs decode_xattrs",
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
     "policy": "Policy check_glob literal_glob load_policy_toml matches",
     "procedure": "Procedure",
@@ -31,7 +32,8 @@ for _mod, _names in {
                "prune_history",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
-    "tree": "kind_of syncfs walk",
+    "tree": "kind_of node_kind read_xattrs syncfs walk",
+    "owners": "IdNames",
     "config": "COMPRESSIONS DEFAULT_PACK_SIZE StoreConfig",
     "delta": "ManifestDelta manifest_delta",
     "durations": "parse_duration",
@@ -65,8 +67,9 @@ if TYPE_CHECKING:  # the static view of the same names
     from .gc import DEFAULT_GRACE, DEFAULT_KEEP, GcPlan, execute_gc, kept_numbers, plan_gc
     from .generation import Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
     from .lock import LeaseInfo, StoreLock, break_lock
-    from .manifest import (Change, DiffStats, Entry, ManifestStats, ManifestWriter, TreeOrderChecker, check_entry,
-                           check_path, diff, iter_entries, sort_key)
+    from .manifest import (FORMAT_META, NODE_KINDS, Change, DiffStats, Entry, ManifestStats, ManifestWriter,
+                           TreeOrderChecker, check_entry, check_path, decode_xattrs, diff, encode_xattrs, iter_entries,
+                           sort_key)
     from .manifest import build as build_manifest
     from .manifest import parse as parse_manifest
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
@@ -85,7 +88,8 @@ if TYPE_CHECKING:  # the static view of the same names
     from .store import Store, open_store
     from .text import json_safe, printable, redact
     from .transfer import TransferResult
-    from .tree import kind_of, syncfs, walk
+    from .owners import IdNames
+    from .tree import kind_of, node_kind, read_xattrs, syncfs, walk
 
 __version__ = "0.1.0"
 
@@ -104,5 +108,6 @@ __all__ = [
     "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",
+    "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",
     *errors.__all__,
 ]

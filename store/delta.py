@@ -19,7 +19,8 @@ from typing import IO
 
 import xxhash
 
-from .manifest import MAX_LINE_BYTES, Entry, TreeOrderChecker, _path_of, check_header, decode_entry, entry_lines, sort_key
+from .manifest import (MAX_LINE_BYTES, Entry, LinkGroups, TreeOrderChecker, _path_of, check_header, decode_entry,
+                       entry_lines, sort_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +39,10 @@ def manifest_delta(old: IO[bytes], new: IO[bytes]) -> ManifestDelta:
     old.readline()
     known = {_digest(line) for line in old}
     new.seek(0)
-    check_header(new.readline(MAX_LINE_BYTES))
+    fmt = check_header(new.readline(MAX_LINE_BYTES))
     ours: set[int] = set()
     checker = TreeOrderChecker()
+    links = LinkGroups()
     added: list[Entry] = []
     objects: dict[str, int] = {}
     entries = 0
@@ -48,14 +50,19 @@ def manifest_delta(old: IO[bytes], new: IO[bytes]) -> ManifestDelta:
         entries += 1
         h = _digest(line)
         ours.add(h)
-        if h in known:
+        if h in known and b'"h":' not in line:  # (hard-link members are decoded: their group is checked)
             key, oid, size = _known(line)
             if oid is not None:
                 objects[oid] = size
-            checker.check_key(key, line[6:7] == b"d")
+            checker.check_key(key, _kind_code(line) == b"d")
             continue
-        e = decode_entry(line, lineno)
+        e = decode_entry(line, lineno, fmt)
         checker.check(e)
+        links.check(e)
+        if h in known:
+            if e.kind == "file" and e.oid:
+                objects[e.oid] = e.size
+            continue
         if e.kind == "file" and e.oid:
             objects[e.oid] = e.size
         added.append(e)
@@ -63,6 +70,14 @@ def manifest_delta(old: IO[bytes], new: IO[bytes]) -> ManifestDelta:
     old.readline()
     removed = [_path_of(_known(line)[0]) for line in old if _digest(line) not in ours]
     return ManifestDelta(added, removed, objects, entries)
+
+
+def _kind_code(line: bytes) -> bytes:
+    """The `k` of a canonical line (format 1 starts with it; format 2 sorts G, T, U, a, g, h first)."""
+    if line.startswith(b'{"k":"'):
+        return line[6:7]
+    at = line.index(b'"k":"') + 5
+    return line[at:at + 1]
 
 
 def _digest(line: bytes) -> int:
@@ -81,7 +96,7 @@ def _known(line: bytes) -> tuple[bytes, str | None, int]:
         return sort_key(d["p"]), d.get("o"), d.get("s", 0)
     start = line.index(b'"p":"') + 5
     key = line[start:line.index(b'"', start)].replace(b"/", b"\0")
-    if line[6:7] != b"f":
+    if _kind_code(line) != b"f":
         return key, None, 0
     o = line.index(b'"o":"') + 5
     s = line.index(b'"s":', start) + 4

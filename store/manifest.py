@@ -1,8 +1,10 @@
 """Manifests: the complete, validated description of a tree (pure).
 
 Canonical form (see FORMAT.md): UTF-8 JSON Lines. Line 1 is the header
-``{"features":[],"format":1,"type":"regen-manifest"}``; every further line is one entry,
-keys sorted, no spaces. Entries are in *tree order*: sorted by the UTF-8 bytes of the path
+``{"features":[],"format":N,"type":"regen-manifest"}``; every further line is one entry,
+keys sorted, no spaces. Format 1 describes content and modes; format 2 adds what keeps a
+real machine identical (owners by id and name, mtimes, extended attributes and ACLs, hard
+link groups, device nodes and FIFOs, sparse files). Both are read; a writer picks one. Entries are in *tree order*: sorted by the UTF-8 bytes of the path
 with ``/`` ranked below every other byte, so a directory is directly followed by all
 of its descendants. That order lets a reader validate parents and a differ merge two
 manifests while holding only the current directory chain in memory: a 1,000,000-entry
@@ -15,15 +17,23 @@ import json
 import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _q  # a JSON string literal, non-ASCII kept as is
-from typing import IO, Iterable, Iterator, Literal
+from typing import IO, Any, Iterable, Iterator, Literal
 
 import blake3
 
 from .errors import ManifestInvalid, UnsupportedFormat
+from .manifest_meta import (MAX_ID, NAME_RE, LinkGroups, _is_int, _utf8_len_ok, Xattrs, check_meta, check_xattrs, decode_xattrs, encode_meta,
+                            encode_xattrs, xattrs_of)  # noqa: F401 - check_xattrs, decode_xattrs, encode_xattrs re-exported
 from .objects import ObjectId, is_object_id
 
-FORMAT = 1
-SUPPORTED_FEATURES: frozenset[str] = frozenset()
+_NAME_RE = NAME_RE  # (owners.py: the names a manifest may carry)
+
+FORMAT = 1           # content and modes only
+FORMAT_META = 2      # + owners, mtimes, xattrs/ACLs, hard links, devices, FIFOs, sparse files
+FORMATS = (FORMAT, FORMAT_META)
+# Optional features a header may list (R18: a reader refuses one it does not know). Format 2
+# defines none yet; a later addition (packs, chunking) names itself here and in FORMAT.md.
+SUPPORTED_FEATURES: dict[int, frozenset[str]] = {FORMAT: frozenset(), FORMAT_META: frozenset()}
 HEADER = {"features": [], "format": FORMAT, "type": "regen-manifest"}
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
@@ -33,16 +43,26 @@ MAX_TARGET_BYTES = 4096
 # before it is parsed, so a hostile manifest cannot make a reader buffer without bound.
 MAX_LINE_BYTES = 1 << 16
 
-Kind = Literal["file", "dir", "symlink"]
-_KIND_CODE: dict[str, str] = {"file": "f", "dir": "d", "symlink": "l"}
-_CODE_KIND: dict[str, Kind] = {"f": "file", "d": "dir", "l": "symlink"}
+Kind = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev"]
+NODE_KINDS = ("fifo", "chardev", "blockdev")   # format 2: made with mknod
+_KIND_CODE: dict[str, str] = {"file": "f", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
+_CODE_KIND: dict[str, Kind] = {"f": "file", "d": "dir", "l": "symlink", "p": "fifo", "c": "chardev", "b": "blockdev"}
 _XXH_RE = re.compile(r"^[0-9a-f]{32}$")
-# The exact keys of each kind's canonical line: nothing optional, nothing extra.
+# The exact keys of each kind's canonical line (format 1: nothing optional, nothing extra).
 _KEYS: dict[str, frozenset[str]] = {
     "f": frozenset("kmopsx"),
     "d": frozenset("kmp"),
     "l": frozenset("kmpt"),
 }
+# Format 2: every kind has its format-1 keys plus owner and mtime; some keys are optional.
+_META_REQUIRED = frozenset("ugT")
+_KEYS2: dict[str, frozenset[str]] = {**{c: k | _META_REQUIRED for c, k in _KEYS.items()},
+                                     "p": frozenset("kmp") | _META_REQUIRED,
+                                     "c": frozenset("kmpr") | _META_REQUIRED,
+                                     "b": frozenset("kmpr") | _META_REQUIRED}
+_OPTIONAL2: dict[str, frozenset[str]] = {c: frozenset("UGa") | (frozenset("hz") if c == "f" else frozenset())
+                                         for c in _KEYS2}
+
 _decode_json = json.JSONDecoder().decode
 
 
@@ -57,14 +77,30 @@ class Entry:
     oid: ObjectId | None = None
     xxh: str | None = None
     target: str | None = None
+    # format 2 (None / empty in format 1: the client leaves owners, times and attributes alone)
+    uid: int | None = None
+    gid: int | None = None
+    user: str | None = None        # the owner's name on the reference (clients map it back)
+    group: str | None = None
+    mtime: int | None = None       # ns since the epoch
+    xattrs: Xattrs = ()            # (name, exact bytes), sorted by name; ACLs are system.posix_acl_*
+    link: str | None = None        # hard-link group: the path of its first member (itself for that one)
+    rdev: tuple[int, int] | None = None   # chardev / blockdev: (major, minor)
+    sparse: bool = False           # the reference file has holes: clients write zero blocks as holes
+
+    @property
+    def has_meta(self) -> bool:
+        return self.uid is not None
 
     def same_content(self, other: Entry) -> bool:
         """Kind, content and target equal (size and xxh3 too: for honest data they follow the id)."""
         return (self.kind == other.kind and self.oid == other.oid and self.target == other.target
-                and self.size == other.size and self.xxh == other.xxh)
+                and self.size == other.size and self.xxh == other.xxh and self.rdev == other.rdev)
 
     def same_meta(self, other: Entry) -> bool:
-        return self.mode == other.mode
+        return (self.mode == other.mode and self.uid == other.uid and self.gid == other.gid
+                and self.user == other.user and self.group == other.group and self.mtime == other.mtime
+                and self.xattrs == other.xattrs and self.link == other.link and self.sparse == other.sparse)
 
 
 def sort_key(path: str) -> bytes:
@@ -102,9 +138,9 @@ def check_entry(e: Entry) -> Entry:
     check_path(e.path)
     if e.kind not in _KIND_CODE:
         raise ManifestInvalid(f"entry {e.path!r} has unknown kind {e.kind!r}", path=e.path)
-    if not isinstance(e.mode, int) or isinstance(e.mode, bool) or not 0 <= e.mode <= 0o7777:
+    if not _is_int(e.mode) or not 0 <= e.mode <= 0o7777:
         raise ManifestInvalid(f"entry {e.path!r} has invalid mode {e.mode!r}", path=e.path)
-    if not isinstance(e.size, int) or isinstance(e.size, bool) or e.size < 0:
+    if not _is_int(e.size) or e.size < 0:
         raise ManifestInvalid(f"entry {e.path!r} has invalid size {e.size!r}", path=e.path)
     if e.kind == "file":
         if not is_object_id(e.oid):
@@ -121,16 +157,20 @@ def check_entry(e: Entry) -> Entry:
             raise ManifestInvalid(f"symlink entry {e.path!r} carries file content", path=e.path)
     else:
         if e.oid is not None or e.target is not None or e.size or e.xxh is not None:
-            raise ManifestInvalid(f"directory entry {e.path!r} carries file data", path=e.path)
+            raise ManifestInvalid(f"{e.kind} entry {e.path!r} carries file data", path=e.path)
+    if e.kind in ("chardev", "blockdev"):
+        r = e.rdev
+        if not (isinstance(r, tuple) and len(r) == 2 and all(_is_int(n) and 0 <= n <= MAX_ID for n in r)):
+            raise ManifestInvalid(f"device entry {e.path!r} has invalid device number {r!r}", path=e.path)
+    elif e.rdev is not None:
+        raise ManifestInvalid(f"{e.kind} entry {e.path!r} has a device number", path=e.path)
+    if e.uid is None:
+        if (e.gid is not None or e.user is not None or e.group is not None or e.mtime is not None or e.xattrs
+                or e.link is not None or e.sparse or e.kind in NODE_KINDS):
+            raise ManifestInvalid(f"entry {e.path!r} has format-2 data but no owner", path=e.path)
+        return e
+    check_meta(e)
     return e
-
-
-def _utf8_len_ok(text: str, limit: int) -> bool:
-    """Valid UTF-8 (no lone surrogates: they cannot be written canonically) of at most `limit` bytes."""
-    try:
-        return len(text.encode("utf-8")) <= limit
-    except UnicodeEncodeError:
-        return False
 
 
 def encode_entry(e: Entry) -> bytes:
@@ -139,6 +179,8 @@ def encode_entry(e: Entry) -> bytes:
     Formatted directly (keys in their sorted order) because this runs once per entry of
     every manifest built: about 7x faster than json.dumps for the same bytes.
     """
+    if e.uid is not None:
+        return encode_meta(e, _KIND_CODE[e.kind])
     if type(e.path) is str and type(e.mode) is int and type(e.size) is int:
         if e.kind == "file" and type(e.oid) is str and type(e.xxh) is str:
             return (f'{{"k":"f","m":{e.mode},"o":{_q(e.oid)},"p":{_q(e.path)},"s":{e.size},"x":{_q(e.xxh)}}}\n'
@@ -161,7 +203,7 @@ def _encode_entry_json(e: Entry) -> bytes:
     return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def decode_entry(line: bytes, lineno: int = 0) -> Entry:
+def decode_entry(line: bytes, lineno: int = 0, fmt: int = FORMAT) -> Entry:
     try:
         d = _decode_json(line.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
@@ -169,27 +211,40 @@ def decode_entry(line: bytes, lineno: int = 0) -> Entry:
     if not isinstance(d, dict):
         raise ManifestInvalid(f"manifest line {lineno} is not an object", line=lineno)
     code = d.get("k")
-    kind = _CODE_KIND.get(code) if isinstance(code, str) else None
+    kinds = _KEYS if fmt == FORMAT else _KEYS2
+    kind = _CODE_KIND.get(code) if isinstance(code, str) and code in kinds else None
     if kind is None:
         raise ManifestInvalid(f"manifest line {lineno} has unknown kind {code!r}", line=lineno)
     keys = d.keys()
-    if keys != _KEYS[code]:
-        missing, extra = sorted(_KEYS[code] - keys), sorted(keys - _KEYS[code])
+    required = kinds[code]
+    optional = _OPTIONAL2[code] if fmt != FORMAT else frozenset()
+    if not required <= keys or not keys <= required | optional:
+        missing, extra = sorted(required - keys), sorted(keys - required - optional)
         raise ManifestInvalid(f"manifest line {lineno} ({kind}) has missing keys {missing} / unexpected keys {extra}",
                               line=lineno)
-    e = Entry(
-        path=d.get("p"),  # type: ignore[arg-type]
-        kind=kind,
-        mode=d.get("m"),  # type: ignore[arg-type]
-        size=d.get("s", 0),
-        oid=d.get("o"),
-        xxh=d.get("x"),
-        target=d.get("t"),
-    )
     try:
+        e = _entry_of(d, kind, strict=True)
         return check_entry(e)
     except ManifestInvalid as exc:
-        raise ManifestInvalid(f"manifest line {lineno}: {exc.message}", path=e.path, line=lineno) from None
+        raise ManifestInvalid(f"manifest line {lineno}: {exc.message}", path=d.get("p"), line=lineno) from None
+
+
+def _entry_of(d: dict[str, Any], kind: Kind, strict: bool = False) -> Entry:
+    """An Entry from a decoded line (values checked by check_entry, shapes here when `strict`)."""
+    if "u" not in d:
+        return Entry(d.get("p"), kind, d.get("m"), d.get("s", 0), d.get("o"), d.get("x"), d.get("t"))  # type: ignore[arg-type]
+    r = d.get("r")
+    if r is not None:
+        if strict and not (isinstance(r, list) and len(r) == 2):
+            raise ManifestInvalid(f"entry {d.get('p')!r} has invalid device number {r!r}", path=d.get("p"))
+        r = tuple(r)
+    sparse = d.get("z", False)
+    if strict and "z" in d and sparse is not True:
+        raise ManifestInvalid(f"entry {d.get('p')!r} has sparse flag {sparse!r} (only true is written)",
+                              path=d.get("p"))
+    return Entry(d.get("p"), kind, d.get("m"), d.get("s", 0), d.get("o"), d.get("x"), d.get("t"),  # type: ignore[arg-type]
+                 d.get("u"), d.get("g"), d.get("U"), d.get("G"), d.get("T"), xattrs_of(d.get("a"), d.get("p"), strict),
+                 d.get("h"), r, sparse)  # type: ignore[arg-type]
 
 
 class TreeOrderChecker:
@@ -246,7 +301,7 @@ class ManifestStats:
             self.bytes += e.size
         elif e.kind == "dir":
             self.dirs += 1
-        else:
+        elif e.kind == "symlink":
             self.symlinks += 1
 
     def as_dict(self) -> dict[str, int]:
@@ -260,12 +315,16 @@ class ManifestWriter:
     so no invalid manifest can be produced.
     """
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], fmt: int = FORMAT) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"no manifest format {fmt}")
         self._out = out
         self._hash = blake3.blake3()
         self._checker = TreeOrderChecker()
+        self._links = LinkGroups()
+        self.format = fmt
         self.stats = ManifestStats()
-        self._write(json.dumps(HEADER, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+        self._write(header_line(fmt))
 
     def _write(self, data: bytes) -> None:
         self._hash.update(data)
@@ -273,7 +332,12 @@ class ManifestWriter:
 
     def add(self, e: Entry) -> None:
         check_entry(e)
+        if e.has_meta != (self.format == FORMAT_META):
+            raise ManifestInvalid(f"entry {e.path!r} " + ("has no owner or mtime (format 2 requires them)"
+                                  if e.has_meta is False else "has format-2 data in a format-1 manifest"),
+                                  path=e.path)
         self._checker.check(e)
+        self._links.check(e)
         self.stats.add(e)
         self._write(encode_entry(e))
 
@@ -286,7 +350,12 @@ class ManifestWriter:
         return self._hash.hexdigest()
 
 
-def check_header(line: bytes) -> None:
+def header_line(fmt: int = FORMAT) -> bytes:
+    return json.dumps({**HEADER, "format": fmt}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def check_header(line: bytes) -> int:
+    """Validate a manifest's first line; return its format."""
     if not line.endswith(b"\n"):
         raise ManifestInvalid("manifest header is missing or truncated")
     try:
@@ -296,14 +365,16 @@ def check_header(line: bytes) -> None:
     if not isinstance(head, dict) or head.get("type") != "regen-manifest":
         raise ManifestInvalid("not a regen manifest (bad header)")
     fmt = head.get("format")
-    if fmt != FORMAT:
-        raise UnsupportedFormat(f"manifest format {fmt!r} is not supported (this regen reads format {FORMAT})")
+    if type(fmt) is not int or fmt not in FORMATS:
+        raise UnsupportedFormat(f"manifest format {fmt!r} is not supported (this regen reads formats "
+                                f"{', '.join(map(str, FORMATS))})")
     features = head.get("features", [])
     if not isinstance(features, list):
         raise ManifestInvalid("manifest header 'features' is not a list")
-    unknown = sorted(set(map(str, features)) - SUPPORTED_FEATURES)
+    unknown = sorted(set(map(str, features)) - SUPPORTED_FEATURES[fmt])
     if unknown:
         raise UnsupportedFormat(f"manifest requires features {unknown} that this regen does not support")
+    return fmt
 
 
 def iter_entries(fp: IO[bytes], *, trusted: bool = False) -> Iterator[Entry]:
@@ -313,14 +384,16 @@ def iter_entries(fp: IO[bytes], *, trusted: bool = False) -> Iterator[Entry]:
     against their id since (a publisher reading its base generation back): entries are decoded
     without being validated again, about twice as fast."""
     first = fp.readline(MAX_LINE_BYTES)
-    check_header(first)
+    fmt = check_header(first)
     if trusted:
         yield from _trusted_entries(fp)
         return
     checker = TreeOrderChecker()
+    links = LinkGroups()
     for lineno, line in entry_lines(fp):
-        e = decode_entry(line, lineno)
+        e = decode_entry(line, lineno, fmt)
         checker.check(e)
+        links.check(e)
         yield e
 
 
@@ -341,6 +414,9 @@ def _trusted_entries(fp: IO[bytes]) -> Iterator[Entry]:
     for lineno, line in enumerate(fp, start=2):
         try:
             d = _decode_json(line.decode("utf-8"))
+            if "u" in d:
+                yield _entry_of(d, kinds[d["k"]])
+                continue
             yield Entry(d["p"], kinds[d["k"]], d["m"], d.get("s", 0), d.get("o"), d.get("x"), d.get("t"))
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ManifestInvalid(f"manifest line {lineno} is not a valid entry: {exc}", line=lineno) from None
@@ -354,12 +430,14 @@ def parse(data: bytes) -> list[Entry]:
 
 
 def build(entries: Iterable[Entry]) -> tuple[bytes, ObjectId, ManifestStats]:
-    """Canonical bytes of `entries` (sorted here), for small manifests."""
+    """Canonical bytes of `entries` (sorted here), for small manifests: format 2 when they carry
+    format-2 data, else format 1."""
     import io
 
+    ordered = sorted(entries, key=lambda e: sort_key(e.path))
     buf = io.BytesIO()
-    w = ManifestWriter(buf)
-    w.add_all(sorted(entries, key=lambda e: sort_key(e.path)))
+    w = ManifestWriter(buf, FORMAT_META if any(e.has_meta for e in ordered) else FORMAT)
+    w.add_all(ordered)
     return buf.getvalue(), w.oid, w.stats
 
 

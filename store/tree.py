@@ -7,6 +7,7 @@ order, so walks merge-join against manifests without sorting.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as st
 from collections.abc import Callable, Iterator
@@ -23,6 +24,42 @@ def kind_of(mode: int) -> Kind:
     if st.S_ISLNK(mode):
         return "symlink"
     return "special"
+
+
+def node_kind(mode: int) -> Literal["fifo", "chardev", "blockdev"] | None:
+    """The manifest kind of a FIFO or device node (format 2), None for anything else."""
+    if st.S_ISFIFO(mode):
+        return "fifo"
+    if st.S_ISCHR(mode):
+        return "chardev"
+    if st.S_ISBLK(mode):
+        return "blockdev"
+    return None
+
+
+def read_xattrs(path: str, *, dir_fd: int | None = None) -> tuple[tuple[str, bytes], ...]:
+    """Every extended attribute of `path` (never following a final symlink) this process can
+    read, sorted by name, exact bytes: user.*, security.* (capabilities, SELinux labels),
+    system.posix_acl_* (ACLs), trusted.* as root. `dir_fd`: `path` is a name in that directory.
+    Raises OSError (ENOTSUP: the file system has none, which callers read as no attributes)."""
+    if dir_fd is not None:
+        path = f"/proc/self/fd/{dir_fd}/{path}"
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return ()
+        raise
+    if not names:
+        return ()
+    out = []
+    for name in sorted(names):
+        try:
+            out.append((name, os.getxattr(path, name, follow_symlinks=False)))
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:  # (removed between list and get)
+                raise
+    return tuple(out)
 
 
 def _name_key(entry: os.DirEntry[str]) -> bytes:

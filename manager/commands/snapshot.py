@@ -29,6 +29,9 @@ def snapshot(
     full: Annotated[bool, typer.Option(
         "--full", help="Check that the store holds every object of the tree, not only new ones "
                        "(after 'regen fsck' reported missing objects).")] = False,
+    cross: Annotated[bool, typer.Option(
+        "--cross-file-systems", help="Also take in what other file systems mounted below SRC hold (default: "
+                                     "their mount points are kept empty, one warning line each).")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
@@ -38,8 +41,10 @@ def snapshot(
     """Snapshot SRC into the next generation of a channel, and print what changed.
 
     Only files whose size, times, inode or mode changed since the last snapshot of SRC are read
-    (each once); only content the store lacks is uploaded. Sockets, FIFOs and devices are skipped
-    with a warning. Nothing is written if a file cannot be read or changes while it is read.
+    (each once); only content the store lacks is uploaded. Owners (ids and names), mtimes,
+    extended attributes, ACLs, capabilities, hard links, FIFOs, device nodes and holes are kept;
+    sockets are skipped with a warning. On a live / the content of proc, sys, dev and run is left
+    out. Nothing is written if a file cannot be read or changes while it is read.
     """
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
@@ -47,5 +52,5 @@ def snapshot(
         conn, str(src), channel=channel, message=message, key=options.load_key(key, "snapshot"),
         policy=options.load_policy(policy), publish=publish, cache_dir=common.cache_dir(),
         expires=options.parse_expires(expires), progress=out.progress(),
-        full=full)
+        full=full, one_file_system=not cross)
     out.snapshot(result)

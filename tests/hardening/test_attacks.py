@@ -200,7 +200,7 @@ MANIFEST_ATTACKS = {
     "size-negative": (around(line(k="f", m=0o644, o=object_id(PWNED), p="etc/pwned", s=-1, x=xxh(PWNED)),
                              after="etc/b.conf"), ["invalid size"]),
     "symlink-target-nul": (around(sl("etc/lnk", "/etc/\x00passwd"), after="etc/b.conf"), ["invalid target"]),
-    "header-newer-format": (HEADER.replace(b'"format":1', b'"format":2') + b"".join(g1_lines()), ["format"]),
+    "header-newer-format": (HEADER.replace(b'"format":1', b'"format":9') + b"".join(g1_lines()), ["format"]),
     "header-unknown-feature": (HEADER.replace(b'"features":[]', b'"features":["setuid-root"]')
                                + b"".join(g1_lines()), ["features"]),
     "not-a-manifest": (b"#!/bin/sh\nrm -rf /\n", ["not a regen manifest", "not json"]),

@@ -135,7 +135,7 @@ def test_racy_file_is_read_again_although_its_stat_is_unchanged(admin: Store, tm
     assert res.tree.changes["modified"] == 0
 
 
-def test_special_files_are_skipped_with_a_warning(cli, admin: Store, tmp_path: Path) -> None:
+def test_sockets_are_skipped_with_a_warning_and_fifos_kept(cli, admin: Store, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "ref", {"keep": b"k"})
     os.mkfifo(src / "fifo")
     sock = socket.socket(socket.AF_UNIX)
@@ -144,9 +144,9 @@ def test_special_files_are_skipped_with_a_warning(cli, admin: Store, tmp_path: P
         res = cli("snapshot", src, "-c", "stable", "-m", "x", "--publish")
     finally:
         sock.close()
-    assert "regen: warning: skipped FIFO fifo" in res.stderr
+    assert "FIFO" not in res.stderr
     assert "regen: warning: skipped socket sock" in res.stderr
-    assert set(manifest_of(admin)) == {"keep"}
+    assert set(manifest_of(admin)) == {"keep", "fifo"}
 
 
 def test_name_that_is_not_utf8_is_refused_and_nothing_written(cli, admin: Store, tmp_path: Path) -> None:
@@ -159,8 +159,9 @@ def test_name_that_is_not_utf8_is_refused_and_nothing_written(cli, admin: Store,
     assert admin.generation_numbers("stable") == []
 
 
-def test_policy_is_signed_in_and_exclude_prunes_the_walk(cli, admin: Store, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "ref", {"etc/a": b"a", "var/log/big.log": b"log", "var/lib/x": b"x",
+def test_policy_is_signed_in_and_exclude_keeps_only_directories(cli, admin: Store, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "ref", {"etc/a": b"a", "var/log/big.log": b"log", "var/log/apt/term.log": b"l",
+                                       "var/lib/x": b"x",
                                        "tmp/scratch.tmp": b"t", "home/alice/notes": b"n"})
     policy = tmp_path / "policy.toml"
     policy.write_text('preserve = ["home/**"]\nbase = ["etc/**"]\nexclude = ["var/log", "**/*.tmp"]\n'
@@ -169,8 +170,8 @@ def test_policy_is_signed_in_and_exclude_prunes_the_walk(cli, admin: Store, tmp_
     assert res["policy"] == {"preserve": ["home/**"], "base": ["etc/**"], "exclude": ["var/log", "**/*.tmp"],
                              "junk": "keep"}
     paths = set(manifest_of(admin))
-    assert "var/log" not in paths and "var/log/big.log" not in paths and "tmp/scratch.tmp" not in paths
-    assert {"etc/a", "var/lib/x", "tmp", "home/alice/notes"} <= paths
+    assert "var/log/big.log" not in paths and "var/log/apt/term.log" not in paths and "tmp/scratch.tmp" not in paths
+    assert {"etc/a", "var/lib/x", "tmp", "home/alice/notes", "var/log", "var/log/apt"} <= paths
     # a later snapshot without --policy keeps the channel's policy (never silently drops `preserve`)
     res2 = cli("snapshot", src, "-c", "stable", "-m", "again", "--json").json()
     assert res2["policy"] == res["policy"] and res2["policy_from"] == "generation 1"

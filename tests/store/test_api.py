@@ -15,7 +15,8 @@ import regen.store
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.manager"}
 
-PUBLIC = [
+PUBLIC = sorted([
+    "FORMAT_META", "IdNames", "NODE_KINDS", "decode_xattrs", "encode_xattrs", "node_kind", "read_xattrs",
     "Backend", "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DEFAULT_GRACE",
     "DEFAULT_KEEP", "DEFAULT_PACK_SIZE", "DiffStats", "EMPTY_ID", "EXIT_FAILED", "EXIT_INTERNAL",
     "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM", "EXIT_USAGE", "Entry",
@@ -34,7 +35,7 @@ PUBLIC = [
     "open_envelope", "open_store", "parse_duration", "parse_history_entry", "parse_manifest", "parse_time",
     "parse_url", "peek_envelope", "plan_gc", "printable", "prune_history", "redact", "sign_envelope", "sort_key",
     "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
-]
+])
 # submodules of regen.store that are themselves part of the API (listed in __all__)
 PUBLIC_MODULES = {"regen.store.errors", "regen.store.layout"}
 

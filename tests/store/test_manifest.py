@@ -280,7 +280,7 @@ def test_malformed_lines_are_rejected_with_the_line_number(line: bytes, message:
     (b'{"features":[],"format":1,"type":"regen-manifest"}', ManifestInvalid),  # no newline: truncated
     (b'{"type":"something-else","format":1}\n', ManifestInvalid),
     (b"[" * 50_000 + b"\n", ManifestInvalid),
-    (b'{"features":[],"format":2,"type":"regen-manifest"}\n', UnsupportedFormat),
+    (b'{"features":[],"format":3,"type":"regen-manifest"}\n', UnsupportedFormat),
     (b'{"features":["chunks"],"format":1,"type":"regen-manifest"}\n', UnsupportedFormat),
 ])
 def test_bad_headers_are_refused(header: bytes, error: type[Exception]) -> None:
