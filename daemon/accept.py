@@ -42,8 +42,9 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
     index, cfg = session.index, session.cfg
     assert index is not None
     store = session.open()
+    seen_epoch = index.highest("epoch", cfg.channel)
     gen = read_generation(store, cfg.channel, cfg.trusted, store_id=store.store_id,
-                          min_number=index.highest("channel", cfg.channel),
+                          min_number=index.highest("channel", cfg.channel), min_epoch=seen_epoch,
                           max_bytes=cfg.limits.max_record_bytes)
     if gen is None:
         if installed is not None:
@@ -65,7 +66,11 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
         target = replace(target, overlay_number=installed.overlay_number,
                          overlay_manifest=installed.overlay_manifest)
     with index.atomic():
-        index.raise_highest("channel", cfg.channel, gen.number)
+        if gen.epoch > (seen_epoch or 0):  # a signed new numbering: the old highest number no longer counts
+            index.raise_highest("epoch", cfg.channel, gen.epoch)
+            index.reset_highest("channel", cfg.channel, gen.number)
+        else:
+            index.raise_highest("channel", cfg.channel, gen.number)
         if overlay is not None:
             index.raise_highest("overlay", cfg.host, overlay.number)
     save_mirror(cfg.state_dir, index)

@@ -229,6 +229,7 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
     highest = index.highest("channel", config.channel) if index is not None else None
     try:
         gen = read_generation(store, config.channel, config.trusted, store_id=store.store_id, min_number=highest,
+                              min_epoch=index.highest("epoch", config.channel) if index is not None else None,
                               max_bytes=config.limits.max_record_bytes)
         if gen is None:
             return {"available": None}

@@ -298,6 +298,10 @@ class Index:
         self._x("INSERT INTO highest (scope, name, number) VALUES (?, ?, ?) ON CONFLICT (scope, name) "
                 "DO UPDATE SET number = max(number, excluded.number)", [scope, name, number])
 
+    def reset_highest(self, scope: str, name: str, number: int) -> None:
+        """Set an accepted number even below the old one: only for a verified new numbering epoch."""
+        self._x("INSERT OR REPLACE INTO highest (scope, name, number) VALUES (?, ?, ?)", [scope, name, number])
+
     def all_highest(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for scope, name, number in self._q("SELECT scope, name, number FROM highest"):

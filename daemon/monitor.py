@@ -40,7 +40,7 @@ def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:
 
 
 def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *, store_id: str,
-                    min_number: int | None, max_bytes: int) -> Generation | None:
+                    min_number: int | None, max_bytes: int, min_epoch: int | None = None) -> Generation | None:
     """The channel's current generation, verified; None if the ref does not exist.
 
     Raises the store's TrustError subclasses (BadSignature, UnknownKey, RecordMismatch,
@@ -51,6 +51,7 @@ def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *
     if data is None:
         return None
     return verify_generation(data, trusted, store_id=store_id, channel=channel, min_number=min_number,
+                             min_epoch=min_epoch,
                              where=f"refs/{channel}", max_bytes=max_bytes)
 
 

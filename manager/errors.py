@@ -11,6 +11,8 @@
         ├── StoreNotEmpty        (2) `regen init` over a location that already holds other data
         ├── OverlayNotFound      (2) `host show/rm` of a host without an overlay
         ├── HostNotFound         (2) `regen history HOST` of a host that never reported
+        ├── Untrusted            (2) a record the manager would build on (ref, rollback target,
+        │                            overlay, numbering) does not verify with the trusted keys
         ├── SnapshotFailed       (1) the tree could not be read or uploaded; nothing was published
         │   └── FileChanged      (1) a file changed (or vanished) while it was read
         └── DamageFound          (1) `regen fsck` found damage
@@ -64,6 +66,12 @@ class OverlayNotFound(ManagerError):
     default_hint = "set one with 'regen host set HOST DIR'"
 
 
+class Untrusted(ManagerError):
+    exit_code = EXIT_USAGE
+    default_hint = ("check the store with 'regen fsck'; if the record was tampered with, publish a verified "
+                    "generation with 'regen publish N' (trust comes only from --key and --trusted-key)")
+
+
 class SnapshotFailed(ManagerError):
     exit_code = EXIT_FAILED
     default_hint = "no generation was written; fix the cause and run the snapshot again"
@@ -90,4 +98,5 @@ __all__ = [
     "SnapshotFailed",
     "SourceInvalid",
     "StoreNotEmpty",
+    "Untrusted",
 ]

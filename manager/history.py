@@ -1,7 +1,7 @@
 """`regen log`, `show`, `diff`: reading a channel's history (I/O through the Store).
 
 Listings parse records without trusting them (peek); `show` also says whether the record
-verifies against the publisher keys recorded in the store. `diff` streams: both manifests
+verifies against the keys the operator trusts (--key, --trusted-key; never the store's keys/). `diff` streams: both manifests
 are merge-joined, so two 1,000,000-entry generations are compared in constant memory.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from regen.store import Change, Generation, Store, diff, open_envelope
-from regen.store.errors import StoreError
+from regen.store import Change, Generation, Store, diff
 
 from .publish import current_generation
+from .trust import Trust, verifies
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +80,14 @@ def signers(envelope: bytes) -> tuple[str, ...]:
         return ()
 
 
-def show(store: Store, channel: str, number: int) -> GenerationInfo:
+def show(store: Store, channel: str, number: int, trust: Trust) -> GenerationInfo:
     where = f"generation {number} of {channel!r}"
     data = store.read_generation(channel, number)
     gen = store.peek_generation(data, where=where)
-    try:
-        open_envelope(data, store.public_keys(), where=where)
-        verified, error = True, None
-    except StoreError as exc:
-        verified, error = False, exc.message
+    error = verifies(data, trust, where=where)
+    if error is None and gen.store_id != store.store_id:
+        error = f"signed for store {gen.store_id}, not this store {store.store_id}"
+    verified = error is None
     current = current_generation(store, channel)
     return GenerationInfo(gen, signers(data), verified, error, current is not None and current.number == number)
 

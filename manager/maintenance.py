@@ -35,6 +35,7 @@ from regen.store.errors import KeyInvalid, NotFound
 from .errors import DamageFound, StoreNotEmpty
 from .options import parse_storage_options
 from .progress import NoProgress, Progress
+from .trust import Trust
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +140,19 @@ def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Pr
                     int(keep_reports.total_seconds()) if keep_reports is not None else None)
 
 
-def check(store: Store, *, repair: bool, read_data: bool = True, progress: Progress | None = None) -> CheckResult:
-    """fsck over every object, record, ref and overlay; damage is returned, never raised here."""
+def check(store: Store, trust: Trust, *, repair: bool, read_data: bool = True,
+          progress: Progress | None = None) -> CheckResult:
+    """fsck over every object, record, ref and overlay; damage is returned, never raised here.
+
+    Signatures are checked against `trust` (the operator's keys), never the store's keys/."""
     progress = progress or NoProgress()
     _ = store.config
     progress.start("checking", total_items=None)
     try:
         if repair:
             with StoreLock(store, "regen fsck --repair"):
-                return fsck(store, read_data=read_data, repair=True, progress=progress.advance)
-        return fsck(store, read_data=read_data, repair=False, progress=progress.advance)
+                return fsck(store, trust.keys, read_data=read_data, repair=True, progress=progress.advance)
+        return fsck(store, trust.keys, read_data=read_data, repair=False, progress=progress.advance)
     finally:
         progress.finish()
 

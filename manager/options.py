@@ -17,6 +17,7 @@ from typing import Any
 from regen.store import Policy, SecretKey, Store, layout, load_policy_toml, load_secret_key, open_store
 
 from .errors import BadOption, MissingKey
+from .trust import Trust, load_trust
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -79,6 +80,12 @@ def load_key(path: str | None, command: str) -> SecretKey:
     if not path:
         raise MissingKey(f"'regen {command}' signs what it writes and needs a secret key")
     return load_secret_key(os.path.expanduser(path))
+
+
+def trust(key: SecretKey | str | None, trusted_keys: Sequence[str] | None) -> Trust:
+    """The keys the manager accepts signatures from: --key's public half and each --trusted-key file."""
+    signing = optional_key(key) if isinstance(key, str) or key is None else key
+    return load_trust(signing, trusted_keys)
 
 
 def optional_key(path: str | None) -> SecretKey | None:

@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, format_time, open_envelope, peek_envelope, utcnow
-from regen.store.errors import StoreError
+from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, format_time, peek_envelope, utcnow
 
 from .build import TreeBuild, build_tree
 from .errors import OverlayNotFound
 from .history import signers
 from .options import check_host
 from .progress import Progress
-from .publish import expiry, trusted_keys
+from .publish import expiry
+from .trust import Trust, verified_overlay, verifies
 
 
 def current_overlay(store: Store, host: str) -> tuple[Overlay, bytes] | None:
+    """The host's overlay record, parsed but NOT verified: for `host show` only."""
     data = store.read_overlay(check_host(host))
     if data is None:
         return None
@@ -47,10 +48,11 @@ class OverlayResult:
 
 def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: str, cache_dir: Path,
                 expires: timedelta | None = None, progress: Progress | None = None,
-                now: datetime | None = None) -> OverlayResult:
+                now: datetime | None = None, trust: Trust | None = None) -> OverlayResult:
     check_host(host)
+    trust = trust or Trust({key.public.keyid: key.public})
     with StoreLock(store, "regen host set"):
-        found = current_overlay(store, host)
+        found = verified_overlay(store, host, trust)  # a forged version must not set the next one
         current = found[0] if found else None
         tree = build_tree(store, src, base=current.manifest if current else None, cache_dir=cache_dir,
                           progress=progress)
@@ -61,10 +63,12 @@ def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: s
     return OverlayResult(host, overlay.number, overlay.manifest, tree)
 
 
-def remove_overlay(store: Store, host: str, key: SecretKey, *, message: str = "", now: datetime | None = None) -> OverlayResult:
+def remove_overlay(store: Store, host: str, key: SecretKey, *, message: str = "", now: datetime | None = None,
+                   trust: Trust | None = None) -> OverlayResult:
     check_host(host)
+    trust = trust or Trust({key.public.keyid: key.public})
     with StoreLock(store, "regen host rm"):
-        found = current_overlay(store, host)
+        found = verified_overlay(store, check_host(host), trust)
         if found is None or found[0].manifest is None:
             raise OverlayNotFound(f"host {host!r} has no overlay in {store.url}")
         overlay = Overlay(store.store_id, host, next_version(found[0]), None, format_time(now or utcnow()),
@@ -92,15 +96,11 @@ def entry_dict(e: Entry) -> dict[str, object]:
             "target": e.target}
 
 
-def show_overlay(store: Store, host: str) -> OverlayInfo:
+def show_overlay(store: Store, host: str, trust: Trust) -> OverlayInfo:
     found = current_overlay(store, host)
     if found is None:
         raise OverlayNotFound(f"host {host!r} has no overlay in {store.url}")
     overlay, data = found
-    try:
-        open_envelope(data, trusted_keys(store, None), where=f"overlay of host {host!r}")
-        verified = True
-    except StoreError:
-        verified = False
+    verified = verifies(data, trust, where=f"overlay of host {host!r}") is None
     entries = tuple(store.read_manifest(overlay.manifest)) if overlay.manifest else ()
     return OverlayInfo(overlay, entries, signers(data), verified)

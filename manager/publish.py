@@ -12,84 +12,71 @@ generation, and `publish` refuses a number below the current one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from regen.store import (
+    MAX_NUMBER,
     Generation,
     Policy,
-    PublicKey,
     SecretKey,
     Store,
     StoreLock,
     format_time,
-    trust_map,
+    layout,
     utcnow,
-    verify_generation,
 )
+from regen.store.errors import StoreExists
 
-from .errors import NotPublishable
+from .errors import NotPublishable, Untrusted
 from .options import check_channel
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+from .trust import Trust, newest_verified, verified_generation, verified_ref
 
 
 def current_generation(store: Store, channel: str) -> Generation | None:
-    """What the channel's ref points at (parsed, not verified: the manager's own view)."""
+    """What the channel's ref points at, parsed but NOT verified: for listings only, never to build on."""
     ref = store.read_ref(channel)
     return None if ref is None else store.peek_generation(ref, where=f"ref of channel {channel!r}")
 
 
-def next_number(store: Store, channel: str, current: Generation | None) -> int:
-    numbers = store.generation_numbers(channel)
-    highest = max([*numbers, current.number if current else 0], default=0)
-    return highest + 1
-
-
-def trusted_keys(store: Store, key: SecretKey | None) -> dict[str, PublicKey]:
-    """The publisher keys recorded in the store (keys/) plus the operator's own key."""
-    keys = list(store.public_keys().values())
-    if key is not None:
-        keys.append(key.public)
-    return trust_map(keys)
-
-
 def unknown_key_warning(store: Store, key: SecretKey) -> str | None:
     """A warning when `key` has never signed in this store: clients will not trust it yet."""
-    known = store.public_keys()
+    known = store.public_keys()  # informational only: who signed here before, never a source of trust
     if known and key.public.keyid not in known:
         return (f"key {key.public.keyid} has not signed in this store before; clients accept this generation "
                 f"only once its .pub file is in their trusted_keys")
     return None
 
 
-def read_verified(store: Store, channel: str, number: int, key: SecretKey | None,
-                  now: datetime | None = None, *, check_expiry: bool = True) -> tuple[Generation, bytes]:
-    """Generation `number` of `channel` and its envelope, refused unless it verifies.
-
-    `check_expiry=False` is for rollback, which re-signs the old content with a fresh expiry.
-    """
-    data = store.read_generation(channel, number)
-    if not check_expiry:
-        now = _EPOCH
-    gen = verify_generation(data, trusted_keys(store, key), store_id=store.store_id, channel=channel, now=now,
-                            where=f"generation {number} of channel {channel!r}")
-    if gen.number != number:
-        raise NotPublishable(f"generation file {number} of channel {channel!r} holds generation {gen.number}",
-                             hint="the store is damaged; run 'regen fsck'")
-    return gen, data
+def next_number(store: Store, channel: str, trust: Trust, current: Generation | None) -> int:
+    """One above the highest VERIFIED number (the ref's or a record written without --publish)."""
+    newest = newest_verified(store, channel, trust)
+    n = max(current.number if current else 0, newest.number if newest else 0) + 1
+    if n > MAX_NUMBER:
+        raise NotPublishable(f"channel {channel!r} has used up its generation numbers (limit {MAX_NUMBER})",
+                             hint=f"start a new numbering with 'regen renumber --channel {channel}'")
+    return n
 
 
 def expiry(now: datetime, expires: timedelta | None) -> str | None:
     return None if expires is None else format_time(now + expires)
 
 
-def write_new_generation(store: Store, key: SecretKey, *, channel: str, manifest: str, parent: int | None,
-                         message: str, policy: Policy, stats: dict[str, int], expires: timedelta | None,
-                         now: datetime, publish: bool, current: Generation | None) -> Generation:
-    """Sign and write the channel's next generation; move the ref to it if `publish`. Caller holds the lock."""
-    gen = Generation(store.store_id, channel, next_number(store, channel, current), manifest, format_time(now),
-                     parent, message, policy, stats, expiry(now, expires))
-    envelope = store.write_generation(gen, [key])
+def write_new_generation(store: Store, key: SecretKey, trust: Trust, *, channel: str, manifest: str,
+                         parent: int | None, message: str, policy: Policy, stats: dict[str, int],
+                         expires: timedelta | None, now: datetime, publish: bool, current: Generation | None,
+                         number: int | None = None, epoch: int | None = None) -> Generation:
+    """Sign and write the channel's next generation; move the ref to it if `publish`. Caller holds the lock.
+
+    `current` must be the verified ref (or None): its epoch carries over unless `epoch` is given.
+    """
+    gen = Generation(store.store_id, channel, number or next_number(store, channel, trust, current), manifest,
+                     format_time(now), parent, message, policy, stats, expiry(now, expires),
+                     current.epoch if current and epoch is None else epoch or 0)
+    try:
+        envelope = store.write_generation(gen, [key])
+    except StoreExists:
+        verified_generation(store, channel, gen.number, trust)  # Untrusted if a forged file holds the number
+        raise
     if publish:
         store.set_ref(channel, envelope)
     return gen
@@ -101,48 +88,111 @@ class PublishResult:
     number: int
     previous: int | None
     content_of: int | None = None  # rollback: the generation whose content was republished
+    epoch: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {"channel": self.channel, "number": self.number, "previous": self.previous,
-                "content_of": self.content_of}
+                "content_of": self.content_of, "epoch": self.epoch}
 
 
-def publish(store: Store, channel: str, number: int, key: SecretKey | None, now: datetime | None = None) -> PublishResult:
-    """Point the channel at generation `number`, which must exist, verify and not go backwards."""
+def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime | None = None) -> PublishResult:
+    """Point the channel at generation `number`, which must exist, verify and not go backwards.
+
+    A ref that does not verify (tampered with) is replaced: publishing a verified generation is
+    how an administrator repairs it.
+    """
     check_channel(channel)
     with StoreLock(store, "regen publish"):
-        _gen, data = read_verified(store, channel, number, key, now)
-        current = current_generation(store, channel)
-        if current is not None and number < current.number:
+        gen, data = verified_generation(store, channel, number, trust, now or utcnow())
+        try:
+            found = verified_ref(store, channel, trust)
+        except Untrusted:
+            found = None
+        current = found[0] if found else None
+        if current is not None and gen.order < current.order:
             raise NotPublishable(
                 f"generation {number} is older than generation {current.number}, the current one of {channel!r}; "
                 f"clients refuse to go back",
                 hint=f"republish its content as a new generation with 'regen rollback --channel {channel} --to {number}'")
         store.set_ref(channel, data)
-    return PublishResult(channel, number, current.number if current else None)
+    return PublishResult(channel, number, current.number if current else None, epoch=gen.epoch)
 
 
-def rollback(store: Store, channel: str, key: SecretKey, *, to: int | None = None, message: str | None = None,
-             expires: timedelta | None = None, now: datetime | None = None) -> PublishResult:
-    """Publish the content of an older generation (default: the current one's parent) as a new one."""
+def rollback(store: Store, channel: str, key: SecretKey, trust: Trust, *, to: int | None = None,
+             message: str | None = None, expires: timedelta | None = None,
+             now: datetime | None = None) -> PublishResult:
+    """Publish the content of an older generation (default: the current one's parent) as a new one.
+
+    The current ref and the target are both verified first: an unverified ref must not choose
+    what the administrator's key re-signs.
+    """
     check_channel(channel)
     now = now or utcnow()
     with StoreLock(store, "regen rollback"):
-        current = current_generation(store, channel)
-        if current is None:
+        found = verified_ref(store, channel, trust)
+        if found is None:
             raise NotPublishable(f"channel {channel!r} has no published generation to roll back from")
+        current = found[0]
         if to is None:
             if current.parent is None:
                 raise NotPublishable(f"generation {current.number} of {channel!r} has no parent",
                                      hint="name the generation to go back to with --to N")
             to = current.parent
-        target, _ = read_verified(store, channel, to, key, check_expiry=False)
         if to >= current.number:
             raise NotPublishable(f"generation {to} is not older than generation {current.number}, "
                                  f"the current one of {channel!r}",
                                  hint=f"publish a newer generation with 'regen publish {to} --channel {channel}'")
+        target, _ = verified_generation(store, channel, to, trust)
         gen = write_new_generation(
-            store, key, channel=channel, manifest=target.manifest, parent=current.number,
+            store, key, trust, channel=channel, manifest=target.manifest, parent=current.number,
             message=message or f"rollback to generation {to}: {target.message}", policy=target.policy,
             stats=dict(target.stats), expires=expires, now=now, publish=True, current=current)
-    return PublishResult(channel, gen.number, current.number, to)
+    return PublishResult(channel, gen.number, current.number, to, gen.epoch)
+
+
+def renumber(store: Store, channel: str, key: SecretKey, trust: Trust, *, message: str | None = None,
+             expires: timedelta | None = None, now: datetime | None = None) -> PublishResult:
+    """Start a new numbering epoch: republish the newest verified generation's content under epoch+1.
+
+    The way out of a burned number space (clients that accepted a huge number refuse every lower
+    one; a higher epoch is accepted whatever the number). Records that do not verify (forged,
+    over the limit) are ignored. If even the verified numbers are at the limit, the channel's
+    old records are deleted and the new epoch starts at 1.
+    """
+    check_channel(channel)
+    now = now or utcnow()
+    with StoreLock(store, "regen renumber"):
+        try:
+            found = verified_ref(store, channel, trust)
+        except Untrusted:
+            found = None
+        records = _verified_records(store, channel, trust)
+        source = found[0] if found else max(records, key=lambda g: g.number, default=None)
+        if source is None:
+            raise NotPublishable(f"channel {channel!r} has no verified generation to renumber")
+        number = max(g.number for g in [source, *records]) + 1
+        if number > MAX_NUMBER:
+            for n in store.generation_numbers(channel):
+                store.backend.delete(layout.generation_path(channel, n))
+            number = 1
+        gen = write_new_generation(
+            store, key, trust, channel=channel, manifest=source.manifest, parent=source.number,
+            message=message or f"new numbering epoch, content of generation {source.number}: {source.message}",
+            policy=source.policy, stats=dict(source.stats), expires=expires, now=now, publish=True,
+            current=None, number=number, epoch=max(g.epoch for g in [source, *records]) + 1)
+    return PublishResult(channel, gen.number, source.number, source.number, gen.epoch)
+
+
+def _verified_records(store: Store, channel: str, trust: Trust) -> list[Generation]:
+    """Every record of the channel that verifies (renumber is rare: reading them all is fine)."""
+    out = []
+    for n in store.generation_numbers(channel):
+        try:
+            out.append(verified_generation(store, channel, n, trust)[0])
+        except Untrusted:
+            continue
+    return out
+
+
+__all__ = ["PublishResult", "current_generation", "expiry", "next_number", "publish", "renumber", "rollback",
+           "unknown_key_warning", "write_new_generation"]

@@ -195,6 +195,7 @@ class Output:
         if self.quiet:
             return self.line(str(r.number))
         was = f" (was {r.previous})" if r.previous is not None else ""
+        was += f", numbering epoch {r.epoch}" if r.epoch else ""
         if r.content_of is not None:
             self.line(f"channel {r.channel} now points at generation {r.number}{was}, "
                       f"which holds the content of generation {r.content_of}")
@@ -232,7 +233,7 @@ class Output:
                 ("parent", "-" if g.parent is None else str(g.parent)), ("manifest", g.manifest),
                 ("expires", g.expires or "never"),
                 ("signed by", ", ".join(info.signed_by) or "-"),
-                ("signature", "verifies against the store's keys" if info.verified else f"NOT verified: {info.verify_error}"),
+                ("signature", "verifies with the trusted keys" if info.verified else f"NOT verified: {info.verify_error}"),
                 ("tree", _tree_line(g.stats)),
                 ("preserve", ", ".join(g.policy.preserve) or "-"), ("base", ", ".join(g.policy.base) or "-"),
                 ("exclude", ", ".join(g.policy.exclude) or "-"), ("junk", g.policy.junk)]

@@ -6,7 +6,9 @@ generation number. A failure at any point writes no record: objects already uplo
 harmless and gc collects them after its grace period.
 
 Without --policy the new generation inherits the channel's current policy: forgetting the
-file must never silently drop the `preserve` globs that keep user data safe on clients.
+file must never silently drop the `preserve` globs that keep user data safe on clients. That
+policy, the parent, the base manifest and the numbering come only from records that verify
+with the trusted keys (manager/trust.py): a forged ref is refused, never signed over.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from regen.store import Policy, SecretKey, Store, StoreLock, utcnow
 from .build import TreeBuild, build_tree
 from .options import check_channel
 from .progress import Progress
-from .publish import current_generation, unknown_key_warning, write_new_generation
+from .publish import unknown_key_warning, write_new_generation
+from .trust import Trust, verified_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +48,16 @@ class SnapshotResult:
 
 def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretKey, policy: Policy | None,
              publish: bool, cache_dir: Path, expires: timedelta | None = None, progress: Progress | None = None,
-             full: bool = False, now: datetime | None = None, one_file_system: bool = True) -> SnapshotResult:
+             full: bool = False, now: datetime | None = None, one_file_system: bool = True,
+             trust: Trust | None = None) -> SnapshotResult:
+    """`trust`: the keys records must verify with (default: `key`'s public half only)."""
     check_channel(channel)
     _ = store.store_id
     warnings = [w for w in (unknown_key_warning(store, key),) if w]
+    trust = trust or Trust({key.public.keyid: key.public})
     with StoreLock(store, "regen snapshot"):
-        current = current_generation(store, channel)
+        found = verified_ref(store, channel, trust)
+        current = found[0] if found else None
         if policy is not None:
             policy_from = "file"
         elif current is not None:
@@ -61,7 +68,7 @@ def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretK
                           cache_dir=cache_dir, progress=progress, full=full, one_file_system=one_file_system)
         when = now or utcnow()
         gen = write_new_generation(
-            store, key, channel=channel, manifest=tree.manifest, parent=current.number if current else None,
+            store, key, trust, channel=channel, manifest=tree.manifest, parent=current.number if current else None,
             message=message, policy=policy, stats=tree.stats, expires=expires, now=when, publish=publish,
             current=current)
     warnings += [f"skipped {what}" for what in tree.skipped]

@@ -19,7 +19,7 @@ for _mod, _names in {
     "backend": "Backend Counters Stat open_backend parse_url",
     "check": "CheckResult Finding fsck",
     "gc": "DEFAULT_GRACE DEFAULT_KEEP GcPlan execute_gc kept_numbers plan_gc",
-    "generation": "Generation Overlay format_time parse_time utcnow verify_generation verify_overlay",
+    "generation": "MAX_NUMBER Generation Overlay format_time parse_time utcnow verify_generation verify_overlay",
     "lock": "LeaseInfo StoreLock break_lock",
     "manifest": "Change DiffStats Entry ManifestStats ManifestWriter TreeOrderChecker check_entry check_path diff "
                 "iter_entries sort_key build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS "
@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .backend import Backend, Counters, Stat, open_backend, parse_url
     from .check import CheckResult, Finding, fsck
     from .gc import DEFAULT_GRACE, DEFAULT_KEEP, GcPlan, execute_gc, kept_numbers, plan_gc
-    from .generation import Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
+    from .generation import MAX_NUMBER, Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
     from .lock import LeaseInfo, StoreLock, break_lock
     from .manifest import (FORMAT_META, NODE_KINDS, Change, DiffStats, Entry, ManifestStats, ManifestWriter,
                            TreeOrderChecker, check_entry, check_path, decode_xattrs, diff, encode_xattrs, iter_entries,
@@ -94,7 +94,7 @@ if TYPE_CHECKING:  # the static view of the same names
 __version__ = "0.1.0"
 
 __all__ = [
-    "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID",
+    "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
     "Policy", "PublicKey", "Report", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock", "TransferResult",

@@ -16,7 +16,7 @@ from .generation import Generation, Overlay
 from .objects import ObjectId
 from .packcheck import check_packs
 from .pool import bounded_map, window_for
-from .signing import PublicKey, open_envelope
+from .signing import PublicKey, open_envelope, peek_envelope
 from .store import Store
 
 
@@ -50,14 +50,26 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
          repair: bool = False, progress: Callable[[int, int], None] | None = None) -> CheckResult:
     """Check the whole store and return every problem found (never raises for damage it finds).
 
-    `trusted`: the keys records must be signed with (what clients are configured with); by
-    default the publisher keys recorded in the store's keys/ folder. `read_data=False` skips
+    `trusted`: the keys records must be signed with (what clients are configured with). The
+    store's keys/ folder is never trusted (anyone who can write the store can add a key there):
+    without `trusted` signatures are not checked, which is reported as a warning, and with it a
+    key file under keys/ that is not trusted is reported as a warning too. `read_data=False` skips
     reading every object (existence is still checked); `repair` moves corrupt objects aside.
     `progress(1, 0)` is called per object read.
     """
     findings: list[Finding] = []
     _ = store.config
-    keys = dict(trusted) if trusted is not None else dict(store.public_keys())
+    keys = dict(trusted) if trusted is not None else None
+    if keys is None:
+        findings.append(Finding("signature", "keys", "signatures not checked: no trusted key given", "warning"))
+    else:
+        for keyid in sorted(set(store.public_keys()) - set(keys)):
+            findings.append(Finding("signature", layout.key_path(keyid), "key file of a key that is not trusted "
+                                    "(keys/ confers no trust; remove it unless it is a known publisher)", "warning"))
+
+    def open_record(data: bytes, where: str) -> dict[str, object]:
+        return open_envelope(data, keys, where=where) if keys is not None else peek_envelope(data, where=where)
+
     objects = set(store.list_objects())
 
     def verify(oid: ObjectId) -> Finding | None:
@@ -94,7 +106,7 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
             where = layout.generation_path(channel, n)
             try:
                 data = store.read_generation(channel, n)
-                gen = Generation.from_record(open_envelope(data, keys, where=where), where)
+                gen = Generation.from_record(open_record(data, where), where)
             except StoreError as exc:
                 findings.append(Finding(_kind(exc), where, exc.message))
                 continue
@@ -104,7 +116,7 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
         ref = store.read_ref(channel)
         if ref is not None:
             try:
-                gen = Generation.from_record(open_envelope(ref, keys, where=f"refs/{channel}"))
+                gen = Generation.from_record(open_record(ref, f"refs/{channel}"))
                 if gen.channel != channel or gen.store_id != store.store_id:
                     findings.append(Finding("ref", f"refs/{channel}",
                                             f"holds a record of channel {gen.channel!r} of store {gen.store_id}"))
@@ -118,7 +130,7 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
             continue
         where = layout.overlay_path(host)
         try:
-            ov = Overlay.from_record(open_envelope(data, keys, where=where), where)
+            ov = Overlay.from_record(open_record(data, where), where)
         except StoreError as exc:
             findings.append(Finding(_kind(exc), where, exc.message))
             continue

@@ -3,6 +3,11 @@
 A record binds store id, channel (or host) and number, so it cannot be replayed under
 another channel, host or store. `verify_generation` is the one door through which a client
 accepts a record: signature by a trusted key, the binding, no rollback, not expired.
+
+Numbers are bounded by MAX_NUMBER (2**53 - 1, exact in every JSON reader): a record beyond it is
+malformed, so nobody can make a signer burn the number space (issue 12). If a channel's numbers
+are burned anyway, a signed `epoch` starts a new numbering: clients order generations by
+(epoch, number), so a higher epoch is accepted whatever number they saw before.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from .signing import MAX_RECORD_BYTES, PublicKey, open_envelope
 
 FORMAT = 1
 PROCEDURES = "procedures"  # the feature of a generation whose policy carries procedures (FORMAT.md §7.1)
-SUPPORTED_FEATURES: frozenset[str] = frozenset({PROCEDURES})
+EPOCH_FEATURE = "epoch"  # a record of a new numbering epoch (FORMAT.md §6)
+SUPPORTED_FEATURES: frozenset[str] = frozenset({PROCEDURES, EPOCH_FEATURE})
+MAX_NUMBER = 2**53 - 1  # FORMAT.md §6: numbers, parents and epochs above this are malformed
 GENERATION_TYPE = "regen-generation"
 OVERLAY_TYPE = "regen-overlay"
 
@@ -53,9 +60,15 @@ class Generation:
     policy: Policy = field(default_factory=Policy)
     stats: Mapping[str, int] = field(default_factory=dict)
     expires: str | None = None
+    epoch: int = 0
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """What rollback protection compares: a higher epoch wins whatever the numbers."""
+        return (self.epoch, self.number)
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        rec: dict[str, Any] = {
             "channel": self.channel,
             "created": self.created,
             "expires": self.expires,
@@ -70,6 +83,9 @@ class Generation:
             "store_id": self.store_id,
             "type": GENERATION_TYPE,
         }
+        if self.epoch:  # epoch 0 records stay byte-identical to those of older regens
+            rec["epoch"], rec["features"] = self.epoch, sorted([*rec["features"], EPOCH_FEATURE])
+        return rec
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], where: str = "generation record") -> Generation:
@@ -106,7 +122,11 @@ class Generation:
         if policy.procedures and PROCEDURES not in rec.get("features", []):
             # an old client would have refused the record for the feature; a record without it is malformed
             raise RecordInvalid(f"{where} carries procedures but not the {PROCEDURES!r} feature", path=where)
-        return cls(store_id, channel, number, manifest, created, parent, message, policy, stats, expires)
+        epoch = rec.get("epoch", 0)
+        _check_int(epoch, "epoch", where)
+        if epoch and EPOCH_FEATURE not in rec.get("features", []):
+            raise RecordInvalid(f"{where} has an epoch but does not require the {EPOCH_FEATURE!r} feature", path=where)
+        return cls(store_id, channel, number, manifest, created, parent, message, policy, stats, expires, epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +180,8 @@ class Overlay:
 def _check_int(value: object, name: str, where: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise RecordInvalid(f"{where} has an invalid {name} {value!r}", path=where)
+    if value > MAX_NUMBER:
+        raise RecordInvalid(f"{where} has {name} {value}, above the limit of {MAX_NUMBER}", path=where)
 
 
 def _check_common(rec: Mapping[str, Any], rtype: str, where: str,
@@ -188,17 +210,26 @@ def verify_generation(
     store_id: str | None,
     channel: str,
     min_number: int | None = None,
+    min_epoch: int | None = None,
     now: datetime | None = None,
     where: str = "generation record",
     max_bytes: int = MAX_RECORD_BYTES,
 ) -> Generation:
-    """Accept a generation record only if every check passes; each failure has its own error."""
+    """Accept a generation record only if every check passes; each failure has its own error.
+
+    `min_epoch`/`min_number`: the highest (epoch, number) this client accepted; the number only
+    counts within the same epoch (a new epoch restarts the numbering).
+    """
     gen = Generation.from_record(open_envelope(data, trusted, where=where, max_bytes=max_bytes), where)
     if store_id is not None and gen.store_id != store_id:
         raise RecordMismatch(f"{where} was signed for store {gen.store_id}, not {store_id}", path=where)
     if gen.channel != channel:
         raise RecordMismatch(f"{where} was signed for channel {gen.channel!r}, not {channel!r}", path=where)
-    if min_number is not None and gen.number < min_number:
+    if min_epoch is not None and gen.epoch < min_epoch:
+        raise RollbackRefused(
+            f"{where} is of numbering epoch {gen.epoch}, older than epoch {min_epoch} already accepted",
+            path=where, number=gen.number, seen=min_number)
+    if min_number is not None and gen.epoch == (min_epoch or 0) and gen.number < min_number:
         raise RollbackRefused(
             f"{where} is generation {gen.number}, older than generation {min_number} already accepted",
             path=where,

@@ -21,6 +21,10 @@ StorageOptions = Annotated[Optional[list[str]], typer.Option(
 Key = Annotated[Optional[str], typer.Option(
     "--key", envvar="REGEN_KEY", metavar="FILE",
     help="Secret key file that signs what this command writes (env REGEN_KEY; create one with 'regen keygen').")]
+TrustedKeys = Annotated[Optional[list[str]], typer.Option(
+    "--trusted-key", envvar="REGEN_TRUSTED_KEYS", metavar="FILE",
+    help="A public key file whose signatures this command accepts, repeatable (env REGEN_TRUSTED_KEYS, "
+         "space-separated). --key's public half is always trusted; the store's keys/ folder never is.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (shape documented in the README).")]
 Quiet = Annotated[bool, typer.Option(
     "--quiet", "-q", help="No progress bar, no warnings; print only what a script needs.")]

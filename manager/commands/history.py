@@ -33,12 +33,19 @@ def show(
     channel: common.ChannelAuto = None,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
-    """Show one generation: its record, signature, tree stats and policy."""
+    """Show one generation: its record, signature, tree stats and policy.
+
+    The signature is checked with --key's public half and the --trusted-key files, never with the
+    store's keys/ folder.
+    """
     conn = options.connect(store, storage_option)
-    Output(json=json, quiet=quiet).show(history.show(conn, options.resolve_channel(conn, channel), number))
+    trust = options.trust(key, trusted_key)
+    Output(json=json, quiet=quiet).show(history.show(conn, options.resolve_channel(conn, channel), number, trust))
 
 
 @app.command(epilog=common.EXIT)

@@ -25,14 +25,16 @@ def set_(
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Snapshot DIR as HOST's overlay (its next version), signed with --key."""
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
+    signing = options.load_key(key, "host set")
     result = overlays.set_overlay(
-        conn, host, str(directory), options.load_key(key, "host set"), message=message,
+        conn, host, str(directory), signing, trust=options.trust(signing, trusted_key), message=message,
         cache_dir=common.cache_dir(), expires=options.parse_expires(expires),
         progress=out.progress())
     out.overlay(result)
@@ -43,12 +45,14 @@ def show(
     host: Host,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
-    """Show HOST's overlay: version, signature and the entries it adds."""
+    """Show HOST's overlay: version, signature (checked with --key / --trusted-key) and its entries."""
     conn = options.connect(store, storage_option)
-    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host))
+    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host, options.trust(key, trusted_key)))
 
 
 @app.command(epilog=common.EXIT)
@@ -57,9 +61,12 @@ def rm(
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Remove HOST's overlay (a signed tombstone with the next version, so it cannot be replayed)."""
     conn = options.connect(store, storage_option)
-    Output(json=json, quiet=quiet).overlay(overlays.remove_overlay(conn, host, options.load_key(key, "host rm")))
+    signing = options.load_key(key, "host rm")
+    Output(json=json, quiet=quiet).overlay(
+        overlays.remove_overlay(conn, host, signing, trust=options.trust(signing, trusted_key)))

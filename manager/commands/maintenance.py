@@ -47,13 +47,20 @@ def fsck(
     no_data: Annotated[bool, typer.Option("--no-data", help="Check records and references only, not object content.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
-    """Check every object's hash, every record's signature and every reference of the store."""
+    """Check every object's hash, every record's signature and every reference of the store.
+
+    Signatures are checked with --key's public half and the --trusted-key files (one of them is
+    needed), never with the store's keys/ folder; key files there that are not trusted are listed.
+    """
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
-    result = maintenance.check(conn, repair=repair, read_data=not no_data, progress=out.progress())
+    trust = options.trust(key, trusted_key).require("fsck")
+    result = maintenance.check(conn, trust, repair=repair, read_data=not no_data, progress=out.progress())
     out.fsck(result)
     maintenance.raise_if_damaged(result)
 

@@ -21,17 +21,18 @@ def publish(
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Point the channel at generation N: clients update to it on their next run.
 
-    N must exist and its signature must verify against the publisher keys recorded in the store
-    (and --key, if given). A number lower than the current one is refused, since clients refuse to
-    go back: use 'regen rollback' for that.
+    N must exist and its signature must verify with --key or a --trusted-key (never with the store's
+    keys/ folder). A number lower than the current one is refused, since clients refuse to go back:
+    use 'regen rollback' for that. A ref that does not verify is replaced (this repairs a tampered ref).
     """
     conn = options.connect(store, storage_option)
-    result = publishing.publish(conn, channel, number, options.optional_key(key))
+    result = publishing.publish(conn, channel, number, options.trust(key, trusted_key).require("publish"))
     Output(json=json, quiet=quiet).publish(result)
 
 
@@ -45,16 +46,44 @@ def rollback(
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Publish the content of an older generation as a new, higher generation.
 
     Clients refuse generations lower than one they accepted, so going back means re-signing the old
-    content under the next number; the channel is pointed at it at once.
+    content under the next number; the channel is pointed at it at once. The current ref and the
+    target must verify with --key or a --trusted-key; anything else is refused (exit 2).
     """
     conn = options.connect(store, storage_option)
+    signing = options.load_key(key, "rollback")
     result = publishing.rollback(
-        conn, channel, options.load_key(key, "rollback"), to=to, message=message,
+        conn, channel, signing, options.trust(signing, trusted_key), to=to, message=message,
         expires=options.parse_expires(expires))
+    Output(json=json, quiet=quiet).publish(result)
+
+
+@app.command(epilog=common.EXIT)
+def renumber(
+    channel: common.Channel,
+    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="MSG", help="Message of the new generation.")] = None,
+    expires: common.Expires = None,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Start a new numbering epoch: republish the newest verified generation under epoch+1.
+
+    The way out of a burned number space: clients that accepted a huge generation number refuse
+    every lower one, but accept any generation of a higher (signed) epoch. Records that do not
+    verify are ignored. Clients older than this feature refuse the new record as needing a newer regen.
+    """
+    conn = options.connect(store, storage_option)
+    signing = options.load_key(key, "renumber")
+    result = publishing.renumber(conn, channel, signing, options.trust(signing, trusted_key), message=message,
+                                 expires=options.parse_expires(expires))
     Output(json=json, quiet=quiet).publish(result)

@@ -35,10 +35,14 @@ def snapshot(
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Snapshot SRC into the next generation of a channel, and print what changed.
+
+    The channel's current ref (its policy, parent and number) is built on only if it verifies with
+    --key or a --trusted-key; a ref that does not is refused (exit 2).
 
     Only files whose size, times, inode or mode changed since the last snapshot of SRC are read
     (each once); only content the store lacks is uploaded. Owners (ids and names), mtimes,
@@ -48,8 +52,9 @@ def snapshot(
     """
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
+    signing = options.load_key(key, "snapshot")
     result = take_snapshot(
-        conn, str(src), channel=channel, message=message, key=options.load_key(key, "snapshot"),
+        conn, str(src), channel=channel, message=message, key=signing, trust=options.trust(signing, trusted_key),
         policy=options.load_policy(policy), publish=publish, cache_dir=common.cache_dir(),
         expires=options.parse_expires(expires), progress=out.progress(),
         full=full, one_file_system=not cross)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from regen.manager.errors import MissingKey, NotPublishable
+from regen.manager.errors import MissingKey, NotPublishable, Untrusted
 from regen.store import Generation, Store, format_time, layout, sign_envelope, utcnow
-from regen.store.errors import GenerationNotFound, UnknownKey
+from regen.store.errors import GenerationNotFound
 
 from ..conftest import make_tree
 from .conftest import one_error_line
@@ -34,7 +34,7 @@ def current(store: Store, channel: str = "stable") -> Generation:
 
 def test_publish_moves_the_ref_to_an_existing_generation(cli, admin: Store, three) -> None:
     res = cli("publish", "3", "-c", "stable", "--json").json()
-    assert res == {"channel": "stable", "number": 3, "previous": 2, "content_of": None}
+    assert res == {"channel": "stable", "number": 3, "previous": 2, "content_of": None, "epoch": 0}
     assert current(admin).number == 3
     assert admin.read_ref("stable") == admin.read_generation("stable", 3)
 
@@ -53,15 +53,15 @@ def test_publish_of_a_bad_number_is_refused(cli, admin: Store, three) -> None:
 def test_publish_refuses_a_record_no_known_key_signed(cli, admin: Store, three, other_key) -> None:
     forged = Generation(admin.store_id, "stable", 4, current(admin).manifest, format_time(utcnow()), 3, "forged")
     admin.backend.create_exclusive(layout.generation_path("stable", 4), sign_envelope(forged.to_record(), [other_key]))
-    res = cli("publish", "4", "-c", "stable", exit_code=UnknownKey.exit_code)
-    assert "signed by unknown key" in one_error_line(res.stderr)
+    res = cli("publish", "4", "-c", "stable", exit_code=Untrusted.exit_code)
+    assert "does not verify with the trusted keys" in one_error_line(res.stderr) and "signed by unknown key" in res.stderr
     assert current(admin).number == 2
 
 
 def test_rollback_republishes_the_parent_as_a_new_generation(cli, admin: Store, three) -> None:
     cli("publish", "3", "-c", "stable")
     res = cli("rollback", "-c", "stable", "--json").json()
-    assert res == {"channel": "stable", "number": 4, "previous": 3, "content_of": 2}
+    assert res == {"channel": "stable", "number": 4, "previous": 3, "content_of": 2, "epoch": 0}
     now, old = current(admin), admin.peek_generation(admin.read_generation("stable", 2))
     assert now.number == 4 and now.parent == 3 and now.manifest == old.manifest and now.policy == old.policy
     assert "rollback to generation 2" in now.message

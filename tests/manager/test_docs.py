@@ -23,7 +23,7 @@ def commands() -> Iterator[tuple[str, object]]:
     yield from walk(root, "regen")
 
 
-EXPECTED = {"regen init", "regen keygen", "regen snapshot", "regen publish", "regen rollback", "regen log",
+EXPECTED = {"regen init", "regen keygen", "regen snapshot", "regen publish", "regen rollback", "regen renumber", "regen log",
             "regen show", "regen diff", "regen host set", "regen host show", "regen host rm", "regen status",
             "regen history", "regen gc", "regen fsck", "regen unlock"}
 

@@ -22,7 +22,7 @@ PUBLIC = sorted([
     "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM", "EXIT_USAGE", "Entry",
     "FileDigest", "Finding", "GcPlan", "Generation", "GenerationNotFound", "HISTORY_EVERY", "HardwareFinding",
     "HistoryEntry", "HistoryPrunePlan", "IntegrityError", "InvalidInput", "InvalidName", "InvalidURL",
-    "KeyInvalid", "LeaseInfo", "LockHeld", "ManifestDelta", "ManifestInvalid", "ManifestStats", "ManifestWriter",
+    "KeyInvalid", "LeaseInfo", "LockHeld", "MAX_NUMBER", "ManifestDelta", "ManifestInvalid", "ManifestStats", "ManifestWriter",
     "NotFound", "ObjectCorrupt", "ObjectId", "ObjectMissing", "Overlay", "Policy", "PolicyInvalid", "Procedure",
     "PublicKey", "RecordExpired", "RecordInvalid", "RecordMismatch", "RecordTooLarge", "RegenError", "Report",
     "RollbackRefused", "SecretKey", "Stat", "Store", "StoreAccessDenied", "StoreConfig", "StoreError",

@@ -60,10 +60,15 @@ def test_bad_signature_is_found(published: Publisher, signing_key: SecretKey) ->
 def test_records_must_verify_with_the_trusted_keys(published: Publisher, other_key: SecretKey) -> None:
     """Given trusted keys, a record signed by any other key is a finding (clients would refuse it)."""
     result = fsck(published.store, trust_map([other_key.public]))
-    subjects = {f.subject for f in result.findings if f.kind in ("signature", "ref")}
+    subjects = {f.subject for f in result.findings if f.kind in ("signature", "ref") and f.severity == "error"}
     assert subjects == {"generations/stable/0000000001.json", "generations/stable/0000000002.json",
                         "refs/stable", "hosts/pc-01/overlay.json"}
-    assert fsck(published.store).findings == ()  # by default: the keys recorded in keys/
+    # the publisher's key file under keys/ confers no trust: it is listed as not trusted
+    assert {(f.subject, f.severity) for f in result.findings if f.subject.startswith("keys/")} == \
+        {(layout.key_path(published.key.public.keyid), "warning")}
+    # without trusted keys, signatures are not checked, and fsck says so (keys/ is never used instead)
+    assert [(f.subject, f.detail) for f in fsck(published.store).findings] == \
+        [("keys", "signatures not checked: no trusted key given")]
 
 
 def test_ref_that_differs_from_its_record_is_found(published: Publisher, signing_key: SecretKey,

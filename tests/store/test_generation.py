@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from regen.store import (
+    MAX_NUMBER,
     BadSignature,
     Generation,
     Overlay,
@@ -60,11 +62,19 @@ def test_a_good_record_is_accepted_as_written(signing_key: SecretKey) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(number=st.integers(0, 2**63), parent=st.none() | st.integers(0, 2**63), message=st.text(),
-       stats=st.dictionaries(st.text(min_size=1), st.integers()))
-def test_record_round_trip(number: int, parent: int | None, message: str, stats: dict[str, int]) -> None:
-    g = gen(number=number, parent=parent, message=message, stats=stats)
+@given(number=st.integers(0, MAX_NUMBER), parent=st.none() | st.integers(0, MAX_NUMBER), message=st.text(),
+       stats=st.dictionaries(st.text(min_size=1), st.integers()), epoch=st.integers(0, MAX_NUMBER))
+def test_record_round_trip(number: int, parent: int | None, message: str, stats: dict[str, int], epoch: int) -> None:
+    g = replace(gen(number=number, parent=parent, message=message, stats=stats), epoch=epoch)
     assert Generation.from_record(json.loads(json.dumps(g.to_record()))) == g
+
+
+@given(field=st.sampled_from(["number", "parent", "epoch"]), value=st.integers(MAX_NUMBER + 1, 2**70))
+def test_numbers_above_the_bound_are_malformed(field: str, value: int) -> None:
+    """FORMAT.md §6: numbers are at most 2**53-1, so no signer can be steered into burning them."""
+    rec = {**gen().to_record(), field: value, "features": ["epoch"]}
+    with pytest.raises(RecordInvalid, match="above the limit"):
+        Generation.from_record(rec)
 
 
 def test_bad_signature_on_tampered_record(signing_key: SecretKey) -> None:
