@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from regen.store.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, RegenError, exit_status
 
 from . import render
-from .commands import fleet, history, hosts, init, keys, maintenance, publish, snapshot, timeline
+from .commands import fleet, history, hosts, init, keys, maintenance, publish, serve, snapshot, timeline
 
 
 
@@ -69,7 +69,7 @@ app = typer.Typer(
 for module in (init, keys, snapshot, publish, history):
     app.add_typer(module.app)
 app.add_typer(hosts.app, name="host")
-for module in (fleet, timeline, maintenance):
+for module in (fleet, timeline, serve, maintenance):
     app.add_typer(module.app)
 
 

@@ -319,6 +319,15 @@ class Output:
             return
         self.out.print(fleetview.timeline_table(t, self.out.width, shown))
 
+    def text(self, text: str) -> None:
+        """A document produced elsewhere (already escaped for its format), as is."""
+        sys.stdout.write(text)
+
+    def serving(self, url: str) -> None:
+        """`regen serve` listens (always printed: with port 0 it is the only way to learn the port)."""
+        sys.stdout.write(f"serving the fleet at {url} (read-only; Ctrl-C stops)\n")
+        sys.stdout.flush()
+
     def check(self, line: str) -> None:
         """The one line of `status --check` (a monitoring plugin's output)."""
         sys.stdout.write(shown(line) + "\n")

@@ -28,6 +28,7 @@ for _mod, _names in {
     "policy": "Policy check_glob literal_glob load_policy_toml matches",
     "procedure": "Procedure",
     "report": "Finding:HardwareFinding Report drift_of",
+    "metrics": "Family:MetricFamily exposition:metrics_exposition",
     "history": "HISTORY_EVERY HistoryEntry HistoryPrunePlan history_due history_marker parse_entry:parse_history_entry "
                "prune_history",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
@@ -80,6 +81,8 @@ if TYPE_CHECKING:  # the static view of the same names
     from .history import (HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker,
                           prune_history)
     from .history import parse_entry as parse_history_entry
+    from .metrics import Family as MetricFamily
+    from .metrics import exposition as metrics_exposition
     from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
                           peek_envelope, sign_envelope, trust_map, write_keypair)
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
@@ -109,5 +112,6 @@ __all__ = [
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",
     "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",
+    "MetricFamily", "metrics_exposition",
     *errors.__all__,
 ]

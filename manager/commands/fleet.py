@@ -8,10 +8,12 @@ import typer
 
 from .. import options, reports
 from ..fleet import DEFAULT_DRIFT_MIN_HOSTS, SORT_KEYS, STATES, check_line, select
+from ..metrics import fleet_metrics
 from ..render import Output
 from . import common
 
 app = typer.Typer()
+FORMATS = ("table", "json", "prometheus")
 
 EXIT_STATUS = (common.EXIT_STATUS.rstrip(".") + ". With --check (for Nagios, Icinga and the like): 0 nothing to "
                "do, 1 some host needs a person (or the store could not be read), 2 usage error; one summary line.")
@@ -50,6 +52,10 @@ def status(
                                       help="Reports read at the same time.")] = reports.DEFAULT_JOBS,
     check: Annotated[bool, typer.Option(
         "--check", help="Monitoring check: print one summary line; exit 1 if any host needs a person.")] = False,
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="FORMAT",
+        help="table (default), json (as --json) or prometheus (text exposition format, e.g. for "
+             "node_exporter's textfile collector or a push gateway).")] = "table",
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     json: common.Json = False,
@@ -62,6 +68,9 @@ def status(
     stuck on an old generation, paths that drift on many hosts (candidates for 'preserve' or for
     fixing the reference). The host name is never cut: on a narrow screen other columns are left out.
     """
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", param_hint="--format")
+    json = json or fmt == "json"
     if sort not in SORT_KEYS:
         raise typer.BadParameter(f"unknown sort key {sort!r} (one of {', '.join(SORT_KEYS)})", param_hint="--sort")
     states = _states(state)
@@ -75,4 +84,6 @@ def status(
         code, line = check_line(view)
         out.check(line)
         raise typer.Exit(code)
+    if fmt == "prometheus":
+        return out.text(fleet_metrics(view))
     out.status(view)
