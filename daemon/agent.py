@@ -36,6 +36,7 @@ from .cache import ObjectCache
 from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NotInstalled
 from .health import gauges
+from .metrics import run_metrics, write_metrics
 from .hardware import HardwareProbe
 from .index import Index, open_index
 from .lock import RunLock
@@ -319,6 +320,13 @@ class _Cycle:
             save_report(self.cfg.state_dir, report, self.cfg.reports_keep)
         except OSError as exc:
             self.log.warnings.append(f"the report could not be saved: {exc.strerror or exc}")
+        if self.cfg.metrics_file:
+            try:
+                write_metrics(self.cfg.metrics_file, run_metrics(
+                    report, quarantined_bytes=self.agent.quarantine.total_bytes()))
+            except OSError as exc:
+                self.log.warnings.append(f"the metrics file {self.cfg.metrics_file} could not be written: "
+                                         f"{exc.strerror or exc}")
 
     def _finish(self) -> RunResult:
         outcome = self.steps.outcome()

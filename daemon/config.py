@@ -83,6 +83,7 @@ class DaemonConfig:
     transfers: int = 8                       # objects fetched from the store at once
     xattrs: str = "required"                 # "best-effort": an attribute the file system refuses is a warning
     report_store: str | None = None          # [reports] store: where reports go when `store` is read-only (http)
+    metrics_file: str | None = None          # [reports] metrics: Prometheus textfile-collector file (off if None)
     report_storage_options: Mapping[str, Any] = field(default_factory=dict)
     hardware: Any = None                     # hardware.HardwareConfig
     schedule: Any = None                     # schedule.ScheduleConfig
@@ -200,10 +201,12 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     options = _storage_options(top, environ)
     xattrs = top.get("xattrs", " or ".join(map(repr, XATTR_MODES)), lambda v: v in XATTR_MODES) or "required"
     reports = _Reader(path, top.table_of("reports"), "reports")
-    reports.only({"keep", "store", "storage_options"})
+    reports.only({"keep", "store", "storage_options", "metrics"})
     report_store = (reports.text("store", default=None) or "").strip() or None
     report_options = _storage_options(reports, environ) if report_store else {}
-    own = [path, state_dir, *key_files, *_option_files(options), *_option_files(report_options)]
+    metrics_file = (reports.text("metrics", default=None) or "").strip() or None
+    own = [path, state_dir, *key_files, *_option_files(options), *_option_files(report_options),
+           *([metrics_file] if metrics_file else [])]
     preserve += tuple(g for g in implicit_preserve(root, own) if g not in preserve)
     junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)
     return DaemonConfig(
@@ -215,6 +218,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         hooks=_hooks(_Reader(path, top.table_of("hooks"), "hooks")),
         failures=_failures(_Reader(path, top.table_of("failures"), "failures")),
         reports_keep=reports.integer("keep", 50, 1),
+        metrics_file=metrics_file,
         report_store=report_store,
         transfers=top.integer("transfers", 8, 1),
         report_storage_options=report_options,
