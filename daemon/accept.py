@@ -102,6 +102,7 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
     missing = cache.missing(sizes)
     need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
     result = fetch_missing(store, cache, missing, sizes=sizes)
+    session.remember_config()  # (changed if the store was packed since it was cached)
     session.log.bytes_fetched += result.bytes
     session.log.action("objects_fetched", result.fetched)
     if result.errors:

@@ -46,20 +46,26 @@ class StoreSession:
         if self.store is None:
             cached = self.index.state("store") if self.index is not None else None
             config = None
-            if cached and cached.get("url") == self.cfg.store:
+            if cached and cached.get("url") == self.cfg.store and "features" in cached:  # (older caches lack it)
                 config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"),
                                      features=tuple(cached.get("features", ())))
             store = self.factory(self.cfg, config)
-            if config is None:
-                cfgd = store.config  # reads regen.json once (raises while the store is unreachable)
-                if self.index is not None:
-                    with self.index.atomic():
-                        self.index.set_state("store", {"url": self.cfg.store, "store_id": cfgd.store_id,
-                                                       "compression": cfgd.compression,
-                                                       "features": list(cfgd.features)})
-                    save_mirror(self.cfg.state_dir, self.index)
             self.store = store
+            if config is None:
+                self.remember_config()  # reads regen.json once (raises while the store is unreachable)
         return self.store
+
+    def remember_config(self) -> None:
+        """Cache the store's configuration, and again when it changed (the store learned during a run
+        that `regen migrate` packed it): the next runs read packs from the start."""
+        assert self.store is not None
+        cfgd = self.store.config
+        state = {"url": self.cfg.store, "store_id": cfgd.store_id, "compression": cfgd.compression,
+                 "features": list(cfgd.features)}
+        if self.index is not None and self.index.state("store") != state:
+            with self.index.atomic():
+                self.index.set_state("store", state)
+            save_mirror(self.cfg.state_dir, self.index)
 
     def open_quiet(self) -> Store | None:
         """The store, or None (and offline) when it cannot be opened."""

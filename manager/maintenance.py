@@ -19,12 +19,14 @@ from regen.store import (
     GcPlan,
     HistoryPrunePlan,
     LeaseInfo,
+    MigrateResult,
     Store,
     StoreLock,
     break_lock,
     execute_gc,
     fsck,
     generate,
+    migrate_to_packs,
     plan_gc,
     prune_history,
     utcnow,
@@ -138,6 +140,17 @@ def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Pr
                 progress.finish()
     return GcResult(plan, dry_run, keep, int(grace.total_seconds()), history,
                     int(keep_reports.total_seconds()) if keep_reports is not None else None)
+
+
+def migrate(store: Store, *, pack_size: int, progress: Progress | None = None) -> MigrateResult:
+    """Convert a store of loose objects to packs, under the writer lock (store/migrate.py: kill-safe order)."""
+    progress = progress or NoProgress()
+    with StoreLock(store, "regen migrate"):
+        progress.start("packing", total_items=None)
+        try:
+            return migrate_to_packs(store, pack_size=pack_size, progress=progress.advance)
+        finally:
+            progress.finish()
 
 
 def check(store: Store, trust: Trust, *, repair: bool, read_data: bool = True,

@@ -28,6 +28,7 @@ JSON shapes (stable; new keys may be added, existing ones keep their meaning):
              latest}]}
   gc        {"dry_run", "keep", "grace_seconds", "keep_reports_seconds", "stats", "generations_dropped"}
   fsck      {"damaged", "objects_checked", "generations_checked", "findings": [{kind, subject, detail, severity}]}
+  migrate   {"packed", "packed_bytes", "loose_kept", "loose_deleted", "was_packed"}
   unlock    {"removed": null | {owner, host, pid, created, expires}}
 """
 
@@ -46,7 +47,7 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
                            TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
 
-from regen.store import Change, CheckResult, LeaseInfo, json_safe
+from regen.store import Change, CheckResult, LeaseInfo, MigrateResult, json_safe
 from regen.store.errors import RegenError
 
 from . import fleetview
@@ -365,6 +366,14 @@ class Output:
         if not self.quiet:
             verdict = "damage found" if r.damaged else "no damage found"
             self.line(f"checked {r.objects_checked:,} objects and {r.generations_checked:,} generations: {verdict}")
+
+    def migrate(self, r: MigrateResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        was = "was already packed; " if r.was_packed else "is now packed; "
+        self.line(f"the store {was}{r.packed:,} objects copied into packs ({decimal(r.packed_bytes)}), "
+                  f"{r.loose_deleted:,} loose copies removed, {r.loose_kept:,} left loose (larger than 4 MiB, "
+                  "or damaged: see regen fsck)")
 
     def unlock(self, lease: LeaseInfo | None) -> None:
         if self.json:

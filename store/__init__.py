@@ -39,6 +39,7 @@ for _mod, _names in {
     "delta": "ManifestDelta manifest_delta",
     "durations": "parse_duration",
     "store": "Store open_store",
+    "migrate": "MigrateResult migrate_to_packs",
     "transfer": "TransferResult",
     "text": "json_safe printable redact",
 }.items():
@@ -88,6 +89,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
     from .delta import ManifestDelta, manifest_delta
     from .durations import parse_duration
+    from .migrate import MigrateResult, migrate_to_packs
     from .store import Store, open_store
     from .text import json_safe, printable, redact
     from .transfer import TransferResult
@@ -107,7 +109,7 @@ __all__ = [
     "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
-    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "Procedure", "parse_duration",
+    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs", "Procedure", "parse_duration",
     "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",

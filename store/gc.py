@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import layout
+from .chunks import CHUNK_ABOVE
 from .errors import NotFound
 from .generation import utcnow
 from .lock import StoreLock
 from .objects import ObjectId
-from .chunks import CHUNK_ABOVE
 from .repack import RepackPlan, chunk_refs, execute_repack, plan_repack
 from .store import Store
 

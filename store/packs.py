@@ -154,7 +154,7 @@ class PackWriter:
                 return False
             self._added.add(oid)
             if self._fp is None:
-                self._fp = tempfile.TemporaryFile(prefix="regen-pack-")
+                self._fp = tempfile.TemporaryFile(prefix="regen-pack-")  # noqa: SIM115 - open until the pack is sealed
             self._fp.write(tag)
             self._fp.write(body)
             self._hash.update(tag)

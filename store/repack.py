@@ -27,7 +27,14 @@ from . import chunks, layout
 from .errors import NotFound, StoreError
 from .objects import ObjectId
 from .packindex import Location, coalesce
-from .packs import PackWriter, merge_rows, read_index, read_list, write_index, write_list
+from .packs import (
+    PackWriter,
+    merge_rows,
+    read_index,
+    read_list,
+    write_index,
+    write_list,
+)
 
 if TYPE_CHECKING:
     from .lock import StoreLock

@@ -70,6 +70,7 @@ class Store:
         self._packs_lock = threading.Lock()
         self.packer: _packs.PackWriter | None = None
         self._config_checked = False
+        self._config_lock = threading.Lock()
         # a client's resolver: the local file holding content `oid`, or None (its chunks are reused)
         self.local_object: Callable[[ObjectId], str | None] | None = None
 
@@ -122,6 +123,12 @@ class Store:
                 raise StoreNotFound(f"no regen store at {self.url}", url=self.url) from None
             self._config = StoreConfig.from_json(data, self.url)
         return self._config
+
+    def reload_config(self) -> None:
+        """Read regen.json again on next use (`regen migrate` replaced it)."""
+        self._config = None
+        self._config_checked = False
+        self.forget_packs()
 
     @property
     def store_id(self) -> str:
@@ -182,6 +189,7 @@ class Store:
 
     def get_to(self, oid: ObjectId, out: Any, max_bytes: int | None = None) -> FileDigest:
         """Stream object `oid` into `out`, verifying; on ObjectCorrupt `out` holds garbage to discard."""
+        packed = self.config.packed
         loc = self.locate(oid)
         if loc is not None:
             where = f"{self.url}/{layout.pack_path(loc.pack)}@{loc.offset}"
@@ -191,25 +199,28 @@ class Store:
             with self.backend.open_read(path) as fp:
                 return self.decode_into(oid, fp, out, where=f"{self.url}/{path}", max_bytes=max_bytes)
         except NotFound:
-            if self._packed_since():
+            if not packed and self._packed_since():
                 return self.get_to(oid, out, max_bytes)
             raise ObjectMissing(f"object {oid} is missing from {self.url} ({path})", oid=oid, path=path) from None
 
     def _packed_since(self) -> bool:
         """Whether the store became packed since this Store read (or was given) its configuration: a
         client caches regen.json, and `regen migrate` may have packed the store meanwhile (read once)."""
-        if self._config is None or self._config.packed or self._config_checked:
+        with self._config_lock:
+            if self._config is None or self._config.packed:
+                return self._config is not None  # (another thread found it packed)
+            if self._config_checked:
+                return False
+            self._config_checked = True
+            try:
+                fresh = StoreConfig.from_json(self.backend.read(layout.CONFIG, max_bytes=65536), self.url)
+            except NotFound:
+                return False
+            if fresh.packed and fresh.store_id == self._config.store_id:
+                self.forget_packs()
+                self._config = fresh
+                return True
             return False
-        self._config_checked = True
-        try:
-            fresh = StoreConfig.from_json(self.backend.read(layout.CONFIG, max_bytes=65536), self.url)
-        except NotFound:
-            return False
-        if fresh.packed and fresh.store_id == self._config.store_id:
-            self._config = fresh
-            self.forget_packs()
-            return True
-        return False
 
     def decode_into(self, oid: ObjectId, src: Any, out: Any, *, where: str, max_bytes: int | None = None) -> FileDigest:
         """Decode stored bytes read from `src` into `out`, verified against `oid`; a chunk list (tag c,

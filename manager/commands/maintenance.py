@@ -66,6 +66,25 @@ def fsck(
 
 
 @app.command(epilog=common.EXIT)
+def migrate(
+    pack_size: Annotated[int, typer.Option(
+        "--pack-size", min=1 << 16, max=1 << 30, metavar="BYTES", help="Target size of a pack file.")] = 16 << 20,
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Convert a store of loose objects into a packed store (few requests per install; under the store's lock).
+
+    Every client must run a regen that knows packs: an older one refuses the converted store
+    (exit 2, "needs a newer regen") instead of misreading it. Safe to interrupt and run again.
+    """
+    out = Output(json=json, quiet=quiet)
+    conn = options.connect(store, storage_option)
+    out.migrate(maintenance.migrate(conn, pack_size=pack_size, progress=out.progress()))
+
+
+@app.command(epilog=common.EXIT)
 def unlock(
     store: common.Store = None,
     storage_option: common.StorageOptions = None,

@@ -6,7 +6,9 @@ client's own counters (smb, sftp, file: the report's fetch counters come from th
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,29 @@ def test_packed_store_installs_and_updates_with_few_requests(backend_site: Site)
         packs = [p for p in gets if "/packs/" in p]
         assert len(packs) == 1, gets  # the two new blobs lie side by side in one new pack: one ranged read
         assert len(gets) <= 8, gets  # ref, overlay, manifest, index list, new index, one range
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["file", "http"])
+def test_migrate_packs_a_loose_store_and_clients_keep_updating(scheme: str, request: pytest.FixtureRequest,
+                                                                tmp_path: Path) -> None:
+    s = Site(request.getfixturevalue(f"{scheme}_target"), tmp_path, f"host-{scheme}")
+    s.create()  # a format-1 store of loose objects, as every store before packs
+    make_tree(s.ref, GEN1)
+    s.snapshot("generation 1")
+    s.install_client()
+    assert s.run_once()[0]["outcome"] == "updated"
+    store_dir = Path(s.target.write_url.removeprefix("file://"))
+    loose = len([p for p in (store_dir / "objects").rglob("*") if p.is_file()])
+    result = json.loads(s.regen("migrate", "--pack-size", "65536", "--json").stdout)
+    assert result["packed"] == loose and result["loose_deleted"] == loose and not result["was_packed"]
+    assert json.loads((store_dir / "regen.json").read_text())["features"] == ["packs"]
+    assert not [p for p in (store_dir / "objects").rglob("*") if p.is_file()]
+    assert json.loads(s.regen("fsck", "--json").stdout)["damaged"] is False
+    make_tree(s.ref, GEN2)
+    s.snapshot("generation 2")  # new objects go into packs now
+    report, _ = s.run_once()  # the client cached the unpacked configuration: it notices and reads packs
+    assert report["outcome"] == "updated", (report["errors"], report["warnings"])
+    s.assert_converged()
+    again = json.loads(s.regen("migrate", "--json").stdout)
+    assert again["was_packed"] and again["packed"] == 1  # generation 2's manifest: snapshots write manifests loose

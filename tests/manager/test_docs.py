@@ -25,7 +25,7 @@ def commands() -> Iterator[tuple[str, object]]:
 
 EXPECTED = {"regen init", "regen keygen", "regen snapshot", "regen publish", "regen rollback", "regen renumber", "regen log",
             "regen show", "regen diff", "regen host set", "regen host show", "regen host rm", "regen status",
-            "regen history", "regen serve", "regen gc", "regen fsck", "regen unlock"}
+            "regen history", "regen serve", "regen gc", "regen fsck", "regen migrate", "regen unlock"}
 
 
 def test_every_command_is_there() -> None:
