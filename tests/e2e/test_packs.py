@@ -74,7 +74,7 @@ def test_migrate_packs_a_loose_store_and_clients_keep_updating(scheme: str, requ
     assert result["packed"] == loose and result["loose_deleted"] == loose and not result["was_packed"]
     assert json.loads((store_dir / "regen.json").read_text())["features"] == ["packs"]
     assert not [p for p in (store_dir / "objects").rglob("*") if p.is_file()]
-    assert json.loads(s.regen("fsck", "--json").stdout)["damaged"] is False
+    assert json.loads(s.regen("fsck", "--key", str(s.key), "--json").stdout)["damaged"] is False
     make_tree(s.ref, GEN2)
     s.snapshot("generation 2")  # new objects go into packs now
     report, _ = s.run_once()  # the client cached the unpacked configuration: it notices and reads packs
