@@ -18,8 +18,9 @@ Rules (FORMAT.md §7 for the policy):
 - files matching a base glob come from the store, never from the local cache (`from_store`);
 - format-2 entries (FORMAT.md §4.7) also compare owner, group, extended attributes (ACLs and
   capabilities included) and mtime: a difference in any puts the entry in `chmod` (its whole
-  metadata is applied again, in the kernel's order); a directory's mtime is not compared (it
-  follows its content) but is set again when its content changes (`retime`). Hard-link members
+  metadata is applied again, in the kernel's order); a directory's mtime is set again when its
+  content changes (`retime`), and compared except where its content belongs to the machine
+  (under an exclude glob, or holding preserved paths). Hard-link members
   whose inode is not their group's first member's are linked again (`link`); their metadata
   is the first member's.
 """
@@ -70,9 +71,10 @@ class Observed:
             return self.rdev == os.makedev(*e.rdev)
         return True
 
-    def drift_from(self, e: Entry) -> list[str]:
+    def drift_from(self, e: Entry, dir_time: bool = False) -> list[str]:
         """The metadata categories in which this path differs from `e` (same kind and content):
-        mode, owner, xattr, time (pure; a field the entry or the disk does not know is not compared)."""
+        mode, owner, xattr, time (pure; a field the entry or the disk does not know is not compared;
+        a directory's mtime only with `dir_time`)."""
         out = []
         if e.kind != "symlink" and self.mode != e.mode:
             out.append("mode")
@@ -80,7 +82,7 @@ class Observed:
             out.append("owner")
         if e.has_meta and self.uid is not None and self.xattrs != e.xattrs:
             out.append("xattr")
-        if e.mtime is not None and self.mtime is not None and e.kind != "dir" and self.mtime != e.mtime:
+        if e.mtime is not None and self.mtime is not None and (dir_time or e.kind != "dir") and self.mtime != e.mtime:
             out.append("time")
         return out
 
@@ -158,6 +160,12 @@ class _Builder:
         self.chain: dict[str, Entry] = {}          # target directories on the current path (for retime)
         self.retime: dict[str, Entry] = {}
 
+    def machines(self, path: str) -> bool:
+        """A directory whose content (so whose mtime) belongs to the machine: under an exclude glob,
+        or one that may hold preserved paths. Other directories get the target's mtime back."""
+        p = self.policy
+        return bool((p.exclude and matches(path, p.exclude)) or (p.preserve and may_hold(path, p.preserve)))
+
     def changed(self, path: str) -> None:
         """Something in `path`'s directory is created, removed or renamed: its mtime moves."""
         parent = self.chain.get(path.rpartition("/")[0])
@@ -231,7 +239,7 @@ class _Builder:
             if o.kind == "dir":
                 if not o.in_store:
                     self.adopt.append(e)
-                if o.drift_from(e):
+                if o.drift_from(e, dir_time=not self.machines(e.path)):
                     self.chmod.append(e)
             else:
                 self.remove(o)

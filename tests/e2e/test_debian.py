@@ -1,0 +1,157 @@
+"""A real Debian root kept identical (issue 14): debootstrap --variant=minbase bookworm with cron,
+iputils-ping and sudo, snapshotted with contrib/policy.toml, installed into an empty root by
+`regend run --once`, damaged in every metadata way and repaired, then updated with a package.
+
+The built root is cached as a tarball under the checkout's ignored .cache/ (one build per
+machine: debootstrap needs the network and a few minutes); a fresh CI run builds it. Needs root
+(debootstrap, chroot, owners, devices, capabilities).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from regen.store import load_policy_toml, matches
+
+from tests.servers import Target
+
+from .conftest import Site
+from .listing import differences, listing
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap, chroot, owners and devices need root")]
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+CACHE = CHECKOUT / ".cache"
+TARBALL = CACHE / "bookworm-minbase.tar"
+MIRROR = "http://deb.debian.org/debian"
+POLICY = CHECKOUT / "contrib" / "policy.toml"
+TAR_META = ["--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"]
+
+
+@pytest.fixture(scope="session")
+def debian_tarball() -> Path:
+    """The debootstrapped root as a tarball (built once, then cached under .cache/)."""
+    if not TARBALL.exists():
+        CACHE.mkdir(exist_ok=True)
+        build = CACHE / "build-root"
+        shutil.rmtree(build, ignore_errors=True)
+        subprocess.run(["debootstrap", "--variant=minbase", "--include=cron,iputils-ping,sudo", "bookworm",
+                        str(build), MIRROR], check=True, capture_output=True)
+        tmp = TARBALL.with_suffix(".tmp")
+        subprocess.run(["tar", *TAR_META, "-cpf", str(tmp), "-C", str(build), "."], check=True)
+        tmp.replace(TARBALL)
+    return TARBALL
+
+
+@pytest.fixture(scope="session")
+def less_deb(debian_tarball: Path) -> Path:
+    """less_*.deb of bookworm (fetched once with apt-get download, cached next to the root)."""
+    found = sorted(CACHE.glob("less_*.deb"))
+    if not found:
+        subprocess.run(["apt-get", "download", "less"], cwd=CACHE, check=True, capture_output=True)
+        found = sorted(CACHE.glob("less_*.deb"))
+    return found[-1]
+
+
+def _left_out(policy_globs: tuple[tuple[str, ...], tuple[str, ...]]):  # type: ignore[no-untyped-def]
+    """What the policy leaves to the machine: preserved paths, and non-directories under excludes."""
+    preserve, exclude = policy_globs
+
+    def skip(root: Path, rel: str) -> bool:
+        if matches(rel, preserve):
+            return True
+        return matches(rel, exclude) and not os.path.isdir(root / rel) or os.path.islink(root / rel) and matches(
+            rel, exclude)
+    return skip
+
+
+def _same(s: Site, skip, exclude: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    """Listings equal, but for the mtimes of directories whose content is the machine's (excluded)."""
+    ref = listing(s.ref, lambda p: skip(s.ref, p))
+    client = listing(s.root, lambda p: skip(s.root, p))
+    for tree in (ref, client):
+        for p, row in tree.items():
+            if row["type"] == "dir" and matches(p, exclude):
+                row.pop("mtime")
+    assert differences(ref, client) == {}
+
+
+def _dpkg_verify(root: Path) -> str:
+    res = subprocess.run(["chroot", str(root), "dpkg", "--verify"], capture_output=True, text=True)
+    return res.stdout + res.stderr
+
+
+def test_a_debian_root_is_installed_identical_repaired_and_updated(
+        tmp_path: Path, file_target: Target, debian_tarball: Path, less_deb: Path) -> None:
+    s = Site(file_target, tmp_path, "debian-01")
+    s.create()
+    shutil.copy(POLICY, tmp_path / "policy.toml")
+    policy = load_policy_toml(str(POLICY))
+    skip = _left_out((policy.preserve, policy.exclude))
+    s.ref.mkdir()
+    subprocess.run(["tar", *TAR_META, "-xpf", str(debian_tarball), "-C", str(s.ref)], check=True)
+    s.install_client()
+    snap = s.snapshot("bookworm minbase")
+    assert snap["stats"]["files"] > 5000
+
+    report, res = s.run_once()
+    assert report["outcome"] == "updated" and report["exit_code"] == 0, res.stderr
+    _same(s, skip, policy.exclude)
+    assert _dpkg_verify(s.root) == ""
+    assert os.getxattr(s.root / "usr/bin/ping", "security.capability") == os.getxattr(
+        s.ref / "usr/bin/ping", "security.capability")
+    assert "cap_net_raw=ep" in subprocess.run(["getcap", str(s.root / "usr/bin/ping")], capture_output=True,
+                                             text=True).stdout
+    crontab = os.lstat(s.root / "usr/bin/crontab")
+    group = subprocess.run(["chroot", str(s.root), "getent", "group", str(crontab.st_gid)], capture_output=True,
+                           text=True).stdout
+    assert crontab.st_mode & 0o7777 == 0o2755 and group.startswith("crontab:")
+    assert os.lstat(s.root / "usr/bin/perl").st_ino == os.lstat(s.root / "usr/bin/perl5.36.0").st_ino
+    assert (s.root / "var/cache/apt/archives/partial").is_dir() and (s.root / "var/log/apt").is_dir()
+
+    # drift in every metadata way
+    r = s.root
+    os.chown(r / "etc/hostname", 1000, 1000)                                    # owner
+    os.chown(r / "usr/bin/crontab", -1, 0)                                      # group (and setgid cleared)
+    subprocess.run(["setcap", "cap_sys_admin+ep", str(r / "usr/bin/dpkg")], check=True)   # capability added
+    subprocess.run(["setcap", "-r", str(r / "usr/bin/ping")], check=True)      # capability removed
+    subprocess.run(["setfacl", "-m", "u:1000:rw", str(r / "etc/issue")], check=True)      # an ACL
+    data = (r / "usr/bin/perl5.36.0").read_bytes()                              # a broken hard link
+    os.unlink(r / "usr/bin/perl5.36.0")
+    (r / "usr/bin/perl5.36.0").write_bytes(data)
+    os.chmod(r / "usr/bin/perl5.36.0", 0o755)
+    st = os.lstat(r / "usr/bin/perl")
+    os.utime(r / "usr/bin/perl5.36.0", ns=(st.st_mtime_ns, st.st_mtime_ns))
+    os.utime(r / "etc/debian_version", ns=(10**18, 10**18))                     # an mtime
+    os.mknod(r / "etc/evil", 0o666 | 0o020000, os.makedev(1, 1))                 # a planted device node
+
+    check = json.loads(s.regend("check", "--json").stdout)
+    drift = {k: sorted(v["paths"]) for k, v in check["drift"].items() if v["count"]}
+    assert "etc/evil" in drift["created"]
+    assert {"etc/hostname", "usr/bin/crontab"} <= set(drift["owner"])
+    assert {"usr/bin/dpkg", "usr/bin/ping", "etc/issue"} <= set(drift["xattr"])
+    assert drift["link"] == ["usr/bin/perl5.36.0"] and drift["time"] == ["etc/debian_version"]
+
+    report, res = s.run_once()
+    assert report["outcome"] == "repaired", res.stderr
+    _same(s, skip, policy.exclude)
+    assert not os.path.lexists(r / "etc/evil")
+    assert _dpkg_verify(s.root) == ""
+
+    # an update: a package installed in the reference
+    shutil.copy(less_deb, s.ref / "tmp" / less_deb.name)
+    subprocess.run(["chroot", str(s.ref), "dpkg", "-i", f"/tmp/{less_deb.name}"], check=True, capture_output=True)
+    os.unlink(s.ref / "tmp" / less_deb.name)
+    s.snapshot("less")
+    report, res = s.run_once()
+    assert report["outcome"] == "updated", res.stderr
+    _same(s, skip, policy.exclude)
+    assert (s.root / "usr/bin/less").is_file()
+    assert _dpkg_verify(s.root) == ""
