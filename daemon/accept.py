@@ -101,13 +101,13 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
     store = session.open()
     missing = cache.missing(sizes)
     need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
-    result = fetch_missing(store, cache, missing, sizes=sizes)
+    result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop)
     session.remember_config()  # (changed if the store was packed since it was cached)
     session.log.bytes_fetched += result.bytes
     session.log.action("objects_fetched", result.fetched)
     if result.errors:
         first = next(iter(result.errors.values()))
-        raise FetchFailed(f"{len(result.errors)} of {len(missing)} objects could not be fetched: {first}")
+        raise FetchFailed(f"{result.failed} of {len(missing)} objects could not be fetched: {first}")
 
 
 def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str]) -> Iterator[Entry]:

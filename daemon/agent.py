@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -147,7 +148,7 @@ class _Cycle:
         self.index = index
         self.options = options
         self.verify = options.verify
-        self.session = StoreSession(agent.config, index, runlog, agent.store_factory)
+        self.session = StoreSession(agent.config, index, runlog, agent.store_factory, stop=agent.stop)
         self.steps = Steps(runlog, index, agent.config.failures.max_consecutive, verify=options.verify)
         # one count of operations for the whole run (repair and update): the journal's ops_done and
         # the REGEN_TEST_KILL_AFTER hook both count from the start of the run
@@ -183,7 +184,7 @@ class _Cycle:
         except Interrupted as exc:
             self.log.errors.append(exc.one_line())  # the run did not complete: the report says failing
             self.log.warnings.append(exc.one_line())
-            self.steps.exit_code = exc.exit_code
+            self.steps.exit_code = 128 + getattr(self.agent.stop, "signum", signal.SIGTERM)  # 130 or 143
         except DaemonError as exc:
             self.steps.fail("run", exc)
             self.steps.exit_code = EXIT_FAILED
@@ -297,6 +298,8 @@ class _Cycle:
                 raise NotInstalled(f"nothing is installed and channel {self.cfg.channel!r} has no published "
                                    f"generation in {self.cfg.store}")
             prepare(self.session, self.agent.manifests, self.agent.cache, accepted, "install")
+        except Interrupted:  # a signal: the run stops now (not a failed step)
+            raise
         except RegenError as exc:
             if exc.offline:
                 self.session.went_offline(exc)

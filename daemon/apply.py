@@ -31,7 +31,7 @@ from regen.store import EMPTY_ID, NODE_KINDS, Entry, RegenError, Store, decode_x
 
 from . import meta
 from .cache import ObjectCache
-from .errors import ContentError, Interrupted, QuarantineFull, UnsafePath
+from .errors import ContentError, Interrupted, QuarantineFull, UnsafePath, signal_name
 from .fetch import fetch_one
 from .fsops import SafeRoot
 from .index import IndexRow
@@ -81,7 +81,7 @@ class Ticker:
         if self.kill_after is not None and self.n >= self.kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.stop is not None and self.stop.is_set():
-            raise Interrupted("stopped by SIGTERM during apply")
+            raise Interrupted(f"stopped by {signal_name(self.stop)} during apply")
 
 
 class Applier:

@@ -102,6 +102,16 @@ class ApplyFailed(DaemonError):
     default_hint = "the tree is consistent up to the failed entries; the next run resumes"
 
 
+def signal_name(stop: object) -> str:
+    """The signal that set a run's stop event (prepare_run records it), by name: SIGINT, SIGTERM."""
+    import signal
+
+    try:
+        return signal.Signals(getattr(stop, "signum", signal.SIGTERM)).name
+    except ValueError:
+        return "a signal"
+
+
 class Interrupted(DaemonError):
     exit_code = EXIT_SIGTERM
     default_hint = "the current file was finished first; the next run resumes"
@@ -110,5 +120,5 @@ class Interrupted(DaemonError):
 __all__ = [
     "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "FetchFailed", "HardwareConfigInvalid",
     "IndexCorrupt", "Interrupted", "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "QuarantineFull",
-    "RecoverError", "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError",
+    "RecoverError", "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError", "signal_name",
 ]

@@ -7,12 +7,14 @@ failures are collected per object, the rest go on.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from regen.store import Store
 
 from .cache import ObjectCache
+from .errors import Interrupted, signal_name
 
 
 @dataclass(slots=True)
@@ -21,25 +23,31 @@ class FetchResult:
     bytes: int = 0                 # content bytes written to the cache
     requests: int = 0              # backend reads made for them
     bytes_read: int = 0            # bytes transferred (compressed)
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)   # the first few failures (examples)
+    failed: int = 0                                        # every failure counted
 
 
 def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
                   progress: Callable[[int, int], None] | None = None,
-                  sizes: Mapping[str, int] | None = None) -> FetchResult:
-    """`sizes`: each object's size from the manifest; an object inflating past it is refused."""
+                  sizes: Mapping[str, int] | None = None, stop: threading.Event | None = None) -> FetchResult:
+    """`sizes`: each object's size from the manifest; an object inflating past it is refused.
+    `stop` set (SIGINT/SIGTERM): Interrupted once the transfers in flight are done."""
     wanted = cache.missing(oids)
     result = FetchResult()
     if not wanted:
         return result
     before = store.counters.as_dict()
-    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes)
+    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes, stop=stop)
+    if transfer.stopped:
+        raise Interrupted(f"stopped by {signal_name(stop)} after fetching {len(transfer.done)} of {len(wanted)} "
+                          "objects")
     after = store.counters.as_dict()
     result.fetched = len(transfer.done)
     result.bytes = transfer.bytes
     result.requests = after["reads"] - before["reads"]
     result.bytes_read = after["bytes_read"] - before["bytes_read"]
     result.errors = {oid: err.one_line() for oid, err in transfer.errors.items()}
+    result.failed = transfer.failed
     return result
 
 

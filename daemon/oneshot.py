@@ -85,6 +85,7 @@ def prepare_run() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.signum = signum  # type: ignore[attr-defined]  # the exit status: 128 + signum
         stop.set()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from regen.store import EXIT_FAILED, RegenError, matches
 
-from .errors import NoSpace, NotInstalled
+from .errors import Interrupted, NoSpace, NotInstalled
 from .owners import Owners
 from .plan import Plan, plan
 from .scan import ScanResult, scan
@@ -68,6 +68,8 @@ class Repair:
             with self.manifests.entries(target) as entries:
                 the_plan = plan(entries, result.observed, policy, owners.map)
             self.log.warnings.extend(owners.warnings)
+        except Interrupted:  # a signal: the run stops now (not a failed step)
+            raise
         except RegenError as exc:
             self._failed(step, exc)
             return

@@ -23,7 +23,7 @@ import xxhash
 
 from regen.store import decode_xattrs, encode_xattrs, kind_of, node_kind, read_xattrs, walk
 
-from .errors import Interrupted
+from .errors import Interrupted, signal_name
 from .index import IndexRow, path_key
 from .plan import Observed, is_temp_name
 
@@ -280,7 +280,7 @@ def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, Ind
     """Each path's verdict and, for the suspects, what it is now; drift by category."""
     for path, s, row in merged:
         if stop is not None and stop.is_set():
-            raise Interrupted("stopped by SIGTERM during the scan")  # a partial scan must never be planned on
+            raise Interrupted(f"stopped by {signal_name(stop)} during the scan")  # a partial scan is never planned on
         if s is None:
             assert row is not None
             result.gone.append(path)

@@ -10,6 +10,8 @@ read once per host, not once per run.
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,8 +34,10 @@ class StoreSession:
     """The run's store (`store`, None until opened), whether it went offline, and the
     Retry-After the store asked for (`retry_after`, seconds)."""
 
-    def __init__(self, cfg: DaemonConfig, index: Index | None, log: RunLog, factory: StoreFactory) -> None:
+    def __init__(self, cfg: DaemonConfig, index: Index | None, log: RunLog, factory: StoreFactory,
+                 stop: threading.Event | None = None) -> None:
         self.cfg = cfg
+        self.stop = stop  # set by SIGINT/SIGTERM: batch transfers start nothing more
         self.index = index
         self.log = log
         self.factory = factory

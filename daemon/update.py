@@ -17,7 +17,7 @@ from regen.store import IntegrityError, RegenError, TrustError
 from .accept import accept, collect, fetch_manifests, fetch_objects
 from .apply import observed_from_facts
 from .delta import plan_delta, read_delta
-from .errors import NoSpace
+from .errors import Interrupted, NoSpace
 from .monitor import OFFLINE_WARNING
 from .owners import Owners
 from .plan import plan
@@ -62,6 +62,8 @@ class Update:
             return
         try:
             target = accept(self.session, installed, overlay_check=self.verify)
+        except Interrupted:  # a signal: the run stops now (not a failed step)
+            raise
         except RegenError as exc:
             if exc.offline:
                 self.session.went_offline(exc)
@@ -77,6 +79,8 @@ class Update:
         keep: set[str] = set()
         try:
             the_plan, delta = self._prepare(installed, target, policy, pruner(self.cfg, policy), keep)
+        except Interrupted:  # a signal: the run stops now (not a failed step)
+            raise
         except RegenError as exc:
             if exc.offline:
                 self.session.went_offline(exc)

@@ -275,7 +275,7 @@ def _upload(store: Store, root: str, candidates: dict[ObjectId, tuple[str, int]]
             batch = items[i : i + UPLOAD_BATCH]
             result = store.put_many(batch, progress=progress.advance, check=False)
             if result.errors:
-                _raise_upload_errors(root, result.errors)
+                _raise_upload_errors(root, result.errors, result.failed)
             objects += len(result.done)
             nbytes += result.bytes
     except OSError as exc:  # the file went away or became unreadable between scan and upload
@@ -285,9 +285,9 @@ def _upload(store: Store, root: str, candidates: dict[ObjectId, tuple[str, int]]
     return objects, nbytes
 
 
-def _raise_upload_errors(root: str, errors: dict[ObjectId, StoreError]) -> None:
+def _raise_upload_errors(root: str, errors: dict[ObjectId, StoreError], failed: int) -> None:
     first = next(iter(errors.values()))
-    more = f" (and {len(errors) - 1} more failed uploads)" if len(errors) > 1 else ""
+    more = f" (and {failed - 1} more failed uploads)" if failed > 1 else ""
     if isinstance(first, IntegrityError):  # put_file read other bytes than the scan did
         raise FileChanged(f"{shown(first.message)}{more}") from first
     raise type(first)(f"{first.message}{more}", hint=first.hint or None) from first

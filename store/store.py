@@ -52,7 +52,7 @@ from .packindex import Location
 from .history import HistoryEntry, parse_entry
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
-from .transfer import INLINE_BYTES, Progress, TransferResult  # noqa: F401 - re-exported
+from .transfer import INLINE_BYTES, Progress, Stopping, TransferResult  # noqa: F401 - re-exported
 
 log = logging.getLogger("regen.store")
 
@@ -252,9 +252,11 @@ class Store:
         return transfer.fetch_to_file(self, oid, dest, fsync=fsync, attempts=attempts, max_bytes=max_bytes)
 
     def fetch_many(self, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
-                   progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None) -> TransferResult:
-        """Fetch objects concurrently into local files; failures are collected, not raised (see transfer)."""
-        return transfer.fetch_many(self, oids, dest, fsync=fsync, progress=progress, sizes=sizes)
+                   progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None,
+                   stop: Stopping | None = None) -> TransferResult:
+        """Fetch objects concurrently into local files; failures are collected, not raised (see transfer);
+        once `stop` is set no further object is started (result.stopped)."""
+        return transfer.fetch_many(self, oids, dest, fsync=fsync, progress=progress, sizes=sizes, stop=stop)
 
     def put(self, data: bytes, *, check: bool = True) -> ObjectId:
         oid = object_id(data)

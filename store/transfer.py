@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import chunks, layout, packs
 from .errors import IntegrityError, ObjectCorrupt, RecordTooLarge, StoreError
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("regen.store")  # the facade's logger: transfers log as they did from store.py
 
 Progress = Callable[[int, int], None]  # (items done, bytes done) increments
+EXAMPLES = 20  # failures kept with their message (the rest are counted)
 INLINE_BYTES = 4 << 20  # put_many reads files up to this size whole: one read, hashed and compressed from memory
 
 
@@ -41,7 +42,17 @@ class TransferResult:
     done: list[ObjectId] = field(default_factory=list)
     skipped: list[ObjectId] = field(default_factory=list)
     bytes: int = 0
-    errors: dict[ObjectId, StoreError] = field(default_factory=dict)
+    errors: dict[ObjectId, StoreError] = field(default_factory=dict)  # the first EXAMPLES failures only
+    failed: int = 0                                                   # every failure counted
+    stopped: bool = False                                             # `stop` was set: the rest not tried
+
+    def fail(self, oid: ObjectId, exc: StoreError) -> None:
+        """Count a failure; keep it (without its traceback) only as one of the first examples:
+        a million missing objects must not hold a million exceptions with their frames (issue 13:
+        ~10 KB each, 9.5 GiB)."""
+        self.failed += 1
+        if len(self.errors) < EXAMPLES:
+            self.errors[oid] = exc.with_traceback(None)
 
 
 def missing(store: Store, oids: Iterable[ObjectId]) -> set[ObjectId]:
@@ -55,6 +66,12 @@ def missing(store: Store, oids: Iterable[ObjectId]) -> set[ObjectId]:
     with ThreadPoolExecutor(store.concurrency) as pool:
         present = list(bounded_map(pool, store.has, ids, window_for(store.concurrency)))
     return {oid for oid, ok in zip(ids, present) if not ok}
+
+
+class Stopping(Protocol):
+    """What tells a batch to stop starting transfers (a threading.Event set by a signal handler)."""
+
+    def is_set(self) -> bool: ...
 
 
 # -- fetching -----------------------------------------------------------------------------------
@@ -96,7 +113,8 @@ def fetch_to_file(store: Store, oid: ObjectId, dest: str, *, fsync: bool = True,
 
 
 def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
-               progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None) -> TransferResult:
+               progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None,
+               stop: Stopping | None = None) -> TransferResult:
     """Fetch objects concurrently into local files; failures are collected, not raised.
 
     `sizes`: the expected size of each object (from its manifest entry); a stored object
@@ -107,7 +125,7 @@ def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId]
 
     def deliver(oid: ObjectId, res: FileDigest | StoreError) -> None:
         if isinstance(res, StoreError):
-            result.errors[oid] = res
+            result.fail(oid, res)
         else:
             result.done.append(oid)
             result.bytes += res.size
@@ -134,6 +152,9 @@ def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId]
     with ThreadPoolExecutor(store.concurrency) as pool:
         for oid, res in bounded_map(pool, one, wanted, window_for(store.concurrency)):
             deliver(oid, res)
+            if stop is not None and stop.is_set():  # SIGINT/SIGTERM: nothing more is started (issue 13)
+                result.stopped = True
+                break
     return result
 
 
@@ -162,7 +183,7 @@ def put_many(store: Store, items: Iterable[tuple[ObjectId, str]], *, progress: P
         with ThreadPoolExecutor(store.concurrency) as pool:
             for oid, res in bounded_map(pool, one, dict(items).items(), window_for(store.concurrency)):
                 if isinstance(res, StoreError):
-                    result.errors[oid] = res
+                    result.fail(oid, res)
                 elif res is None:
                     result.skipped.append(oid)
                 else:
