@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . contrib/setup.sh
 need_debian samba:smbd samba-common-bin:smbpasswd openssh-server:sshd openssh-client:ssh-keygen \
-  git:git rsync:rsync xxhash:xxhsum ostree:ostree restic:restic fuse:fusermount libfuse2:- \
+  git:git rsync:rsync xxhash:xxhsum ostree:ostree restic:restic casync:casync fuse:fusermount libfuse2:- \
   faketime:faketime busybox-static:busybox chromium:chromium chromium-driver:chromedriver \
   acl:setfacl libcap2-bin:setcap debootstrap:debootstrap
 setup_venv "test,s3,smb,sftp"
