@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import struct
 from bisect import bisect_left
-from itertools import pairwise
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .errors import ObjectCorrupt
 from .objects import ObjectId, is_object_id

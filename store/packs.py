@@ -12,6 +12,7 @@ removes after its grace period.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -83,8 +84,16 @@ def read_list(store: Store) -> list[str]:
 
 
 def load_packs(store: Store, cache_dir: str | None) -> PackSet:
-    """Read the index list and every index it names (from `cache_dir` when kept there: immutable files)."""
-    return PackSet([read_index(store, name, cache_dir) for name in read_list(store)])
+    """Read the index list and every index it names (from `cache_dir` when kept there: immutable files;
+    indexes the list no longer names -- a gc merged them -- are removed from it)."""
+    names = read_list(store)
+    found = PackSet([read_index(store, name, cache_dir) for name in names])
+    if cache_dir is not None:
+        for old in set(os.listdir(cache_dir) if os.path.isdir(cache_dir) else ()) - set(names):
+            if len(old) == 64:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(cache_dir, old))
+    return found
 
 
 def read_index(store: Store, name: str, cache_dir: str | None = None) -> PackIndex:

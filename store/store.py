@@ -37,6 +37,7 @@ from .errors import (
     StoreNotFound,
 )
 from .generation import Generation, Overlay, format_time, utcnow
+from .history import HistoryEntry, parse_entry
 from .manifest import Entry, iter_entries
 from .objects import (
     FileDigest,
@@ -49,7 +50,6 @@ from .objects import (
     object_id,
 )
 from .packindex import Location
-from .history import HistoryEntry, parse_entry
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
 from .transfer import INLINE_BYTES, Progress, Stopping, TransferResult  # noqa: F401 - re-exported
@@ -170,6 +170,8 @@ class Store:
     def has(self, oid: ObjectId) -> bool:
         if self.locate(oid) is not None or (self.packer is not None and oid in self.packer):
             return True
+        if self.packer is not None:  # packing: no stat per object (a loose twin costs space, not correctness)
+            return False
         return not self.backend.absent([layout.object_path(oid)])[0]  # (file://: no exception per miss)
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:

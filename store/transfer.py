@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import chunks, layout, packs
-from .errors import IntegrityError, ObjectCorrupt, RecordTooLarge, StoreError
+from .errors import (
+    IntegrityError,
+    ObjectCorrupt,
+    ObjectMissing,
+    RecordTooLarge,
+    StoreError,
+)
 from .objects import FileDigest, ObjectId, encode_stream, hash_stream, object_id, xxh
 from .pool import bounded_map, window_for
 
@@ -60,6 +66,8 @@ def missing(store: Store, oids: Iterable[ObjectId]) -> set[ObjectId]:
     ids = sorted(set(oids))
     if store.config.packed:  # packed ones are known from the indexes: no request
         ids = [oid for oid in ids if store.locate(oid) is None]
+        if store.packer is not None:  # a snapshot packs what the indexes lack: 100,000 new files, no HEADs
+            return {oid for oid in ids if oid not in store.packer}
     if store.backend.scheme == "file":  # a local stat costs less than handing it to a thread
         gone = store.backend.absent([layout.object_path(oid) for oid in ids])
         return {oid for oid, no in zip(ids, gone) if no}
@@ -138,6 +146,15 @@ def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId]
         packs.fetch_spans(store, [loc for _, loc in located if loc is not None], dest, fsync=fsync, sizes=sizes,
                           deliver=deliver)
         wanted = [oid for oid, loc in located if loc is None]
+        gone = [oid for oid, err in result.errors.items() if isinstance(err, ObjectMissing)]
+        if gone:  # a gc repacked since the index list was read: read it again, fetch those once more
+            store.forget_packs()
+            again = [(oid, store.locate(oid)) for oid in gone]
+            for oid, loc in again:
+                if loc is not None:
+                    del result.errors[oid]
+            packs.fetch_spans(store, [loc for _, loc in again if loc is not None], dest, fsync=fsync, sizes=sizes,
+                              deliver=deliver)
 
     def one(oid: ObjectId) -> tuple[ObjectId, FileDigest | StoreError]:
         try:

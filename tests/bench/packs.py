@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests import servers  # noqa: E402
-from tests.bench.backends import _fixture, _TmpFactory  # noqa: E402
-from tests.e2e.conftest import Site  # noqa: E402
+from tests import servers
+from tests.bench.backends import _fixture, _TmpFactory
+from tests.e2e.conftest import Site
 
 PER_DIR = 100
 

@@ -270,3 +270,18 @@ def test_gc_killed_at_any_step_leaves_a_consistent_store(tmp_path: Path, signing
         if finished:
             break
     assert point > 5  # packs, index, list, deletions: every one was a kill point
+
+
+def test_a_client_whose_index_list_went_stale_reads_it_again(file_url: str, signing_key: SecretKey,
+                                                             tmp_path: Path) -> None:
+    store = Store.init(file_url, packed=True, pack_size=1 << 14)
+    _generations(store, signing_key, [TREE1, TREE2])
+    client = Store.open(file_url)
+    assert client.packs.names  # the client read the list before...
+    execute_gc(store, plan_gc(store, keep=1, grace=timedelta(0)))  # ...a gc repacked and deleted old packs
+    ids = [object_id(d) for d in TREE2.values()]
+    out = tmp_path / "out"
+    out.mkdir()
+    result = client.fetch_many(ids, lambda oid: str(out / oid))
+    assert not result.errors and sorted(result.done) == sorted(ids)
+    assert all((out / object_id(d)).read_bytes() == d for d in TREE2.values())
