@@ -220,7 +220,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         reports_keep=reports.integer("keep", 50, 1),
         metrics_file=metrics_file,
         report_store=report_store,
-        transfers=top.integer("transfers", 8, 1),
+        transfers=top.integer("transfers", 8, 1), xattrs=xattrs,
         report_storage_options=report_options,
         hardware=_foreign(hardware.HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
         schedule=_foreign(schedule.ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),

@@ -196,3 +196,27 @@ def test_excluded_directories_stay_with_owner_and_mode_and_their_files_are_left_
     assert (s.root / "tmp/session").exists() and (s.root / "var/cache/debconf").is_dir()
     again, _ = s.run_once()
     assert again["outcome"] == "ok" and again["actions"] == {}, again
+
+
+def test_a_file_system_refusing_an_attribute_is_one_line_or_a_warning_with_best_effort(
+        tmp_path: Path, file_target: Target, casefold_mount: Path) -> None:
+    """The client root on a FUSE file system without extended attributes (as vfat or some NFS)."""
+    s = Site(file_target, tmp_path, "noxattr-host")
+    s.root = casefold_mount / "client"
+    s.create()
+    (tmp_path / "policy.toml").write_text('junk = "quarantine"\n')
+    make_tree(s.ref, {"opt/app/tagged": "has a user attribute\n", "opt/app/plain": "has none\n"})
+    os.setxattr(s.ref / "opt/app/tagged", "user.origin", b"reference\x00")
+    s.install_client()
+    s.snapshot("gen 1")
+    report, res = s.run_once(exit_code=1)
+    errors = [e for e in report["errors"] if "user.origin" in e]
+    assert len(errors) == 1 and "opt/app/tagged" in errors[0] and "\n" not in errors[0], report["errors"]
+    assert (s.root / "opt/app/plain").read_text() == "has none\n"  # the rest was installed
+
+    s.config.write_text('xattrs = "best-effort"\n' + s.config.read_text())  # (a top-level key: before any table)
+    report, res = s.run_once()
+    assert report["exit_code"] == 0, res.stderr
+    warned = [w for w in report["warnings"] if "user.origin" in w]
+    assert warned and "opt/app/tagged" in warned[0] and "refused extended attribute" in warned[0]
+    assert (s.root / "opt/app/tagged").read_text() == "has a user attribute\n"

@@ -297,3 +297,25 @@ def test_regens_own_store_and_cache_inside_the_tree_are_left_out(cli, tmp_path: 
     cli("snapshot", root, "-c", "stable", "-m", "again", "--publish", "--store", url, "--key", key_files[0])
     paths = set(manifest_of(Store.open(url)))
     assert paths == {"etc", "etc/app.conf", "srv", "var", "var/cache"}  # not srv/regen, not var/cache/regen
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system needs root")
+def test_other_file_systems_below_src_are_kept_as_empty_mount_points(cli, admin: Store, tmp_path: Path) -> None:
+    import subprocess
+
+    src = make_tree(tmp_path / "ref", {"etc/a": b"a", "mnt/data/.keep": b""})
+    os.unlink(src / "mnt/data/.keep")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0750", "regen-test", str(src / "mnt/data")],
+                   check=True)
+    try:
+        (src / "mnt/data/on-another-fs").write_bytes(b"x")
+        res = cli("snapshot", src, "-c", "stable", "-m", "x", "--publish")
+        assert res.stderr.count("regen: warning:") == 1
+        assert "skipped the content of mount point mnt/data (another file system" in res.stderr
+        paths = manifest_of(admin)
+        assert "mnt/data" in paths and "mnt/data/on-another-fs" not in paths
+        assert paths["mnt/data"].mode == 0o750
+        cli("snapshot", src, "-c", "stable", "-m", "y", "--publish", "--cross-file-systems")
+        assert "mnt/data/on-another-fs" in manifest_of(admin)
+    finally:
+        subprocess.run(["umount", "-l", str(src / "mnt/data")], check=False)
