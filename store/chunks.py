@@ -46,9 +46,8 @@ MAX_LIST_BYTES = 16 << 20  # 460,000 chunks: a 112 GiB file at the average size
 
 def cut(view: memoryview) -> Iterator[memoryview]:
     """The content-defined chunks of `view`, in order."""
-    from fastcdc.fastcdc_cy import (
-        fastcdc_cy,  # C (Cython); the package also has a pure-Python fallback
-    )
+    # fastcdc's C (Cython) implementation; the package also has a pure-Python fallback
+    from fastcdc.fastcdc_cy import fastcdc_cy  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     for c in fastcdc_cy(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
         yield view[c.offset: c.offset + c.length]

@@ -231,7 +231,7 @@ class Store:
         if tag == chunks.TAG_CHUNKS and self.config.packed:
             body = src.read(chunks.MAX_LIST_BYTES + 1)
             return chunks.assemble(self, oid, body, out, where=where, max_bytes=max_bytes)
-        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(_Prefixed(tag, src))
+        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(_Prefixed(tag, src))  # type: ignore[arg-type]
 
     def local_chunks(self) -> dict[ObjectId, tuple[str, int, int]]:
         """Chunks of content this client holds (chunk id -> file, offset, length), for rebuilding big files."""
@@ -447,10 +447,10 @@ class _Prefixed:
     def read(self, n: int = -1) -> bytes:
         if self._first:
             head, self._first = self._first, b""
-            if n is None or n < 0:
-                return head + self._src.read()
-            return head + (self._src.read(n - 1) if n > 1 else b"")
-        return self._src.read(n)  # type: ignore[no-any-return]
+            rest: bytes = self._src.read() if n is None or n < 0 else (self._src.read(n - 1) if n > 1 else b"")
+            return head + rest
+        data: bytes = self._src.read(n)
+        return data
 
 
 def open_store(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Store:
