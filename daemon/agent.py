@@ -32,7 +32,7 @@ from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RegenError, Report, match
 
 from . import startcheck
 from .accept import accept, prepare
-from .apply import Ticker
+from .ticker import Ticker
 from .cache import ObjectCache
 from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NotInstalled

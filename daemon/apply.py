@@ -19,9 +19,7 @@ after N operations, so tests can crash a real run at every point of an apply.
 from __future__ import annotations
 
 import os
-import signal
 import stat
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +29,7 @@ from regen.store import EMPTY_ID, NODE_KINDS, Entry, RegenError, Store, decode_x
 
 from . import meta
 from .cache import ObjectCache
-from .errors import ContentError, Interrupted, QuarantineFull, UnsafePath, signal_name
+from .errors import ContentError, QuarantineFull, UnsafePath
 from .fetch import fetch_one
 from .fsops import SafeRoot
 from .index import IndexRow
@@ -39,6 +37,7 @@ from .plan import TEMP_PREFIX, Observed, Plan
 from .quarantine import Quarantine
 from .scan import row_for
 from .sink import Sink as _Sink
+from .ticker import Ticker
 
 _NODE_TYPE = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 
@@ -66,22 +65,6 @@ class ApplyResult:
         return {"written": self.written, "bytes_written": self.bytes_written, "removed": len(self.removed),
                 "quarantined": len(self.quarantined), "errors": len(self.errors), "from_store": self.from_store,
                 "cache_discarded": self.cache_discarded}
-
-
-class Ticker:
-    """Counts operations; honours SIGTERM (stop) between them, and the crash test hook."""
-
-    def __init__(self, kill_after: int | None = None, stop: threading.Event | None = None) -> None:
-        self.kill_after = kill_after
-        self.stop = stop
-        self.n = 0
-
-    def tick(self) -> None:
-        self.n += 1
-        if self.kill_after is not None and self.n >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if self.stop is not None and self.stop.is_set():
-            raise Interrupted(f"stopped by {signal_name(self.stop)} during apply")
 
 
 class Applier:

@@ -15,19 +15,19 @@ import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from regen.store import InvalidInput, PublicKey, check_glob, layout, load_public_key, trust_map
+from regen.store import (SIZE_EXPECTED, InvalidInput, PublicKey, check_glob, layout, load_public_key, parse_duration,
+                         parse_size, trust_map)
 
-from . import hardware, schedule
-from .errors import ConfigInvalid
+from .errors import ConfigInvalid, HardwareConfigInvalid, ScheduleConfigInvalid
 
 DEFAULT_PATH = "/etc/regen/regend.toml"
 DEFAULT_STATE_DIR = "/var/lib/regen"
 JUNK_MODES = ("quarantine", "keep")
 ON_REPEATED = ("report", "quarantine")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+T = TypeVar("T")
 _TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "preserve",
              "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports", "transfers",
              "xattrs"}
@@ -62,6 +62,149 @@ class FailurePolicy:
     action: str = "report"                   # "report": skip that step until it changes; "quarantine": exit 3
 
 
+# ---------------------------------------------------------------------------------------------
+# [hardware] and [schedule]: tables validated with their own error classes
+
+def _number(lo: float | None = None, hi: float | None = None, integer: bool = False) -> Callable[[Any], Any]:
+    kind = "a whole number" if integer else "a number"
+    what = kind + (f" from {lo:g} to {hi:g}" if lo is not None and hi is not None
+                   else f" of at least {lo:g}" if lo is not None else "")
+
+    def check(v: Any) -> Any:
+        ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok_type or (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(what)
+        return v if integer else float(v)
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("true or false")
+    return v
+
+
+def _strings(absolute: bool = False) -> Callable[[Any], tuple[str, ...]]:
+    what = "a list of absolute paths" if absolute else "a list of strings"
+
+    def check(v: Any) -> tuple[str, ...]:
+        if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) and s for s in v):
+            raise ValueError(what)
+        if absolute and not all(s.startswith("/") for s in v):
+            raise ValueError(what)
+        return tuple((s.rstrip("/") or "/") if absolute else s for s in v)
+    return check
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in choices:
+            raise ValueError(" or ".join(repr(c) for c in choices))
+        return str(v)
+    return check
+
+
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "disk_usage_warn": _number(0, 100),
+    "disk_usage_fail": _number(0, 100),
+    "min_memory_bytes": parse_size,
+    "memory_shrink_percent": _number(0, 100),
+    "min_cpus": _number(0, integer=True),
+    "temperature_warn_margin": _number(0),
+    "temperature_fail_margin": _number(0),
+    "probe_timeout": _number(0.001),
+    "network_filesystems": _bool,
+    "required_mounts": _strings(absolute=True),
+    "ignore_mounts": _strings(),
+    "required_interfaces": _strings(),
+    "ignore_interfaces": _strings(),
+    "net_error_percent": _number(0, 100),
+    "smartctl": _choice("auto", "off"),
+    "battery_min_percent": _number(0, 100),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareConfig:
+    """Thresholds of the hardware diagnosis: the [hardware] table of regend.toml."""
+
+    disk_usage_warn: float = 90.0          # percent used: warn at or above
+    disk_usage_fail: float = 98.0          # percent used: the partition counts as unusable
+    min_memory_bytes: int = 0              # less installed memory refuses the start (0: no minimum)
+    memory_shrink_percent: float = 2.0     # memory smaller than last run by more than this: a module failed
+    min_cpus: int = 1                      # fewer CPUs refuse the start
+    temperature_warn_margin: float = 0.0   # degrees C below a sensor's high mark that already warn
+    temperature_fail_margin: float = 0.0   # degrees C below a sensor's critical mark that already fail
+    probe_timeout: float = 5.0             # seconds each probe may take before it counts as hung
+    network_filesystems: bool = False      # also probe nfs/cifs/fuse mounts (they can hang)
+    required_mounts: tuple[str, ...] = ()  # must be mounted read-write, or the start is refused
+    ignore_mounts: tuple[str, ...] = ("/media/*", "/run/media/*")  # globs never probed (removable media)
+    required_interfaces: tuple[str, ...] = ()  # must exist and be up, or the start is refused
+    ignore_interfaces: tuple[str, ...] = ("lo", "veth*", "docker*", "br-*", "virbr*", "vnet*", "tun*",
+                                          "tap*", "ifb*", "wg*")
+    net_error_percent: float = 1.0         # errors+drops above this share of packets warn
+    smartctl: str = "auto"                 # "auto": use smartctl -H where installed; "off"
+    battery_min_percent: float = 0.0       # on battery below this warns (0: never)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str) -> HardwareConfig:
+        """Validate a parsed TOML table; `where` names it in errors (e.g. "regend.toml [hardware]")."""
+        if not isinstance(data, Mapping):
+            raise HardwareConfigInvalid(f"{where} must be a table of settings, not {type(data).__name__}")
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            check = _FIELDS.get(key)
+            if check is None:
+                raise HardwareConfigInvalid(f"{where}: unknown key {key!r}",
+                                            hint="expected one of: " + ", ".join(sorted(_FIELDS)))
+            try:
+                values[key] = check(value)
+            except ValueError as exc:
+                raise HardwareConfigInvalid(f"{where}: {key} must be {exc}, not {value!r}") from None
+        config = cls(**values)
+        if config.disk_usage_fail < config.disk_usage_warn:
+            raise HardwareConfigInvalid(f"{where}: disk_usage_fail ({config.disk_usage_fail:g}) must not be "
+                                        f"below disk_usage_warn ({config.disk_usage_warn:g})")
+        return config
+
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """The [schedule] table of regend.toml, every value in seconds."""
+
+    interval: float = 3600.0      # one run per interval
+    jitter: float = 300.0         # plus a random delay up to this, drawn anew for every run
+    verify_every: float = 86400.0  # a run that hashes every file (--verify) this often; 0: never
+    backoff_base: float = 30.0    # first retry after a failed run (doubles each further failure)
+    backoff_max: float = 3600.0   # retries never wait longer than this (Retry-After may ask for more)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str) -> ScheduleConfig:
+        """Validate a parsed TOML table; `where` names it in errors (e.g. "regend.toml [schedule]")."""
+        if not isinstance(data, Mapping):
+            raise ScheduleConfigInvalid(f"{where} must be a table of settings, not {type(data).__name__}")
+        names = cls.__dataclass_fields__
+        values: dict[str, float] = {}
+        for key, value in data.items():
+            if key not in names:
+                raise ScheduleConfigInvalid(f"{where}: unknown key {key!r}",
+                                            hint="expected one of: " + ", ".join(sorted(names)))
+            try:
+                values[key] = parse_duration(value)
+            except ValueError:
+                raise ScheduleConfigInvalid(f"{where}: {key} must be a duration: seconds or a string such as "
+                                            f"\"15m\", \"1h\" or \"1d\", not {value!r}") from None
+        config = cls(**values)
+        for key in ("interval", "backoff_base"):
+            if getattr(config, key) <= 0:
+                raise ScheduleConfigInvalid(f"{where}: {key} must be longer than 0 seconds, not {data[key]!r}")
+        if config.backoff_max < config.backoff_base:
+            raise ScheduleConfigInvalid(f"{where}: backoff_max ({config.backoff_max:g} s) must not be shorter "
+                                        f"than backoff_base ({config.backoff_base:g} s)")
+        return config
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
     path: str
@@ -85,8 +228,8 @@ class DaemonConfig:
     report_store: str | None = None          # [reports] store: where reports go when `store` is read-only (http)
     metrics_file: str | None = None          # [reports] metrics: Prometheus textfile-collector file (off if None)
     report_storage_options: Mapping[str, Any] = field(default_factory=dict)
-    hardware: Any = None                     # hardware.HardwareConfig
-    schedule: Any = None                     # schedule.ScheduleConfig
+    hardware: HardwareConfig = field(default_factory=lambda: HardwareConfig())
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig())
 
     @property
     def trusted(self) -> dict[str, PublicKey]:
@@ -134,10 +277,10 @@ class _Reader:
 
     def size(self, key: str, default: int) -> int:
         value = self.data.get(key, default)
-        parsed = parse_size(value)
-        if parsed is None:
-            raise self.fail(key, 'a byte count: a whole number or a size such as "512M" or "4G"', value)
-        return parsed
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise self.fail(key, SIZE_EXPECTED, value) from None
 
     def strings(self, key: str) -> tuple[str, ...]:
         return tuple(self.get(key, "a list of strings",
@@ -151,17 +294,6 @@ class _Reader:
         if unknown:
             raise ConfigInvalid(f"{self.where(unknown[0])} is not a known key",
                                 hint=f"expected one of: {', '.join(sorted(keys))}")
-
-
-def parse_size(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    m = _SIZE.match(value) if isinstance(value, str) else None
-    if not m:
-        return None
-    unit = m.group(2).lower()
-    size = float(m.group(1)) * (1024 ** ("kmgt".index(unit) + 1) if unit else 1)
-    return int(size) if size < 1 << 63 else None  # ("9" * 400 is a float infinity)
 
 
 def load_config(path: str, environ: Mapping[str, str]) -> DaemonConfig:
@@ -222,12 +354,12 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         report_store=report_store,
         transfers=top.integer("transfers", 8, 1), xattrs=xattrs,
         report_storage_options=report_options,
-        hardware=_foreign(hardware.HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
-        schedule=_foreign(schedule.ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),
+        hardware=_foreign(HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
+        schedule=_foreign(ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),
     )
 
 
-def _foreign(parse: Callable[[Mapping[str, Any], str], Any], data: Mapping[str, Any], where: str) -> Any:
+def _foreign(parse: Callable[[Mapping[str, Any], str], T], data: Mapping[str, Any], where: str) -> T:
     """Tables validated by their own module; their errors become ConfigInvalid (exit 2) too."""
     try:
         return parse(data, where)
@@ -367,5 +499,5 @@ def _failures(r: _Reader) -> FailurePolicy:
     return FailurePolicy(r.integer("max_consecutive", 3, 1), action)
 
 
-__all__ = ["DEFAULT_PATH", "DaemonConfig", "FailurePolicy", "Hooks", "Limits", "QuarantineRetention",
-           "guard_trust_anchor", "implicit_preserve", "load_config", "parse_config", "parse_size"]
+__all__ = ["DEFAULT_PATH", "DaemonConfig", "FailurePolicy", "HardwareConfig", "Hooks", "Limits", "QuarantineRetention",
+           "ScheduleConfig", "guard_trust_anchor", "implicit_preserve", "load_config", "parse_config"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from regen.store import RegenError, StoreConfig
+from regen.store import RegenError, StoreConfig, matches
 
 from .index import Index, open_index_readonly
 from .lock import check_free

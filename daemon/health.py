@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from regen.store import HardwareFinding
 
 if TYPE_CHECKING:
-    from .hardware import HardwareConfig
+    from .config import HardwareConfig
 
 __all__ = ["assess", "gauges", "smart_verdict"]
 

@@ -21,7 +21,7 @@ from .timebox import TimeBox
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from .hardware import HardwareConfig
+    from .config import HardwareConfig
 
 __all__ = ["ProbeSources", "PsutilSources", "collect"]
 

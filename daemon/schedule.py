@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from regen.store import parse_duration
 
-from .errors import ScheduleConfigInvalid
+from .config import ScheduleConfig
 
 if TYPE_CHECKING:  # (the rest loads with the long-running daemon: a one-shot command parses the config only)
     import random
@@ -31,42 +30,6 @@ __all__ = ["RETRY_AFTER_LIMIT", "ScheduleConfig", "next_delay", "next_run",
 
 JOB_ID = "regend-run"
 RETRY_AFTER_LIMIT = 86400.0  # a server asking for more than a day is more likely wrong than serious
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleConfig:
-    """The [schedule] table of regend.toml, every value in seconds."""
-
-    interval: float = 3600.0      # one run per interval
-    jitter: float = 300.0         # plus a random delay up to this, drawn anew for every run
-    verify_every: float = 86400.0  # a run that hashes every file (--verify) this often; 0: never
-    backoff_base: float = 30.0    # first retry after a failed run (doubles each further failure)
-    backoff_max: float = 3600.0   # retries never wait longer than this (Retry-After may ask for more)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str) -> ScheduleConfig:
-        """Validate a parsed TOML table; `where` names it in errors (e.g. "regend.toml [schedule]")."""
-        if not isinstance(data, Mapping):
-            raise ScheduleConfigInvalid(f"{where} must be a table of settings, not {type(data).__name__}")
-        names = cls.__dataclass_fields__
-        values: dict[str, float] = {}
-        for key, value in data.items():
-            if key not in names:
-                raise ScheduleConfigInvalid(f"{where}: unknown key {key!r}",
-                                            hint="expected one of: " + ", ".join(sorted(names)))
-            try:
-                values[key] = parse_duration(value)
-            except ValueError:
-                raise ScheduleConfigInvalid(f"{where}: {key} must be a duration: seconds or a string such as "
-                                            f"\"15m\", \"1h\" or \"1d\", not {value!r}") from None
-        config = cls(**values)
-        for key in ("interval", "backoff_base"):
-            if getattr(config, key) <= 0:
-                raise ScheduleConfigInvalid(f"{where}: {key} must be longer than 0 seconds, not {data[key]!r}")
-        if config.backoff_max < config.backoff_base:
-            raise ScheduleConfigInvalid(f"{where}: backoff_max ({config.backoff_max:g} s) must not be shorter "
-                                        f"than backoff_base ({config.backoff_base:g} s)")
-        return config
 
 
 def splay(host_id: str, interval: float) -> float:

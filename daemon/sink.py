@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 if TYPE_CHECKING:
-    from .apply import Ticker
+    from .ticker import Ticker
 
 _BLOCK = 4096
 _ZERO = bytes(_BLOCK)

@@ -25,7 +25,7 @@ from .scope import clean_key_of
 from .space import need_stage_space
 
 if TYPE_CHECKING:
-    from .apply import Ticker
+    from .ticker import Ticker
     from .cache import ObjectCache
     from .config import DaemonConfig
     from .index import Index

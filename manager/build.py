@@ -120,7 +120,7 @@ def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: Objec
             # packed store: new objects go into pack files, published (packs, index, list) on leaving
             with store.packing(store.config.pack_size):
                 # leaving this block waits for the inline uploads, then makes them durable and visible
-                with store.backend.staged() as batch, ThreadPoolExecutor(_workers(store, batch)) as pool:
+                with store.staged() as batch, ThreadPoolExecutor(_workers(store, batch)) as pool:
                     inline = _InlineUploads(store, batch, pool)
                     with StatCache.open(cache_dir, store.store_id, root) as cache, \
                             _base_entries(store, base) as old, open(mpath, "wb") as out:
@@ -145,7 +145,7 @@ def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: Objec
 
 
 class StagedWrites(Protocol):
-    """What Backend.staged() gives: writes made durable and visible together, when it is left."""
+    """What Store.staged() gives: writes made durable and visible together, when it is left."""
 
     batched: bool
 

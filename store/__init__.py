@@ -16,16 +16,22 @@ from .errors import *  # noqa: F403 - the error tree is part of the API
 # below is still a plain attribute of the package once asked for.
 _LAZY: dict[str, tuple[str, str]] = {}
 for _mod, _names in {
-    "backend": "Backend Counters Stat open_backend parse_url",
-    "check": "CheckResult Finding fsck",
+    "backend": "Backend Stat open_backend",
+    "schemes": "parse_url",
+    "counters": "Counters",
+    "check": "CheckResult fsck",
+    "findings": "Finding",
     "gc": "DEFAULT_GRACE DEFAULT_KEEP GcPlan execute_gc kept_numbers plan_gc",
     "generation": "MAX_NUMBER Generation Overlay format_time parse_time utcnow verify_generation verify_overlay",
     "lock": "LeaseInfo StoreLock break_lock",
-    "manifest": "Change DiffStats Entry ManifestStats ManifestWriter TreeOrderChecker check_entry check_path diff "
-                "iter_entries sort_key build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS "
+    "entry": "Entry",
+    "paths": "check_path sort_key",
+    "manifest": "Change DiffStats ManifestStats ManifestWriter TreeOrderChecker check_entry diff "
+                "iter_entries build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS "
                 "encode_xattrs decode_xattrs",
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
-    "policy": "Policy check_glob literal_glob load_policy_toml matches",
+    "policy": "Policy load_policy_toml",
+    "globs": "check_glob literal_glob matches",
     "procedure": "Procedure",
     "report": "Finding:HardwareFinding Report drift_of",
     "metrics": "Family:MetricFamily exposition:metrics_exposition",
@@ -38,6 +44,7 @@ for _mod, _names in {
     "config": "COMPRESSIONS DEFAULT_PACK_SIZE StoreConfig",
     "delta": "ManifestDelta manifest_delta",
     "durations": "parse_duration",
+    "sizes": "SIZE_EXPECTED parse_size",
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
     "transfer": "TransferResult",
@@ -64,18 +71,22 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # the static view of the same names
     from . import layout
-    from .backend import Backend, Counters, Stat, open_backend, parse_url
-    from .check import CheckResult, Finding, fsck
+    from .backend import Backend, Stat, open_backend
+    from .schemes import parse_url
+    from .check import CheckResult, fsck
+    from .findings import Finding
     from .gc import DEFAULT_GRACE, DEFAULT_KEEP, GcPlan, execute_gc, kept_numbers, plan_gc
     from .generation import MAX_NUMBER, Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
     from .lock import LeaseInfo, StoreLock, break_lock
-    from .manifest import (FORMAT_META, NODE_KINDS, Change, DiffStats, Entry, ManifestStats, ManifestWriter,
-                           TreeOrderChecker, check_entry, check_path, decode_xattrs, diff, encode_xattrs, iter_entries,
-                           sort_key)
+    from .entry import Entry
+    from .manifest import (FORMAT_META, NODE_KINDS, Change, DiffStats, ManifestStats, ManifestWriter,
+                           TreeOrderChecker, check_entry, decode_xattrs, diff, encode_xattrs, iter_entries)
+    from .paths import check_path, sort_key
     from .manifest import build as build_manifest
     from .manifest import parse as parse_manifest
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
-    from .policy import Policy, check_glob, literal_glob, load_policy_toml, matches
+    from .globs import check_glob, literal_glob, matches
+    from .policy import Policy, load_policy_toml
     from .procedure import Procedure
     from .report import Finding as HardwareFinding
     from .report import Report, drift_of
@@ -88,8 +99,10 @@ if TYPE_CHECKING:  # the static view of the same names
                           peek_envelope, sign_envelope, trust_map, write_keypair)
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
     from .delta import ManifestDelta, manifest_delta
+    from .counters import Counters
     from .durations import parse_duration
     from .migrate import MigrateResult, migrate_to_packs
+    from .sizes import SIZE_EXPECTED, parse_size
     from .store import Store, open_store
     from .text import json_safe, printable, redact
     from .transfer import TransferResult
@@ -110,6 +123,7 @@ __all__ = [
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs", "Procedure", "parse_duration",
+    "SIZE_EXPECTED", "parse_size",
     "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",

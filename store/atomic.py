@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from .errors import StoreAccessDenied
+from .layout import TEMP_PREFIX
 from .schemes import _unc
-from .staging import TEMP_PREFIX as _TEMP_PREFIX
 from .translate import _ntstatus_of, is_missing
 
 _SMB_REPLACE_TRIES = 10  # about 6 s of waiting for readers of a replaced file
@@ -68,7 +68,7 @@ def create_new(fs: Any, scheme: str, full: str, data: bytes) -> None:
 def write_temp(fs: Any, scheme: str, full: str, fill: Callable[[IO[bytes]], object]) -> str:
     """Write a new temp file next to `full` (creating the folders on first need); return its name."""
     parent = full.rsplit("/", 1)[0]
-    tmp = f"{parent}/{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}"
     for attempt in (0, 1):
         try:
             with fs.open(tmp, "wb") as fp:

@@ -2,7 +2,9 @@
 Its helpers work on what it hands them: schemes.py (URLs, capabilities, options, opening a
 filesystem), connections.py (shared or per-thread filesystems), streams.py (reading streams, the
 min_rate cut, S3 ranged reads), atomic.py (atomic replace, exclusive create), listing.py (folder
-listings) and staging.py (batched durable writes).
+listings) and counters.py (request counts). They never import the backend back: staging.py
+(batched durable writes) sits above it and drives it through its public methods (`call`,
+`check_writable`, `fill_atomic`, `relative`).
 
 A `Backend` is a narrow interface over one fsspec filesystem rooted at a URL: read,
 open_read, write (atomic: no reader ever sees a partial file), create_exclusive, stat,
@@ -21,23 +23,22 @@ import os
 import random
 import shutil
 import stat as stat_mod
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, Callable, TypeVar
 
 from .atomic import create_new, write_atomic
 from .connections import Connections
+from .counters import Counters
 from .errors import NotFound, StoreError, StoreExists, StoreReadOnly, StoreUnreachable
+from .layout import TEMP_PREFIX
 from .listing import files_below, subfolders
-from .schemes import (DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, SCHEMES, Capabilities,  # noqa: F401 - re-exported
-                      _known_hosts, _min_rate, _positive_seconds, capabilities, fs_root, make_fs, parse_url)
-from .staging import TEMP_PREFIX as _TEMP_PREFIX
-from .staging import StagedWrites  # noqa: F401 - re-exported
-from .streams import RateGuard, _CountingReader, _s3_range, open_stream, read_range, read_upto  # noqa: F401 - RateGuard re-exported
-from .translate import _NAMED, _chain, _ntstatus_of, _status_of, is_missing, translate  # noqa: F401 - re-exported
+from .schemes import (DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, _known_hosts, _min_rate, _positive_seconds, capabilities,
+                      fs_root, make_fs, parse_url)
+from .streams import CountingReader, RateGuard, open_stream, read_range, read_upto, s3_range
+from .translate import translate
 
 log = logging.getLogger("regen.store.backend")
 T = TypeVar("T")
@@ -47,29 +48,6 @@ T = TypeVar("T")
 class Stat:
     size: int
     mtime: float | None
-
-
-@dataclass(slots=True)
-class Counters:
-    """Requests made through this backend (one per logical call, retries counted too)."""
-
-    reads: int = 0
-    writes: int = 0
-    lists: int = 0
-    stats: int = 0
-    deletes: int = 0
-    bytes_read: int = 0
-    bytes_written: int = 0
-    retries: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def bump(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("reads", "writes", "lists", "stats", "deletes", "bytes_read",
-                                               "bytes_written", "retries")}
 
 
 class Backend:
@@ -134,7 +112,8 @@ class Backend:
     def full(self, path: str) -> str:
         return f"{self.root}/{path}" if path else self.root
 
-    def _rel(self, name: str) -> str | None:
+    def relative(self, name: str) -> str | None:
+        """`name` (a full filesystem path) relative to the store root; None if it lies outside."""
         root = self.root.strip("/")
         q = name.strip("/")
         return q[len(root) + 1:] if q.startswith(root + "/") else None
@@ -143,7 +122,9 @@ class Backend:
         """Close pooled connections (the backend stays usable: it reconnects on demand)."""
         self._conns.close()
 
-    def _call(self, path: str, op: Callable[[], T]) -> T:
+    def call(self, path: str, op: Callable[[], T]) -> T:
+        """Run `op` (one request about `path`) with this backend's connection, error translation
+        and retries: transient failures are retried with backoff, anything else raised as a regen error."""
         attempt = 0
         while True:
             try:
@@ -167,7 +148,8 @@ class Backend:
                 self._sleep(min(delay, _MAX_DELAY))
                 attempt += 1
 
-    def _check_writable(self, path: str) -> None:
+    def check_writable(self, path: str) -> None:
+        """StoreReadOnly unless this backend may write (http(s) stores are read-only)."""
         if self.capabilities.read_only:
             raise StoreReadOnly(f"cannot write {path}: store {self.url} is read-only", url=self.url, path=path)
 
@@ -182,7 +164,7 @@ class Backend:
             data = self._read_full(self.full(path), max_bytes)
             self.counters.bump("bytes_read", len(data))
             return data
-        return self._call(path, op)
+        return self.call(path, op)
 
     def read_range(self, path: str, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of `path` in one request (HTTP Range, ranged S3 GET, seek on
@@ -198,7 +180,7 @@ class Backend:
                 data = read_range(self.fs, self.scheme, full, start, length)
             self.counters.bump("bytes_read", len(data))
             return data
-        return self._call(path, op)
+        return self.call(path, op)
 
     def _read_full(self, full: str, max_bytes: int | None) -> bytes:
         if self.scheme == "file":  # plain reads: a client's no-change run never imports fsspec
@@ -206,7 +188,7 @@ class Backend:
                 return fp.read() if max_bytes is None else fp.read(max_bytes + 1)
         fs = self.fs
         if self.scheme == "s3":
-            return _s3_range(fs, full, 0, None if max_bytes is None else max_bytes + 1)
+            return s3_range(fs, full, 0, None if max_bytes is None else max_bytes + 1)
         if max_bytes is None and self.scheme not in ("smb",):
             return bytes(fs.cat_file(full))
         with self._open_raw(full) as fp:
@@ -226,9 +208,9 @@ class Backend:
             self.counters.bump("reads")
             fp = self._open_raw(self.full(path))
             return fp, (self._conns.detach() if self._conns.pooled else None)
-        fp, owner = self._call(path, op)
+        fp, owner = self.call(path, op)
         try:
-            yield _CountingReader(fp, self.counters, self.url, path, self.rate_guard(path))  # type: ignore[misc]
+            yield CountingReader(fp, self.counters, self.url, path, self.rate_guard(path))  # type: ignore[misc]
         finally:
             try:
                 fp.close()
@@ -243,38 +225,35 @@ class Backend:
     # -- writing ------------------------------------------------------------------------------
     def write(self, path: str, data: bytes) -> None:
         """Atomically create or replace `path`: readers see the old or the new content, never a part."""
-        self._check_writable(path)
+        self.check_writable(path)
         def op() -> None:
             self.counters.bump("writes")
-            self._write_atomic(path, lambda fp: fp.write(data))
+            self.fill_atomic(path, lambda fp: fp.write(data))
             self.counters.bump("bytes_written", len(data))
-        self._call(path, op)
+        self.call(path, op)
 
     def write_from(self, path: str, src: IO[bytes]) -> None:
         """Atomically write `path` from a seekable local stream (rewound on retry)."""
-        self._check_writable(path)
+        self.check_writable(path)
         def op() -> None:
             self.counters.bump("writes")
             src.seek(0)
-            self._write_atomic(path, lambda fp: shutil.copyfileobj(src, fp, 1 << 20))
+            self.fill_atomic(path, lambda fp: shutil.copyfileobj(src, fp, 1 << 20))
             self.counters.bump("bytes_written", src.tell())
-        self._call(path, op)
+        self.call(path, op)
 
-    def staged(self) -> StagedWrites:
-        """A batch of atomic writes made durable together (see StagedWrites); use as a context manager."""
-        return StagedWrites(self)
-
-    def _write_atomic(self, path: str, fill: Callable[[IO[bytes]], object]) -> None:
+    def fill_atomic(self, path: str, fill: Callable[[IO[bytes]], object]) -> None:
+        """One attempt at atomically writing `path` with what `fill` writes (call it inside `call`)."""
         full = self.full(path)
         write_atomic(self.fs, self.scheme, full, fill, atomic_put=self.capabilities.atomic_put, url=self.url,
-                     rel=self._rel(full), sleep=self._sleep)
+                     rel=self.relative(full), sleep=self._sleep)
 
     def create_exclusive(self, path: str, data: bytes) -> None:
         """Create `path` with `data` only if it does not exist; StoreExists otherwise (never overwrites).
 
         The content appears at once and complete (a lock or a record is never seen half-written).
         """
-        self._check_writable(path)
+        self.check_writable(path)
         full = self.full(path)
         attempts = 0
 
@@ -285,7 +264,7 @@ class Backend:
             create_new(self.fs, self.scheme, full, data)
             self.counters.bump("bytes_written", len(data))
         try:
-            self._call(path, op)
+            self.call(path, op)
         except StoreExists:
             if attempts > 1 and self._holds(path, data):
                 return  # an earlier attempt of ours landed before its answer was lost
@@ -299,11 +278,11 @@ class Backend:
 
     def delete(self, path: str) -> None:
         """Remove `path`; a missing path raises NotFound, or nothing where the server cannot tell (S3)."""
-        self._check_writable(path)
+        self.check_writable(path)
         def op() -> None:
             self.counters.bump("deletes")
             self.fs.rm_file(self.full(path))
-        self._call(path, op)
+        self.call(path, op)
 
     # -- metadata and listing -----------------------------------------------------------------
     def stat(self, path: str) -> Stat:
@@ -326,7 +305,7 @@ class Backend:
                 raise FileNotFoundError(errno.ENOENT, "is a folder", path)
             mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
             return Stat(int(info.get("size") or 0), _timestamp(mtime))
-        return self._call(path, op)
+        return self.call(path, op)
 
     def absent(self, paths: list[str]) -> list[bool]:
         """For each file path, whether the backend definitely says it does not exist (one stat each).
@@ -378,11 +357,11 @@ class Backend:
             found = files_below(self.fs, self.scheme, top)
             out = []
             for p in found:
-                rel = self._rel(p)
-                if rel and not rel.rsplit("/", 1)[-1].startswith(_TEMP_PREFIX):
+                rel = self.relative(p)
+                if rel and not rel.rsplit("/", 1)[-1].startswith(TEMP_PREFIX):
                     out.append(rel)
             return sorted(out)
-        return self._call(prefix, op)
+        return self.call(prefix, op)
 
     def list_dirs(self, prefix: str) -> list[str]:
         """Names of the direct subfolders of `prefix` (on S3: the prefixes that hold files)."""
@@ -391,7 +370,7 @@ class Backend:
             self.counters.bump("lists")
             top = self.full(prefix)
             return subfolders(self.fs, self.scheme, top)
-        return self._call(prefix, op)
+        return self.call(prefix, op)
 
     def clear_cache(self) -> None:
         fs = self._conns.shared

@@ -12,23 +12,13 @@ from dataclasses import dataclass
 
 from . import layout
 from .errors import BadSignature, StoreError, UnknownKey
+from .findings import Finding
 from .generation import Generation, Overlay
 from .objects import ObjectId
 from .packcheck import check_packs
 from .pool import bounded_map, window_for
 from .signing import PublicKey, open_envelope, peek_envelope
 from .store import Store
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    kind: str  # corrupt | missing | signature | record | ref | stray | index
-    subject: str
-    detail: str
-    severity: str = "error"  # error | warning
-
-    def as_dict(self) -> dict[str, str]:
-        return {"detail": self.detail, "kind": self.kind, "severity": self.severity, "subject": self.subject}
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,12 @@ import xxhash
 
 from . import layout
 from .errors import ObjectCorrupt
-from .objects import FileDigest, ObjectId, VerifyingWriter, decode, encode_parts
+from .objects import FileDigest, ObjectId, VerifyingWriter, check_read, decode, encode_parts
 from .pool import bounded_map
 
 if TYPE_CHECKING:
     from .packindex import Location
-    from .store import Store
+    from .objectstore import ObjectStore
 
 log = logging.getLogger("regen.store")
 
@@ -77,12 +77,10 @@ def decode_list(body: bytes, oid: ObjectId, where: str) -> list[tuple[ObjectId, 
     return chunks
 
 
-def stage_chunked(store: Store, path: str, oid: ObjectId | None) -> FileDigest:
+def stage_chunked(store: ObjectStore, path: str, oid: ObjectId | None) -> FileDigest:
     """Store local file `path` as chunks plus a chunk list under its id (the caller checked it is absent
     and that the store is packing). The whole content is hashed while it is cut: a file that changed
     since it was scanned stops here (check_read)."""
-    from .transfer import check_read
-
     packer = store.packer
     assert packer is not None
     whole, x = blake3.blake3(), xxhash.xxh3_128()
@@ -109,7 +107,7 @@ def stage_chunked(store: Store, path: str, oid: ObjectId | None) -> FileDigest:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def assemble(store: Store, oid: ObjectId, body: bytes, out: IO[bytes], *, where: str,
+def assemble(store: ObjectStore, oid: ObjectId, body: bytes, out: IO[bytes], *, where: str,
              max_bytes: int | None) -> FileDigest:
     """Write the content a chunk list describes into `out`, verifying each chunk and then the whole."""
     chunks = decode_list(body, oid, where)
@@ -128,7 +126,7 @@ def assemble(store: Store, oid: ObjectId, body: bytes, out: IO[bytes], *, where:
 Run = list[tuple[ObjectId, "Location | None"]]
 
 
-def _runs(store: Store, chunks: list[tuple[ObjectId, int]], local: dict[ObjectId, tuple[str, int, int]]) -> list[Run]:
+def _runs(store: ObjectStore, chunks: list[tuple[ObjectId, int]], local: dict[ObjectId, tuple[str, int, int]]) -> list[Run]:
     """Chunks in order, grouped into runs that one ranged read serves (neighbours in one pack)."""
     runs: list[Run] = []
     start = end = 0
@@ -147,7 +145,7 @@ def _runs(store: Store, chunks: list[tuple[ObjectId, int]], local: dict[ObjectId
     return runs
 
 
-def _read_run(store: Store, run: Run, local: dict[ObjectId, tuple[str, int, int]]) -> list[bytes]:
+def _read_run(store: ObjectStore, run: Run, local: dict[ObjectId, tuple[str, int, int]]) -> list[bytes]:
     from .packs import read_blob
 
     first = run[0][1]

@@ -23,6 +23,7 @@ KEYS = "keys"
 PACKS = "packs"
 INDEX = "index"
 INDEX_LIST = "index/current.json"
+TEMP_PREFIX = ".tmp-"  # temp files of atomic writes: readers, gc and fsck ignore them
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

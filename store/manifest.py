@@ -22,9 +22,11 @@ from typing import IO, Any, Iterable, Iterator, Literal
 import blake3
 
 from .errors import ManifestInvalid, UnsupportedFormat
-from .manifest_meta import (MAX_ID, NAME_RE, LinkGroups, _is_int, _utf8_len_ok, Xattrs, check_meta, check_xattrs, decode_xattrs, encode_meta,
+from .manifest_meta import (MAX_ID, NAME_RE, LinkGroups, _is_int, _utf8_len_ok, check_meta, check_xattrs, decode_xattrs, encode_meta,
                             encode_xattrs, xattrs_of)  # noqa: F401 - check_xattrs, decode_xattrs, encode_xattrs re-exported
+from .entry import Entry, Kind
 from .objects import ObjectId, is_object_id
+from .paths import check_path, sort_key
 
 _NAME_RE = NAME_RE  # (owners.py: the names a manifest may carry)
 
@@ -35,15 +37,12 @@ FORMATS = (FORMAT, FORMAT_META)
 # defines none yet; a later addition (packs, chunking) names itself here and in FORMAT.md.
 SUPPORTED_FEATURES: dict[int, frozenset[str]] = {FORMAT: frozenset(), FORMAT_META: frozenset()}
 HEADER = {"features": [], "format": FORMAT, "type": "regen-manifest"}
-MAX_PATH_BYTES = 4096
-MAX_NAME_BYTES = 255
 MAX_TARGET_BYTES = 4096
 # The longest possible canonical entry line: path and target of 4096 bytes each, every byte
 # escaped as \u00XX (6 characters), plus keys, ids and numbers. A longer line is refused
 # before it is parsed, so a hostile manifest cannot make a reader buffer without bound.
 MAX_LINE_BYTES = 1 << 16
 
-Kind = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev"]
 NODE_KINDS = ("fifo", "chardev", "blockdev")   # format 2: made with mknod
 _KIND_CODE: dict[str, str] = {"file": "f", "dir": "d", "symlink": "l", "fifo": "p", "chardev": "c", "blockdev": "b"}
 _CODE_KIND: dict[str, Kind] = {"f": "file", "d": "dir", "l": "symlink", "p": "fifo", "c": "chardev", "b": "blockdev"}
@@ -64,74 +63,6 @@ _OPTIONAL2: dict[str, frozenset[str]] = {c: frozenset("UGa") | (frozenset("hz") 
                                          for c in _KEYS2}
 
 _decode_json = json.JSONDecoder().decode
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One path of a tree. Files carry content ids; symlinks their target (data, never followed)."""
-
-    path: str
-    kind: Kind
-    mode: int
-    size: int = 0
-    oid: ObjectId | None = None
-    xxh: str | None = None
-    target: str | None = None
-    # format 2 (None / empty in format 1: the client leaves owners, times and attributes alone)
-    uid: int | None = None
-    gid: int | None = None
-    user: str | None = None        # the owner's name on the reference (clients map it back)
-    group: str | None = None
-    mtime: int | None = None       # ns since the epoch
-    xattrs: Xattrs = ()            # (name, exact bytes), sorted by name; ACLs are system.posix_acl_*
-    link: str | None = None        # hard-link group: the path of its first member (itself for that one)
-    rdev: tuple[int, int] | None = None   # chardev / blockdev: (major, minor)
-    sparse: bool = False           # the reference file has holes: clients write zero blocks as holes
-
-    @property
-    def has_meta(self) -> bool:
-        return self.uid is not None
-
-    def same_content(self, other: Entry) -> bool:
-        """Kind, content and target equal (size and xxh3 too: for honest data they follow the id)."""
-        return (self.kind == other.kind and self.oid == other.oid and self.target == other.target
-                and self.size == other.size and self.xxh == other.xxh and self.rdev == other.rdev)
-
-    def same_meta(self, other: Entry) -> bool:
-        return (self.mode == other.mode and self.uid == other.uid and self.gid == other.gid
-                and self.user == other.user and self.group == other.group and self.mtime == other.mtime
-                and self.xattrs == other.xattrs and self.link == other.link and self.sparse == other.sparse)
-
-
-def sort_key(path: str) -> bytes:
-    """Tree order: '/' ranks below every byte, so descendants follow their directory."""
-    return path.encode("utf-8", "surrogatepass").replace(b"/", b"\x00")
-
-
-def check_path(path: object) -> str:
-    """Return `path` if it is a safe, normalized, relative POSIX path; raise otherwise."""
-    if not isinstance(path, str) or not path:
-        raise ManifestInvalid(f"manifest path {path!r} is empty or not a string", path=path)
-    if "\x00" in path:
-        raise ManifestInvalid(f"manifest path {path!r} contains NUL", path=path)
-    try:
-        raw = path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ManifestInvalid(f"manifest path {path!r} is not valid UTF-8", path=path) from None
-    if path.startswith("/"):
-        raise ManifestInvalid(f"manifest path {path!r} is absolute", path=path)
-    if len(raw) > MAX_PATH_BYTES:
-        raise ManifestInvalid(f"manifest path {path[:60]!r}... is longer than {MAX_PATH_BYTES} bytes", path=path)
-    parts = path.split("/")
-    if "" in parts or "." in parts or ".." in parts:
-        bad = next(p for p in parts if p in ("", ".", ".."))
-        raise ManifestInvalid(f"manifest path {path!r} is not normalized ({bad or 'empty'!r} component)", path=path)
-    if len(raw) > MAX_NAME_BYTES:  # (a shorter path cannot hold a longer name)
-        for part in parts:
-            if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-                raise ManifestInvalid(f"manifest path {path[:60]!r} has a name longer than {MAX_NAME_BYTES} bytes",
-                                      path=path)
-    return path
 
 
 def check_entry(e: Entry) -> Entry:

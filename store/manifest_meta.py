@@ -13,16 +13,17 @@ import re
 from json.encoder import encode_basestring as _q
 from typing import TYPE_CHECKING
 
+from .entry import Xattrs
 from .errors import ManifestInvalid
+from .paths import check_path, sort_key
 
 if TYPE_CHECKING:
-    from .manifest import Entry
+    from .entry import Entry
 
 MAX_ID = (1 << 32) - 1          # uid, gid, device major/minor: 32-bit unsigned
 MAX_XATTR_BYTES = 8192          # names + values of one entry's extended attributes
 MTIME_RANGE = (-(1 << 63), (1 << 63) - 1)
 NAME_RE = re.compile(r"^[^\x00-\x1f:/\x7f]{1,256}$")   # user and group names
-Xattrs = tuple[tuple[str, bytes], ...]
 
 
 def _is_int(v: object) -> bool:
@@ -50,8 +51,6 @@ def check_meta(e: Entry) -> None:
     if e.link is not None:
         if e.kind != "file":
             raise ManifestInvalid(f"{e.kind} entry {e.path!r} is in a hard-link group (only files are)", path=e.path)
-        from .manifest import check_path, sort_key
-
         check_path(e.link)
         if sort_key(e.link) > sort_key(e.path):
             raise ManifestInvalid(f"entry {e.path!r} links to {e.link!r}, which is not the group's first member",

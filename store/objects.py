@@ -217,8 +217,17 @@ def iter_chunks(fp: IO[bytes]) -> Iterator[bytes]:
     return iter(lambda: fp.read(CHUNK), b"")
 
 
+
+def check_read(path: str, oid: ObjectId | None, digest: FileDigest) -> None:
+    """Refuse a local file whose content is no longer the `oid` the caller hashed (it is being written)."""
+    if oid is not None and digest.oid != oid:
+        raise IntegrityError(f"{path} changed while it was read (expected {oid}, read {digest.oid})",
+                             hint="retry when the file is no longer being written", path=path)
+
+
 __all__ = [
     "EMPTY_ID",
+    "check_read",
     "FileDigest",
     "IntegrityError",
     "ObjectId",

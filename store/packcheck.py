@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from . import layout
 from .errors import NotFound, StoreError
+from .findings import Finding
 from .objects import ObjectId, object_id
 from .packindex import Location
 from .packs import read_index, read_list
 
 if TYPE_CHECKING:
-    from .check import Finding
-    from .store import Store
+    from .objectstore import ObjectStore
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class PackCheck:
     packs: int = 0
 
 
-def check_packs(store: Store, *, read_data: bool, finding: Callable[..., Finding],
+def check_packs(store: ObjectStore, *, read_data: bool, finding: Callable[..., Finding],
                 progress: Callable[[int, int], None] | None = None) -> PackCheck:
     """Check the index list, the indexes and (with `read_data`) every pack and blob."""
     out = PackCheck()
@@ -65,7 +65,7 @@ def check_packs(store: Store, *, read_data: bool, finding: Callable[..., Finding
     return out
 
 
-def _check_pack(store: Store, pid: str, locs: list[Location], read_data: bool,
+def _check_pack(store: ObjectStore, pid: str, locs: list[Location], read_data: bool,
                 finding: Callable[..., Finding]) -> list[Finding]:
     path = layout.pack_path(pid)
     try:

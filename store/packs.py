@@ -42,7 +42,7 @@ from .packindex import (
 from .pool import bounded_map, window_for
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .objectstore import ObjectStore
 
 log = logging.getLogger("regen.store")
 
@@ -71,7 +71,7 @@ class PackSet:
             yield from idx
 
 
-def read_list(store: Store) -> list[str]:
+def read_list(store: ObjectStore) -> list[str]:
     """The index names `index/current.json` lists ([] when there is none yet)."""
     try:
         data = store.backend.read(layout.INDEX_LIST, max_bytes=MAX_LIST_BYTES)
@@ -83,7 +83,7 @@ def read_list(store: Store) -> list[str]:
     return decode_list(data, f"{store.url}/{layout.INDEX_LIST}")
 
 
-def load_packs(store: Store, cache_dir: str | None) -> PackSet:
+def load_packs(store: ObjectStore, cache_dir: str | None) -> PackSet:
     """Read the index list and every index it names (from `cache_dir` when kept there: immutable files;
     indexes the list no longer names -- a gc merged them -- are removed from it)."""
     names = read_list(store)
@@ -96,7 +96,7 @@ def load_packs(store: Store, cache_dir: str | None) -> PackSet:
     return found
 
 
-def read_index(store: Store, name: str, cache_dir: str | None = None) -> PackIndex:
+def read_index(store: ObjectStore, name: str, cache_dir: str | None = None) -> PackIndex:
     """One index, verified against its name; a client keeps it in `cache_dir` (it never changes)."""
     local = os.path.join(cache_dir, name) if cache_dir else None
     if local is not None:
@@ -123,7 +123,7 @@ def read_index(store: Store, name: str, cache_dir: str | None = None) -> PackInd
     return index
 
 
-def read_blob(store: Store, loc: Location) -> bytes:
+def read_blob(store: ObjectStore, loc: Location) -> bytes:
     """The stored bytes of one packed blob (one ranged read); ObjectMissing if its pack is gone."""
     path = layout.pack_path(loc.pack)
     try:
@@ -143,7 +143,7 @@ class PackWriter:
     `finish` publishes their index and the new index list. Thread-safe: many threads add, the one
     that fills a pack uploads it while the others fill the next."""
 
-    def __init__(self, store: Store, target: int = DEFAULT_PACK_SIZE) -> None:
+    def __init__(self, store: ObjectStore, target: int = DEFAULT_PACK_SIZE) -> None:
         self.store = store
         self.target = target
         self._lock = threading.Lock()
@@ -233,7 +233,7 @@ def merge_rows(packs: list[str], blobs: list[tuple[ObjectId, int, int, int]],
     return packs, blobs
 
 
-def write_index(store: Store, packs: list[str], blobs: list[tuple[ObjectId, int, int, int]]) -> str:
+def write_index(store: ObjectStore, packs: list[str], blobs: list[tuple[ObjectId, int, int, int]]) -> str:
     """Store an index (write-once, content-addressed); its name."""
     data = encode_index(packs, blobs)
     name = object_id(data)
@@ -241,7 +241,7 @@ def write_index(store: Store, packs: list[str], blobs: list[tuple[ObjectId, int,
     return name
 
 
-def write_list(store: Store, names: Iterable[str]) -> None:
+def write_list(store: ObjectStore, names: Iterable[str]) -> None:
     """Replace the index list (atomic); the caller holds the writer lock."""
     store.backend.write(layout.INDEX_LIST, encode_list(names))
     store.forget_packs()
@@ -251,7 +251,7 @@ def write_list(store: Store, names: Iterable[str]) -> None:
 Deliver = Callable[[ObjectId, "FileDigest | StoreError"], None]
 
 
-def fetch_spans(store: Store, locations: list[Location], dest: Callable[[ObjectId], str], *, fsync: bool,
+def fetch_spans(store: ObjectStore, locations: list[Location], dest: Callable[[ObjectId], str], *, fsync: bool,
                 sizes: Mapping[ObjectId, int] | None, deliver: Deliver) -> None:
     """Read `locations` by coalesced ranged reads, concurrently; each blob is verified into a temp file
     next to its destination and renamed there; `deliver(oid, digest or error)` hears of each."""
@@ -278,7 +278,7 @@ def fetch_spans(store: Store, locations: list[Location], dest: Callable[[ObjectI
                 deliver(oid, res)
 
 
-def _land(store: Store, loc: Location, blob: bytes, dest: str, fsync: bool,
+def _land(store: ObjectStore, loc: Location, blob: bytes, dest: str, fsync: bool,
           max_bytes: int | None) -> FileDigest | StoreError:
     """Verify one blob into `dest` atomically; a bad copy is read once more on its own, then refused."""
     where = f"{store.url}/{layout.pack_path(loc.pack)}@{loc.offset}"

@@ -26,6 +26,7 @@ from typing import Any
 
 from .durations import parse_duration
 from .errors import PolicyInvalid
+from .globs import check_glob
 
 PHASES = ("install", "update", "repair")
 STAGES = ("before", "after")
@@ -96,8 +97,6 @@ def _name(value: object, label: str) -> str:
 
 
 def _globs(value: object, label: str) -> tuple[str, ...]:
-    from .policy import check_glob  # (policy.py imports this module)
-
     if not isinstance(value, list) or not value:
         raise PolicyInvalid(f"{label}: key 'when' must be a non-empty list of globs")
     try:

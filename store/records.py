@@ -20,10 +20,10 @@ from .generation import Generation, Overlay
 from .signing import PublicKey, SecretKey, parse_public_key, sign_envelope
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .objectstore import ObjectStore
 
 
-def write_generation(store: Store, gen: Generation, keys: list[SecretKey]) -> bytes:
+def write_generation(store: ObjectStore, gen: Generation, keys: list[SecretKey]) -> bytes:
     """Write generations/<channel>/<n>.json exclusively; the manifest must already be stored.
 
     Returns the signed envelope, for `set_ref`. StoreExists if that number is taken.
@@ -44,7 +44,7 @@ def write_generation(store: Store, gen: Generation, keys: list[SecretKey]) -> by
     return env
 
 
-def set_ref(store: Store, channel: str, envelope: bytes) -> None:
+def set_ref(store: ObjectStore, channel: str, envelope: bytes) -> None:
     """Point the channel at a record, which must already be stored byte for byte (publish order).
 
     One extra read per publish buys the guarantee that no ref ever names a record that is
@@ -60,7 +60,7 @@ def set_ref(store: Store, channel: str, envelope: bytes) -> None:
     store.backend.write(layout.ref_path(channel), envelope)
 
 
-def write_overlay(store: Store, overlay: Overlay, keys: list[SecretKey]) -> bytes:
+def write_overlay(store: ObjectStore, overlay: Overlay, keys: list[SecretKey]) -> bytes:
     """Sign and (re)place hosts/<host>/overlay.json; its manifest must already be stored.
 
     A record with manifest None is a tombstone: the host's overlay was removed (a client
@@ -77,7 +77,7 @@ def write_overlay(store: Store, overlay: Overlay, keys: list[SecretKey]) -> byte
     return env
 
 
-def check_signable(store: Store, what: str, store_id: str, keys: list[SecretKey]) -> None:
+def check_signable(store: ObjectStore, what: str, store_id: str, keys: list[SecretKey]) -> None:
     """Refuse records every client would refuse: unsigned, or bound to another store."""
     if not keys:
         raise InvalidInput(f"{what} needs at least one signing key", hint="pass the publisher's secret key")
@@ -96,7 +96,7 @@ def check_record(parse: Callable[[dict[str, Any]], object], record: dict[str, An
 
 
 # -- publisher keys (informational: clients trust only their configured keys) -------------------
-def put_public_key(store: Store, key: PublicKey) -> None:
+def put_public_key(store: ObjectStore, key: PublicKey) -> None:
     """Store keys/<keyid>.pub unless it is there: a key file is written once and never replaced."""
     path = layout.key_path(key.keyid)
     try:
@@ -105,7 +105,7 @@ def put_public_key(store: Store, key: PublicKey) -> None:
         pass
 
 
-def public_keys(store: Store) -> dict[str, PublicKey]:
+def public_keys(store: ObjectStore) -> dict[str, PublicKey]:
     """The publisher keys stored under keys/, by key id; a damaged or misnamed key file is skipped."""
     keys: dict[str, PublicKey] = {}
     for p in store.backend.list(layout.KEYS):

@@ -7,14 +7,12 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+from .backend import Backend
+from .layout import TEMP_PREFIX
 from .tree import syncfs
 
-if TYPE_CHECKING:
-    from .backend import Backend
-
-TEMP_PREFIX = ".tmp-"  # temp files of atomic writes: readers, gc and fsck ignore them
 _STAGED_MAX_FILES = 4096  # temp files a batch holds before it syncs and renames them
 _STAGED_MAX_BYTES = 512 << 20
 
@@ -46,17 +44,17 @@ class StagedWrites:
         """Write `path` (bytes, parts to concatenate, or a function filling a binary stream);
         durable and visible after commit."""
         b = self.backend
-        b._check_writable(path)
+        b.check_writable(path)
         parts = (data,) if isinstance(data, bytes) else data if isinstance(data, tuple) else None
         fill: Callable[[IO[bytes]], object] = data if parts is None else (  # type: ignore[assignment]
             lambda fp: [fp.write(p) for p in parts])
         if not self.batched:
             def direct() -> None:
                 b.counters.bump("writes")
-                b._write_atomic(path, fill)
+                b.fill_atomic(path, fill)
                 if parts is not None:
                     b.counters.bump("bytes_written", sum(map(len, parts)))
-            b._call(path, direct)
+            b.call(path, direct)
             return
         def op() -> tuple[str, int]:
             b.counters.bump("writes")
@@ -65,7 +63,7 @@ class StagedWrites:
             size = _write_local_temp(tmp, fill) if parts is None else _write_local_parts(tmp, parts)
             b.counters.bump("bytes_written", size)
             return tmp, size
-        tmp, size = b._call(path, op)
+        tmp, size = b.call(path, op)
         with self._lock:
             self._pending.append((tmp, b.full(path)))
             self._bytes += size
@@ -82,9 +80,9 @@ class StagedWrites:
         b = self.backend
         done = 0
         try:
-            b._call("", lambda: _sync_filesystem(b.root))
+            b.call("", lambda: _sync_filesystem(b.root))
             for tmp, dst in pending:
-                b._call(b._rel(dst) or dst, lambda: os.replace(tmp, dst))
+                b.call(b.relative(dst) or dst, lambda: os.replace(tmp, dst))
                 done += 1
         except BaseException:
             _remove_quietly(tuple(t for t, _ in pending[done:]))
@@ -163,4 +161,4 @@ def _sync_filesystem(path: str) -> None:
         os.close(fd)
 
 
-__all__ = ["TEMP_PREFIX", "StagedWrites"]
+__all__ = ["StagedWrites"]

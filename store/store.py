@@ -4,10 +4,11 @@ Publishing writes in a fixed order -- objects, manifest, signed record, ref -- s
 reader never sees a ref whose generation is incomplete. A client's read path never lists:
 every path it reads comes from a ref, a record or a manifest.
 
-The facade keeps single-object and read operations; the longer ones live next to it, each
-taking the Store it works on: config.py (regen.json), transfer.py (many objects at once:
-missing, fetch_many, put_many) and records.py (publishing signed generations, refs, overlays
-and publisher keys, in publish order).
+The facade keeps single-object and read operations; the longer ones live below it, each taking
+the store it works on as an `ObjectStore` (objectstore.py) and never importing this module:
+config.py (regen.json), transfer.py (many objects at once: missing, fetch_many, put_many),
+packs.py and chunks.py (packed stores) and records.py (publishing signed generations, refs,
+overlays and publisher keys, in publish order).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import Any
 
 from . import chunks, layout, records, transfer
 from . import packs as _packs
-from .backend import Backend, StagedWrites, open_backend
-from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, STORE_FORMAT, StoreConfig  # noqa: F401 - re-exported
+from .backend import Backend, open_backend
+from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
 from .errors import (
     GenerationNotFound,
     InvalidInput,
@@ -43,6 +44,7 @@ from .objects import (
     FileDigest,
     ObjectId,
     VerifyingWriter,
+    check_read,
     decode,
     encode,
     encode_parts,
@@ -52,7 +54,8 @@ from .objects import (
 from .packindex import Location
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
-from .transfer import INLINE_BYTES, Progress, Stopping, TransferResult  # noqa: F401 - re-exported
+from .staging import StagedWrites
+from .transfer import Progress, Stopping, TransferResult
 
 log = logging.getLogger("regen.store")
 
@@ -277,7 +280,7 @@ class Store:
             return None
         with open(path, "rb") as src, tempfile.TemporaryFile() as staged:
             digest = encode_stream(src, staged, self.config.compression)
-            transfer.check_read(path, oid, digest)
+            check_read(path, oid, digest)
             if oid is None and check and self.has(digest.oid):
                 return None
             self.backend.write_from(layout.object_path(digest.oid), staged)
@@ -287,6 +290,10 @@ class Store:
                  check: bool = True) -> TransferResult:
         """Upload (oid, local path) pairs the store lacks as one staged batch; errors are collected (see transfer)."""
         return transfer.put_many(self, items, progress=progress, check=check)
+
+    def staged(self) -> StagedWrites:
+        """A batch of atomic writes made durable together (see StagedWrites); use as a context manager."""
+        return StagedWrites(self.backend)
 
     def put_bytes_staged(self, batch: StagedWrites, data: bytes, oid: ObjectId | None = None, *,
                          check: bool = True) -> bool:

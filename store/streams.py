@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from .counters import Counters
 from .errors import StoreError, StoreUnreachable
 from .translate import _status_of, translate
-
-if TYPE_CHECKING:
-    from .backend import Counters
 
 _S3_CHUNK = 8 << 20  # S3 objects are streamed by ranged GETs of this size: one GET up to 8 MiB
 
@@ -82,7 +80,7 @@ def read_range(fs: Any, scheme: str, full: str, start: int, length: int) -> byte
     if length <= 0:
         return b""
     if scheme == "s3":
-        return _s3_range(fs, full, start, start + length)
+        return s3_range(fs, full, start, start + length)
     if scheme in ("http", "https", "memory"):
         data = bytes(fs.cat_file(full, start=start, end=start + length))
         if len(data) > length:  # a server that ignores Range sends the whole file (200): cut it here
@@ -101,7 +99,7 @@ def read_range(fs: Any, scheme: str, full: str, start: int, length: int) -> byte
         return b"".join(parts)
 
 
-def _s3_range(fs: Any, full: str, start: int, end: int | None) -> bytes:
+def s3_range(fs: Any, full: str, start: int, end: int | None) -> bytes:
     """One GET of bytes [start, end) (to the end if None); b"" past the end or for an empty object."""
     try:
         return bytes(fs.cat_file(full, start=start, end=end))
@@ -126,7 +124,7 @@ class _RangeReader:
         self._fill()  # the first GET now: a missing object fails at open, as on other backends
 
     def _fill(self) -> None:
-        data = _s3_range(self._fs, self._full, self._pos, self._pos + self._chunk)
+        data = s3_range(self._fs, self._full, self._pos, self._pos + self._chunk)
         self._pos += len(data)
         self._eof = len(data) < self._chunk
         self._buf = self._buf[self._off:] + data if self._off < len(self._buf) else data
@@ -159,7 +157,7 @@ class _RangeReader:
         self.close()
 
 
-class _CountingReader:
+class CountingReader:
     """File wrapper that counts bytes and translates read errors."""
 
     def __init__(self, fp: IO[bytes], counters: Counters, url: str, path: str, guard: RateGuard) -> None:
@@ -186,4 +184,4 @@ class _CountingReader:
         self._fp.close()
 
 
-__all__ = ["RateGuard", "open_stream", "read_range", "read_upto"]
+__all__ = ["CountingReader", "RateGuard", "open_stream", "read_range", "read_upto", "s3_range"]

@@ -5,7 +5,8 @@ Transfers run on the store's thread pool with bounded memory (pool.py) and never
 first failure: each object's error is collected in a `TransferResult` and the rest go on, so
 one damaged object or full disk costs that object, not the run. Every download is verified
 before it is renamed into place; every upload is staged, so the store only ever holds complete
-objects. The functions take the `Store` whose objects they move and go through its methods
+objects. The functions take the store whose objects they move (an `ObjectStore`: they never import
+the facade that calls them) and go through its methods
 (`has`, `get_to`, `put_file`, ...), so they behave exactly as those do.
 """
 
@@ -20,19 +21,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import chunks, layout, packs
-from .errors import (
-    IntegrityError,
-    ObjectCorrupt,
-    ObjectMissing,
-    RecordTooLarge,
-    StoreError,
-)
-from .objects import FileDigest, ObjectId, encode_stream, hash_stream, object_id, xxh
+from .errors import ObjectCorrupt, ObjectMissing, RecordTooLarge, StoreError
+from .objects import FileDigest, ObjectId, check_read, encode_stream, hash_stream, object_id, xxh
 from .pool import bounded_map, window_for
 
 if TYPE_CHECKING:
-    from .backend import StagedWrites
-    from .store import Store
+    from .staging import StagedWrites
+    from .objectstore import ObjectStore
 
 log = logging.getLogger("regen.store")  # the facade's logger: transfers log as they did from store.py
 
@@ -61,7 +56,7 @@ class TransferResult:
             self.errors[oid] = exc.with_traceback(None)
 
 
-def missing(store: Store, oids: Iterable[ObjectId]) -> set[ObjectId]:
+def missing(store: ObjectStore, oids: Iterable[ObjectId]) -> set[ObjectId]:
     """The ids of `oids` the store lacks (only a definite "no such file" counts as lacking)."""
     ids = sorted(set(oids))
     if store.config.packed:  # packed ones are known from the indexes: no request
@@ -83,7 +78,7 @@ class Stopping(Protocol):
 
 
 # -- fetching -----------------------------------------------------------------------------------
-def fetch_to_file(store: Store, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
+def fetch_to_file(store: ObjectStore, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
                   max_bytes: int | None = None) -> FileDigest:
     """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused.
 
@@ -120,7 +115,7 @@ def fetch_to_file(store: Store, oid: ObjectId, dest: str, *, fsync: bool = True,
     raise AssertionError("unreachable")
 
 
-def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
+def fetch_many(store: ObjectStore, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
                progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None,
                stop: Stopping | None = None) -> TransferResult:
     """Fetch objects concurrently into local files; failures are collected, not raised.
@@ -176,11 +171,11 @@ def fetch_many(store: Store, oids: Iterable[ObjectId], dest: Callable[[ObjectId]
 
 
 # -- uploading ----------------------------------------------------------------------------------
-def put_many(store: Store, items: Iterable[tuple[ObjectId, str]], *, progress: Progress | None = None,
+def put_many(store: ObjectStore, items: Iterable[tuple[ObjectId, str]], *, progress: Progress | None = None,
              check: bool = True) -> TransferResult:
     """Upload (oid, local path) pairs the store lacks, concurrently; errors are collected.
 
-    The objects are written as one staged batch (Backend.staged): on file:// one sync of
+    The objects are written as one staged batch (Store.staged): on file:// one sync of
     the store's filesystem for the batch instead of one fsync per object; every object
     still appears complete or not at all. A file up to INLINE_BYTES is read once into
     memory, and hashed and compressed from that one buffer. `check=False`: the caller
@@ -189,7 +184,7 @@ def put_many(store: Store, items: Iterable[tuple[ObjectId, str]], *, progress: P
     result = TransferResult()
 
     _ = store.config  # read once before threads start
-    with store.backend.staged() as batch:
+    with store.staged() as batch:
         def one(item: tuple[ObjectId, str]) -> tuple[ObjectId, FileDigest | None | StoreError]:
             oid, path = item
             try:
@@ -211,7 +206,7 @@ def put_many(store: Store, items: Iterable[tuple[ObjectId, str]], *, progress: P
     return result
 
 
-def stage_file(store: Store, batch: StagedWrites, path: str, oid: ObjectId | None, *,
+def stage_file(store: ObjectStore, batch: StagedWrites, path: str, oid: ObjectId | None, *,
                check: bool = True) -> FileDigest | None:
     """Stage local file `path` as an object of `batch`; None if the store already holds it.
 
@@ -238,7 +233,7 @@ def stage_file(store: Store, batch: StagedWrites, path: str, oid: ObjectId | Non
     return _stage_stream(store, batch, path, oid, check=check)
 
 
-def _stage_stream(store: Store, batch: StagedWrites, path: str, oid: ObjectId | None, *,
+def _stage_stream(store: ObjectStore, batch: StagedWrites, path: str, oid: ObjectId | None, *,
                   check: bool) -> FileDigest | None:
     """A big file streamed into its staged temp file (file:// only: a failed fill leaves nothing)."""
     digest: FileDigest | None = None
@@ -265,13 +260,6 @@ def _stage_stream(store: Store, batch: StagedWrites, path: str, oid: ObjectId | 
     return digest
 
 
-def check_read(path: str, oid: ObjectId | None, digest: FileDigest) -> None:
-    """Refuse a local file whose content is no longer the `oid` the caller hashed (it is being written)."""
-    if oid is not None and digest.oid != oid:
-        raise IntegrityError(f"{path} changed while it was read (expected {oid}, read {digest.oid})",
-                             hint="retry when the file is no longer being written", path=path)
-
-
 class _SourceFailed(Exception):
     """A local source file's read error, carried through the backend's error translation unchanged."""
 
@@ -291,5 +279,5 @@ class _SourceReader:
             raise _SourceFailed(exc) from exc
 
 
-__all__ = ["INLINE_BYTES", "Progress", "TransferResult", "check_read", "fetch_many", "fetch_to_file", "missing",
+__all__ = ["INLINE_BYTES", "Progress", "TransferResult", "fetch_many", "fetch_to_file", "missing",
            "put_many", "stage_file"]

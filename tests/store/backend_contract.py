@@ -160,7 +160,7 @@ class BackendReadContract:
     def test_client_reads_packed_objects_by_ranges(self, target: Target, tmp_path: Path) -> None:
         pub = Store.init(target.write_url, target.write_options, packed=True, pack_size=1 << 16)
         blobs = [bytes([i]) * (500 + 300 * i) + bytes(range(256)) for i in range(40)]  # ~250 KB in ~4 packs
-        with pub.packing(1 << 16), pub.backend.staged() as batch:
+        with pub.packing(1 << 16), pub.staged() as batch:
             for data in blobs:
                 pub.put_bytes_staged(batch, data)
         client = Store.open(target.url, target.options, config=pub.config, retries=RETRIES, backoff=0.01)

@@ -27,7 +27,7 @@ import urllib3.exceptions
 from smbprotocol.header import NtStatus
 
 from regen.store import NotFound, StoreAccessDenied, StoreError, StoreExists, StoreNotFound, StoreUnreachable
-from regen.store.backend import _NAMED, translate
+from regen.store.translate import _NAMED, translate
 
 LIBRARIES = ("botocore.exceptions", "s3fs.errors", "aiohttp", "paramiko", "smbprotocol.exceptions",
              "fsspec.exceptions")

@@ -22,7 +22,8 @@ from regen.store import (
     verify_generation,
     xxh,
 )
-from regen.store.manifest import MAX_LINE_BYTES, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_TARGET_BYTES
+from regen.store.manifest import MAX_LINE_BYTES, MAX_TARGET_BYTES
+from regen.store.paths import MAX_NAME_BYTES, MAX_PATH_BYTES
 from regen.store.signing import MAX_RECORD_BYTES
 
 FORMAT = (Path(__file__).resolve().parents[2] / "store" / "FORMAT.md").read_text(encoding="utf-8")

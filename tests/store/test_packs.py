@@ -43,7 +43,7 @@ from regen.store.packindex import (
 def _packed(url: str, blobs: list[bytes], pack_size: int = 1 << 16) -> Store:
     """A packed store holding `blobs` (written through the snapshot's path: staged puts while packing)."""
     store = Store.init(url, packed=True, pack_size=pack_size)
-    with store.packing(pack_size), store.backend.staged() as batch:
+    with store.packing(pack_size), store.staged() as batch:
         for data in blobs:
             store.put_bytes_staged(batch, data)
     return store
@@ -206,7 +206,7 @@ def _generations(store: Store, key: SecretKey, trees: list[dict[str, bytes]]) ->
     manifests = []
     for n, files in enumerate(trees, 1):
         entries = [Entry("d", "dir", 0o755)]
-        with store.packing(1 << 14), store.backend.staged() as batch:
+        with store.packing(1 << 14), store.staged() as batch:
             for name, data in sorted(files.items()):
                 store.put_bytes_staged(batch, data)
                 entries.append(Entry(f"d/{name}", "file", 0o644, len(data), object_id(data), xxh(data)))
