@@ -304,7 +304,7 @@ class Output:
             shown_of = f" ({len(fleet.hosts)} shown)" if len(fleet.hosts) != total else ""
             self.out.print(f"{total} hosts{shown_of}: {counts or 'none reported yet'}; {heads}", style="bold")
             if fleet.hosts:
-                self.out.print(fleetview.hosts_table(fleet.hosts, self.out.width, shown))
+                self._lines(fleetview.hosts_lines(fleet.hosts, self.out.width, shown))
         if not fleet.needs_attention:
             if not self.quiet:
                 self.line("no action needed")
@@ -319,6 +319,15 @@ class Output:
         if self.quiet:
             return
         self.out.print(fleetview.timeline_table(t, self.out.width, shown))
+
+    def _lines(self, lines: Iterator[tuple[str, str | None]]) -> None:
+        """Many lines fast: styled on a terminal, plain and in one write when piped."""
+        if self.out.is_terminal:
+            for line, style in lines:
+                self.out.print(line, style=style, highlight=False, soft_wrap=True)
+        else:
+            sys.stdout.write("".join(line + "\n" for line, _style in lines))
+            sys.stdout.flush()
 
     def text(self, text: str) -> None:
         """A document produced elsewhere (already escaped for its format), as is."""

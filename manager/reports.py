@@ -22,7 +22,7 @@ from .fleet import DEFAULT_DRIFT_MIN_HOSTS, DEFAULT_STALE, ChannelHead, FleetSta
 from .options import check_channel
 from .progress import NoProgress, Progress
 
-DEFAULT_JOBS = 32
+DEFAULT_JOBS = 16  # 2,000 hosts on moto: 10.2 s with 8 threads, 12.1 s with 32 (GIL contention)
 
 
 def read_host(store: Store, host: str) -> HostInput:

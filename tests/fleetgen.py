@@ -83,3 +83,31 @@ def states_of(reports: dict[str, Report], stale_after: timedelta = timedelta(day
             yield host, "stale"
         else:
             yield host, r.outcome
+
+
+def make_history(store: Store, host: str, *, days: int = 30, seed: int = 3, now: datetime | None = None) -> None:
+    """A month (by default) of one host's history, as regend would have left it: a daily entry with
+    its gauges, a few repairs, one update; latest.json is the newest."""
+    from regen.store import history_due, history_marker
+
+    now = now or utcnow()
+    rng = random.Random(seed)
+    marker = None
+    disk = 35.0
+    for hour in range(days * 24, -1, -6):
+        when = now - timedelta(hours=hour, minutes=5)
+        disk = min(97.0, disk + rng.random() * 0.4)
+        gen = 4 if hour > days * 12 else 5
+        outcome = "updated" if hour == days * 12 else "repaired" if rng.random() < 0.05 else "ok"
+        log = RunLog(run_id=f"{host}-{hour}", started=format_time(when - timedelta(seconds=30)), channel="stable",
+                     generation_before=gen, generation_after=gen)
+        log.step("hardware", "ok", findings=0, gauges={"disk_used_percent": round(disk, 1),
+                                                       "temperature_celsius": round(45 + rng.random() * 20, 1)})
+        if outcome == "repaired":
+            paths = rng.sample(DRIFT_PATHS, 2)
+            log.drift = {"modified": {"count": 1, "paths": paths[:1]}, "deleted": {"count": 1, "paths": paths[1:]}}
+        r = _with_finished(log.build(host=host, outcome=outcome, exit_code=0, version="fleetgen"), format_time(when))
+        due = history_due(marker, r)
+        store.put_report(r, history=due, now=when)
+        if due:
+            marker = history_marker(r)

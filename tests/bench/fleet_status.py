@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -49,6 +51,7 @@ def main() -> None:
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     regen = str(Path(sys.executable).with_name("regen"))
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log: one line per GET
     with _fixture(servers.s3_server) as s3:
         target = servers.s3_target.__wrapped__(s3)
         store = Store.init(target.write_url, target.write_options)
@@ -64,16 +67,21 @@ def main() -> None:
             for _ in range(args.repeat):
                 mark = target.log.mark() if target.log else 0
                 t = time.perf_counter()
+                c0, s0 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
                 proc = subprocess.run(base + extra, capture_output=True, env=env)
                 times.append(time.perf_counter() - t)
+                c1, s1 = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+                cpu = {"client_cpu_s": round(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime, 1),
+                       "server_cpu_s": round(s1.ru_utime - s0.ru_utime + s1.ru_stime - s0.ru_stime, 1)}
                 assert proc.returncode in (0, 1), proc.stderr.decode()
                 gets = [p for m, p in target.requests(mark) if m == "GET" and p.endswith("/latest.json")]
                 assert len(gets) <= args.hosts, len(gets)
             results[name] = {"seconds": [round(x, 2) for x in times], "report_gets": len(gets),
-                             "requests": len(target.requests(mark)), "lines": proc.stdout.count(b"\n")}
+                             "requests": len(target.requests(mark)), "lines": proc.stdout.count(b"\n"), **cpu}
             lines = proc.stdout.count(b"\n")
             print(f"regen status {' '.join(extra) or '(table)'}: {min(times):.1f} s best of {args.repeat}, "
-                  f"{len(gets):,} report GETs, {len(target.requests(mark)):,} requests, {lines:,} lines", flush=True)
+                  f"{len(gets):,} report GETs, {len(target.requests(mark)):,} requests, {lines:,} lines; "
+                  f"CPU: regen {cpu['client_cpu_s']} s, moto {cpu['server_cpu_s']} s", flush=True)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
 
