@@ -11,6 +11,8 @@
         ├── StoreNotEmpty        (2) `regen init` over a location that already holds other data
         ├── OverlayNotFound      (2) `host show/rm` of a host without an overlay
         ├── HostNotFound         (2) `regen history HOST` of a host that never reported
+        ├── RefMoved             (2) the channel's ref changed while a publish ran (another
+        │                            publisher won); it was not overwritten
         ├── Untrusted            (2) a record the manager would build on (ref, rollback target,
         │                            overlay, numbering) does not verify with the trusted keys
         ├── SnapshotFailed       (1) the tree could not be read or uploaded; nothing was published
@@ -66,6 +68,11 @@ class OverlayNotFound(ManagerError):
     default_hint = "set one with 'regen host set HOST DIR'"
 
 
+class RefMoved(ManagerError):
+    exit_code = EXIT_USAGE
+    default_hint = "see 'regen log'; publish again if this generation should still win"
+
+
 class Untrusted(ManagerError):
     exit_code = EXIT_USAGE
     default_hint = ("check the store with 'regen fsck'; if the record was tampered with, publish a verified "
@@ -95,6 +102,7 @@ __all__ = [
     "MissingKey",
     "NotPublishable",
     "OverlayNotFound",
+    "RefMoved",
     "SnapshotFailed",
     "SourceInvalid",
     "StoreNotEmpty",

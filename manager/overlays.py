@@ -14,7 +14,7 @@ from pathlib import Path
 from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, format_time, peek_envelope, utcnow
 
 from .build import TreeBuild, build_tree
-from .errors import OverlayNotFound
+from .errors import OverlayNotFound, RefMoved
 from .history import signers
 from .options import check_host
 from .progress import Progress
@@ -51,7 +51,7 @@ def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: s
                 now: datetime | None = None, trust: Trust | None = None) -> OverlayResult:
     check_host(host)
     trust = trust or Trust({key.public.keyid: key.public})
-    with StoreLock(store, "regen host set"):
+    with StoreLock(store, "regen host set", heartbeat=True) as lock:
         found = verified_overlay(store, host, trust)  # a forged version must not set the next one
         current = found[0] if found else None
         tree = build_tree(store, src, base=current.manifest if current else None, cache_dir=cache_dir,
@@ -59,7 +59,7 @@ def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: s
         when = now or utcnow()
         overlay = Overlay(store.store_id, host, next_version(current), tree.manifest, format_time(when), message,
                           expiry(when, expires))
-        store.write_overlay(overlay, [key])
+        _replace_overlay(store, lock, overlay, key, found[1] if found else None)
     return OverlayResult(host, overlay.number, overlay.manifest, tree)
 
 
@@ -67,14 +67,23 @@ def remove_overlay(store: Store, host: str, key: SecretKey, *, message: str = ""
                    trust: Trust | None = None) -> OverlayResult:
     check_host(host)
     trust = trust or Trust({key.public.keyid: key.public})
-    with StoreLock(store, "regen host rm"):
+    with StoreLock(store, "regen host rm") as lock:
         found = verified_overlay(store, check_host(host), trust)
         if found is None or found[0].manifest is None:
             raise OverlayNotFound(f"host {host!r} has no overlay in {store.url}")
         overlay = Overlay(store.store_id, host, next_version(found[0]), None, format_time(now or utcnow()),
                           message or "overlay removed")
-        store.write_overlay(overlay, [key])
+        _replace_overlay(store, lock, overlay, key, found[1])
     return OverlayResult(host, overlay.number, None, None)
+
+
+def _replace_overlay(store: Store, lock: StoreLock, overlay: Overlay, key: SecretKey, expected: bytes | None) -> None:
+    """Write the overlay record only if our lease holds and the file still holds what we built on."""
+    lock.refresh()
+    if store.read_overlay(overlay.host) != expected:
+        raise RefMoved(f"hosts/{overlay.host}/overlay.json changed while this operation ran; it was not overwritten",
+                       hint=f"see 'regen host show {overlay.host}' and run the command again")
+    store.write_overlay(overlay, [key])
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,12 @@ manager and gc cannot sweep between upload and record.
 Clients refuse a generation lower than one they accepted (rollback protection), so going
 back is never a ref moved backwards: `rollback` signs the old content as a NEW, higher
 generation, and `publish` refuses a number below the current one.
+
+Two publishers (issue 12): the lease is re-checked (refreshed) right before the record and
+again right before the ref is written, and the ref moves only if it still holds the bytes the
+operation started from (compare-and-swap on its parent): a publisher that lost its lock, or
+whose ref was moved by a writer that ignored the lock, stops with one line (exit 2) and
+overwrites nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from regen.store import (
 )
 from regen.store.errors import StoreExists
 
-from .errors import NotPublishable, Untrusted
+from .errors import NotPublishable, RefMoved, Untrusted
 from .options import check_channel
 from .trust import Trust, newest_verified, verified_generation, verified_ref
 
@@ -61,14 +67,35 @@ def expiry(now: datetime, expires: timedelta | None) -> str | None:
     return None if expires is None else format_time(now + expires)
 
 
-def write_new_generation(store: Store, key: SecretKey, trust: Trust, *, channel: str, manifest: str,
-                         parent: int | None, message: str, policy: Policy, stats: dict[str, int],
-                         expires: timedelta | None, now: datetime, publish: bool, current: Generation | None,
-                         number: int | None = None, epoch: int | None = None) -> Generation:
-    """Sign and write the channel's next generation; move the ref to it if `publish`. Caller holds the lock.
+def move_ref(store: Store, lock: StoreLock, channel: str, envelope: bytes, expected: bytes | None) -> None:
+    """Point the channel at `envelope` if the ref still holds `expected` (None: no ref) and our lease holds.
 
-    `current` must be the verified ref (or None): its epoch carries over unless `epoch` is given.
+    The read-compare-write runs under a lease refreshed just before; backends offer no atomic
+    compare-and-swap on a plain file, so this closes the race to the time of one write.
     """
+    lock.refresh()
+    found = store.read_ref(channel)
+    if found != expected:
+        now = "was removed" if found is None else (
+            f"now names generation {store.peek_generation(found, where=f'refs/{channel}').number}")
+        mine = store.peek_generation(envelope, where="the new record").number
+        raise RefMoved(f"refs/{channel} changed while this operation ran (it {now}); it was not overwritten",
+                       hint=f"see 'regen log -c {channel}'; publish generation {mine} with "
+                            f"'regen publish {mine} -c {channel}' if it should still win")
+    store.set_ref(channel, envelope)
+
+
+def write_new_generation(store: Store, key: SecretKey, trust: Trust, lock: StoreLock, *, channel: str,
+                         manifest: str, parent: int | None, message: str, policy: Policy, stats: dict[str, int],
+                         expires: timedelta | None, now: datetime, publish: bool, current: Generation | None,
+                         expected_ref: bytes | None, number: int | None = None,
+                         epoch: int | None = None) -> Generation:
+    """Sign and write the channel's next generation; move the ref to it if `publish`. Caller holds `lock`.
+
+    `current` must be the verified ref (or None): its epoch carries over unless `epoch` is given;
+    `expected_ref` is the ref's bytes the operation started from (the compare-and-swap).
+    """
+    lock.refresh()  # a lease lost meanwhile (process stopped, gc swept): write nothing
     gen = Generation(store.store_id, channel, number or next_number(store, channel, trust, current), manifest,
                      format_time(now), parent, message, policy, stats, expiry(now, expires),
                      current.epoch if current and epoch is None else epoch or 0)
@@ -78,7 +105,7 @@ def write_new_generation(store: Store, key: SecretKey, trust: Trust, *, channel:
         verified_generation(store, channel, gen.number, trust)  # Untrusted if a forged file holds the number
         raise
     if publish:
-        store.set_ref(channel, envelope)
+        move_ref(store, lock, channel, envelope, expected_ref)
     return gen
 
 
@@ -102,8 +129,9 @@ def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime
     how an administrator repairs it.
     """
     check_channel(channel)
-    with StoreLock(store, "regen publish"):
+    with StoreLock(store, "regen publish") as lock:
         gen, data = verified_generation(store, channel, number, trust, now or utcnow())
+        before = store.read_ref(channel)
         try:
             found = verified_ref(store, channel, trust)
         except Untrusted:
@@ -114,7 +142,7 @@ def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime
                 f"generation {number} is older than generation {current.number}, the current one of {channel!r}; "
                 f"clients refuse to go back",
                 hint=f"republish its content as a new generation with 'regen rollback --channel {channel} --to {number}'")
-        store.set_ref(channel, data)
+        move_ref(store, lock, channel, data, before)
     return PublishResult(channel, number, current.number if current else None, epoch=gen.epoch)
 
 
@@ -128,11 +156,11 @@ def rollback(store: Store, channel: str, key: SecretKey, trust: Trust, *, to: in
     """
     check_channel(channel)
     now = now or utcnow()
-    with StoreLock(store, "regen rollback"):
+    with StoreLock(store, "regen rollback") as lock:
         found = verified_ref(store, channel, trust)
         if found is None:
             raise NotPublishable(f"channel {channel!r} has no published generation to roll back from")
-        current = found[0]
+        current, before = found
         if to is None:
             if current.parent is None:
                 raise NotPublishable(f"generation {current.number} of {channel!r} has no parent",
@@ -144,9 +172,9 @@ def rollback(store: Store, channel: str, key: SecretKey, trust: Trust, *, to: in
                                  hint=f"publish a newer generation with 'regen publish {to} --channel {channel}'")
         target, _ = verified_generation(store, channel, to, trust)
         gen = write_new_generation(
-            store, key, trust, channel=channel, manifest=target.manifest, parent=current.number,
+            store, key, trust, lock, channel=channel, manifest=target.manifest, parent=current.number,
             message=message or f"rollback to generation {to}: {target.message}", policy=target.policy,
-            stats=dict(target.stats), expires=expires, now=now, publish=True, current=current)
+            stats=dict(target.stats), expires=expires, now=now, publish=True, current=current, expected_ref=before)
     return PublishResult(channel, gen.number, current.number, to, gen.epoch)
 
 
@@ -161,7 +189,8 @@ def renumber(store: Store, channel: str, key: SecretKey, trust: Trust, *, messag
     """
     check_channel(channel)
     now = now or utcnow()
-    with StoreLock(store, "regen renumber"):
+    with StoreLock(store, "regen renumber") as lock:
+        before = store.read_ref(channel)
         try:
             found = verified_ref(store, channel, trust)
         except Untrusted:
@@ -176,10 +205,10 @@ def renumber(store: Store, channel: str, key: SecretKey, trust: Trust, *, messag
                 store.backend.delete(layout.generation_path(channel, n))
             number = 1
         gen = write_new_generation(
-            store, key, trust, channel=channel, manifest=source.manifest, parent=source.number,
+            store, key, trust, lock, channel=channel, manifest=source.manifest, parent=source.number,
             message=message or f"new numbering epoch, content of generation {source.number}: {source.message}",
             policy=source.policy, stats=dict(source.stats), expires=expires, now=now, publish=True,
-            current=None, number=number, epoch=max(g.epoch for g in [source, *records]) + 1)
+            current=None, expected_ref=before, number=number, epoch=max(g.epoch for g in [source, *records]) + 1)
     return PublishResult(channel, gen.number, source.number, source.number, gen.epoch)
 
 

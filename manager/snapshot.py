@@ -25,6 +25,9 @@ from .progress import Progress
 from .publish import unknown_key_warning, write_new_generation
 from .trust import Trust, verified_ref
 
+# A snapshot of a big tree can outlast the 1 h lease: the lock's heartbeat extends it, and the
+# lease is re-checked before the record and the ref are written (manager/publish.py).
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotResult:
@@ -55,9 +58,9 @@ def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretK
     _ = store.store_id
     warnings = [w for w in (unknown_key_warning(store, key),) if w]
     trust = trust or Trust({key.public.keyid: key.public})
-    with StoreLock(store, "regen snapshot"):
+    with StoreLock(store, "regen snapshot", heartbeat=True) as lock:
         found = verified_ref(store, channel, trust)
-        current = found[0] if found else None
+        current, before = found if found else (None, None)
         if policy is not None:
             policy_from = "file"
         elif current is not None:
@@ -68,9 +71,9 @@ def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretK
                           cache_dir=cache_dir, progress=progress, full=full, one_file_system=one_file_system)
         when = now or utcnow()
         gen = write_new_generation(
-            store, key, trust, channel=channel, manifest=tree.manifest, parent=current.number if current else None,
+            store, key, trust, lock, channel=channel, manifest=tree.manifest, parent=current.number if current else None,
             message=message, policy=policy, stats=tree.stats, expires=expires, now=when, publish=publish,
-            current=current)
+            current=current, expected_ref=before)
     warnings += [f"skipped {what}" for what in tree.skipped]
     return SnapshotResult(channel, gen.number, gen.parent, publish, gen.expires, policy, policy_from, tree,
                           tuple(warnings))

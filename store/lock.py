@@ -3,6 +3,12 @@
 ``locks/writer.json`` is created exclusively (O_EXCL, S3 If-None-Match, SFTP/SMB exclusive
 open) and holds owner, host, pid, a random token and an expiry. An expired lease may be
 broken by the next writer; a live one is reported with who holds it and until when.
+
+A holder whose operation may outlast the lease (a big snapshot) asks for a heartbeat: a thread
+that extends the lease every `ttl / 6` (restic's lock refresh). The holder still calls
+`refresh()` right before each step that is only safe under the lock (writing a record, moving a
+ref): if the process was stopped past its lease, another writer (gc) may have broken it and
+swept objects the operation relies on, and `refresh()` then stops it with LockHeld.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,12 +60,24 @@ class LeaseInfo:
 class StoreLock:
     """Context manager holding the writer lock for the duration of a manager operation."""
 
-    def __init__(self, store: Store, owner: str, ttl: timedelta = DEFAULT_TTL, *, now: datetime | None = None):
+    def __init__(self, store: Store, owner: str, ttl: timedelta = DEFAULT_TTL, *, now: datetime | None = None,
+                 heartbeat: bool = False):
         self.store = store
         self.owner = owner
         self.ttl = ttl
         self._now = now
         self.lease: LeaseInfo | None = None
+        self._heartbeat = heartbeat
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._guard = threading.Lock()  # one refresh at a time (heartbeat and holder)
+
+    def _beating(self) -> None:
+        while not self._stop.wait(self.ttl.total_seconds() / 6):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - lost or unreachable: the holder's own refresh() reports it
+                return
 
     def _make(self) -> LeaseInfo:
         now = self._now or utcnow()
@@ -103,6 +122,10 @@ class StoreLock:
         now and then, and right before a step that is only safe under the lock (gc's sweep):
         a lease that expired meanwhile may have been broken by another writer.
         """
+        with self._guard:
+            return self._refresh()
+
+    def _refresh(self) -> LeaseInfo:
         mine = self.lease
         if mine is None:
             raise LockHeld(f"the writer lock of {self.store.url} is not held by this operation")
@@ -112,8 +135,9 @@ class StoreLock:
             held = None
         now = self._now or utcnow()
         if held is None or held.token != mine.token or parse_time(held.expires, "lock") <= now:
-            who = f"{held.owner} on {held.host} holds it now" if held is not None and held.token != mine.token \
-                else "its lease ran out"
+            who = ("the lock was removed, by a writer that broke it or 'regen unlock'" if held is None
+                   else f"{held.owner} on {held.host} holds it now" if held.token != mine.token
+                   else "its lease ran out")
             raise LockHeld(f"the writer lock of {self.store.url} was lost ({who}); nothing more was changed",
                            hint="run the operation again")
         fresh = LeaseInfo(mine.owner, mine.host, mine.pid, mine.token, mine.created, format_time(now + self.ttl))
@@ -122,6 +146,10 @@ class StoreLock:
         return fresh
 
     def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
         if self.lease is None:
             return
         backend = self.store.backend
@@ -135,6 +163,10 @@ class StoreLock:
 
     def __enter__(self) -> StoreLock:
         self.acquire()
+        if self._heartbeat:
+            self._stop.clear()
+            self._beat = threading.Thread(target=self._beating, name="regen-lock-heartbeat", daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:

@@ -111,3 +111,19 @@ def test_refresh_refuses_a_lease_someone_else_took(store: Store) -> None:
         first.refresh()
     held = LeaseInfo.from_json(store.backend.read(LOCK))
     assert held is not None and held.owner == "regen snapshot"  # untouched
+
+
+def test_heartbeat_keeps_a_long_operation_s_lease(store: Store) -> None:
+    """A holder with a heartbeat keeps its lease past the ttl (a snapshot longer than the lease), and
+    stops beating on release; another writer meanwhile finds the lock held, not expired."""
+    import time
+
+    with StoreLock(store, "long snapshot", timedelta(seconds=3), heartbeat=True) as lock:
+        first = lock.lease
+        time.sleep(4)
+        with pytest.raises(LockHeld, match="locked by long snapshot"):
+            StoreLock(store, "regen gc").acquire()
+        assert lock.lease is not None and first is not None and lock.lease.expires > first.expires
+        assert lock.refresh().token == first.token
+    with pytest.raises(NotFound):
+        store.backend.read("locks/writer.json")
