@@ -50,6 +50,20 @@ class Stat:
     mtime: float | None
 
 
+def open_local(full: str) -> IO[bytes]:
+    """A file of a file:// store, for reading: never through a symlink (its last component) and
+    never blocking on a FIFO (O_NOFOLLOW | O_NONBLOCK, then S_ISREG): a symlink to a FIFO in a
+    host's report folder hung `regen status` (issue 13)."""
+    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", full)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class Backend:
     """One fsspec filesystem rooted at `url`, with the narrow interface regen needs.
 
@@ -173,7 +187,7 @@ class Backend:
             self.counters.bump("reads")
             full = self.full(path)
             if self.scheme == "file":
-                with open(full, "rb") as fp:
+                with open_local(full) as fp:
                     fp.seek(start)
                     data = fp.read(length)
             else:
@@ -184,7 +198,7 @@ class Backend:
 
     def _read_full(self, full: str, max_bytes: int | None) -> bytes:
         if self.scheme == "file":  # plain reads: a client's no-change run never imports fsspec
-            with open(full, "rb") as fp:
+            with open_local(full) as fp:
                 return fp.read() if max_bytes is None else fp.read(max_bytes + 1)
         fs = self.fs
         if self.scheme == "s3":
@@ -198,7 +212,7 @@ class Backend:
 
     def _open_raw(self, full: str) -> Any:
         if self.scheme == "file":
-            return open(full, "rb")
+            return open_local(full)
         return open_stream(self.fs, self.scheme, full, lambda: self.counters.bump("reads"))
 
     @contextmanager

@@ -83,8 +83,10 @@ def generation_path(channel: str, number: int) -> str:
 
 def parse_generation_path(name: str) -> int | None:
     base = name.rsplit("/", 1)[-1]
-    if base.endswith(".json") and base[:-5].isdigit():
-        return int(base[:-5])
+    digits = base[:-5]
+    # ASCII digits only: "²".isdigit() is True but int("²") fails (a stray file crashed log/gc/fsck)
+    if base.endswith(".json") and digits.isascii() and digits.isdigit() and len(digits) <= 18:
+        return int(digits)
     return None
 
 

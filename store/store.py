@@ -55,6 +55,7 @@ from .packindex import Location
 from .report import Report
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
 from .staging import StagedWrites
+from .text import printable
 from .transfer import Progress, Stopping, TransferResult
 
 log = logging.getLogger("regen.store")
@@ -357,8 +358,14 @@ class Store:
 
     def generation_numbers(self, channel: str) -> list[int]:
         prefix = f"{layout.GENERATIONS}/{layout.check_name(channel, 'channel')}"
-        nums = (layout.parse_generation_path(p) for p in self.backend.list(prefix))
-        return sorted(n for n in nums if n is not None)
+        nums = []
+        for p in self.backend.list(prefix):
+            n = layout.parse_generation_path(p)
+            if n is None:
+                log.warning("skipping %s in the store: not a generation record name (<number>.json)", printable(p))
+            else:
+                nums.append(n)
+        return sorted(nums)
 
     def channels(self) -> list[str]:
         return self.backend.list_dirs(layout.GENERATIONS)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
@@ -89,3 +91,51 @@ def test_name_expands_in_nested_storage_option_tables(tmp_path: Path, key_files)
     cfg = load_config(str(p), {"REGEN_TOKEN": "Bearer t0k"})
     assert cfg.storage_options["headers"] == {"Authorization": "Bearer t0k"}
     assert cfg.storage_options["client_kwargs"] == {"list": ["Bearer t0k", "plain"]}
+
+
+@pytest.mark.slow  # four regen processes
+def test_a_stray_generation_file_is_skipped_with_a_warning(tmp_path: Path, key_files) -> None:
+    """generations/stable/².json ("²".isdigit() is True, int("²") raises) crashed log/gc/fsck/snapshot."""
+    from ..conftest import make_tree, run_cli
+
+    url = f"file://{tmp_path / 'store'}"
+    env = {"REGEN_STORE": url, "REGEN_KEY": str(key_files[0])}
+    run_cli("regen", "init", url, env=env)
+    ref = make_tree(tmp_path / "ref", {"a": b"a\n"})
+    run_cli("regen", "snapshot", str(ref), "-c", "stable", "-m", "one", "--publish", "-q", env=env)
+    (tmp_path / "store" / "generations" / "stable" / "\u00b2.json").write_text("{}")
+    for args in (["log"], ["gc", "--dry-run"], ["fsck"], ["snapshot", str(ref), "-c", "stable", "-m", "two",
+                                                          "--publish", "-q"]):
+        res = run_cli("regen", *args, env=env)
+        assert "regen: warning: skipping generations/stable/\u00b2.json" in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+    assert "2" in run_cli("regen", "log", "--json", env=env).stdout
+
+
+def test_status_survives_a_fifo_nan_and_escape_sequences_in_reports(tmp_path: Path) -> None:
+    """reports/<host>/latest.json: a symlink to a FIFO (hung `regen status`), a report holding NaN
+    (`--json` emitted NaN) and a report whose error holds terminal escape sequences (written raw)."""
+    from regen.store import format_time, utcnow
+
+    from ..conftest import run_cli
+
+    url = f"file://{tmp_path / 'store'}"
+    run_cli("regen", "init", url)
+    reports = tmp_path / "store" / "reports"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (reports / "h1").mkdir(parents=True)
+    (reports / "h1" / "latest.json").symlink_to(fifo)
+    now = format_time(utcnow())
+    evil = Report(host="h2", run_id="r", started=now, finished=now, outcome="failing", exit_code=1,
+                  channel="stable", errors=(EVIL,), actions={"ratio": 1.5})
+    (reports / "h2").mkdir()
+    (reports / "h2" / "latest.json").write_bytes(evil.to_json().replace(b"1.5", b"NaN"))
+    res = run_cli("regen", "status", "--store", url, exit_code=None, timeout=60, env={"COLUMNS": "400"})
+    assert res.returncode in (0, 1), res
+    assert "\x1b" not in res.stdout + res.stderr and "\x07" not in res.stdout + res.stderr
+    assert f"h2: {EVIL_SHOWN}" in res.stdout, res.stdout
+    assert "h1" in res.stdout and "Too many levels of symbolic links" in res.stdout, res.stdout
+    res = run_cli("regen", "status", "--store", url, "--json", exit_code=None, timeout=60)
+    data = json.loads(res.stdout, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert {h["host"] for h in data["hosts"]} == {"h1", "h2"}
