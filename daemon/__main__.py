@@ -5,6 +5,10 @@ Exit statuses:
   1    the run failed (the state is consistent; the next run resumes), or another run holds the lock
   2    usage error or bad configuration
   3    `run`: quarantined -- the machine must not start its software
+  10   `run`: may start; the store was unreachable (network, timeout, HTTP 5xx); ran from local copies
+  11   `run`: may start; misconfigured for the store (401/403, no store at the URL, unknown channel,
+       bad storage options): fix regend.toml
+  12   `run`: may start; the store is damaged (an object does not match its id); the update was refused
   70   internal error (a bug: a traceback is printed)
   130  interrupted (Ctrl-C); 128+N when ended by signal N. SIGTERM (143) lets the current file finish.
 """

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from regen.store import EMPTY_ID, Entry, Overlay, StoreError, matches
+from regen.store import EMPTY_ID, Entry, NotFound, Overlay, RegenError, StoreNotFound, layout, matches
+from regen.store.errors import DAMAGED, MISCONFIGURED, UNREACHABLE
 
-from .errors import FetchFailed
+from .errors import ChannelNotFound, FetchFailed
 from .fetch import fetch_missing
 from .mirror import save_mirror
 from .monitor import read_generation, read_overlay
@@ -26,7 +27,7 @@ from .space import need_cache_space
 from .target import Target
 
 if TYPE_CHECKING:
-    from regen.store import Policy
+    from regen.store import Policy, Store
 
     from .cache import ObjectCache
     from .config import DaemonConfig
@@ -48,7 +49,7 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
                           max_bytes=cfg.limits.max_record_bytes)
     if gen is None:
         if installed is not None:
-            raise _missing_ref(cfg)
+            raise _missing_ref(cfg, store)
         return None
     target = Target.of(gen, None)
     overlay: Overlay | None = None
@@ -106,8 +107,9 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
     session.log.bytes_fetched += result.bytes
     session.log.action("objects_fetched", result.fetched)
     if result.errors:
-        first = next(iter(result.errors.values()))
-        raise FetchFailed(f"{result.failed} of {len(missing)} objects could not be fetched: {first}")
+        worst = next((c for c in (MISCONFIGURED, DAMAGED, UNREACHABLE) if c in result.classes), None)
+        raise FetchFailed(f"{result.failed} of {len(missing)} objects could not be fetched: {result.summary()}",
+                          failure=worst)
 
 
 def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str]) -> Iterator[Entry]:
@@ -122,7 +124,13 @@ def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], kee
         yield e
 
 
-def _missing_ref(cfg: DaemonConfig) -> StoreError:
-    from regen.store import NotFound
-
-    return NotFound(f"refs/{cfg.channel} is missing from {cfg.store}")
+def _missing_ref(cfg: DaemonConfig, store: Store) -> RegenError:
+    """Why the ref of an installed client is missing: no store at the URL any more (its
+    regen.json, cached in the index, is read again: only on this error path), or no such channel."""
+    try:
+        store.backend.read(layout.CONFIG, max_bytes=65536)
+    except NotFound:
+        return StoreNotFound(f"no regen store at {store.url}", url=store.url)
+    except RegenError as exc:
+        return exc
+    return ChannelNotFound(f"channel {cfg.channel!r} has no ref in {cfg.store} (refs/{cfg.channel} is missing)")

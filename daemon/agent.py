@@ -2,8 +2,9 @@
 
 The agent wires the pure parts (classify, plan, decide_start) to the I/O parts (index, scan,
 apply, fetch, store) and records each step's outcome in the report. Exit statuses: 0 the
-machine may start (repairs and updates included; a refused or unreachable update is a
-warning or an error in the report, not a reason to stop the machine), 1 the tree could not
+machine may start (repairs and updates included; a refused update is an error in the report,
+not a reason to stop the machine), 10/11/12 it may start but the store was unreachable / this
+client is misconfigured for it / the store is damaged (session.exit_code), 1 the tree could not
 be brought to its generation (the next run resumes), 3 quarantined.
 
 This module holds the order of the steps and the report; the steps live in their own modules:
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RegenError, Report, matches
+from regen.store.about import version
+from regen.store.errors import MISCONFIGURED
 
 from . import startcheck
 from .accept import accept, prepare
@@ -58,16 +61,7 @@ from .writer import TreeWriter
 log = logging.getLogger("regen.daemon")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("regen")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-__version__ = _version()
+__version__ = version()
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,13 +290,15 @@ class _Cycle:
             accepted = accept(self.session, None, overlay_check=True)
             if accepted is None:
                 raise NotInstalled(f"nothing is installed and channel {self.cfg.channel!r} has no published "
-                                   f"generation in {self.cfg.store}")
+                                   f"generation in {self.cfg.store}", failure=MISCONFIGURED,
+                                   hint="check 'channel' in regend.toml, or publish a generation to it")
             prepare(self.session, self.agent.manifests, self.agent.cache, accepted, "install")
         except Interrupted:  # a signal: the run stops now (not a failed step)
             raise
         except RegenError as exc:
             if exc.offline:
                 self.session.went_offline(exc)
+            self.session.note(exc)
             self.steps.fail("install", exc)
             self.steps.exit_code = EXIT_FAILED
             return None, "install"
@@ -333,7 +329,8 @@ class _Cycle:
 
     def _finish(self) -> RunResult:
         outcome = self.steps.outcome()
-        exit_code = self.steps.exit_code
+        exit_code = self.session.exit_code(self.steps.exit_code)
+        self.log.store_state, self.log.store_error = self.session.state()
         if self.steps.quarantined:  # a procedure with failure = "quarantine" failed: as a refused start
             hook = startcheck.run_quarantine_hook(self.cfg.hooks.quarantine, self.cfg.hooks.timeout)
             if hook is not None and not hook.ok:

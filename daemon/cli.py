@@ -9,6 +9,7 @@ The environment is read here and nowhere deeper (R12):
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,23 +57,47 @@ class RegendGroup(TyperGroup):
         return code
 
 
+# rich_markup_mode=None: help texts are shown as written (Rich markup would eat "[schedule]")
 app = typer.Typer(cls=RegendGroup, name="regend", no_args_is_help=True, pretty_exceptions_show_locals=False,
-                  add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="regend.toml (default: $REGEND_CONFIG "
+# (long only: -c means --channel in regen, one meaning per short option across both tools)
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="regend.toml (default: $REGEND_CONFIG "
                                                    f"or {DEFAULT_PATH})", dir_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from regen.store.about import version_line
+
+        sys.stdout.write(version_line("regend") + "\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def root() -> None:
+def root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and the store formats it reads, then exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging to stderr (also REGEN_DEBUG=1).")]
+    = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only: no warnings, no summary line.")] = False,
+) -> None:
     """Keep this machine identical to its channel's signed generation: diagnose the hardware, install,
     repair drift, update, and report to the store.
 
     Exit status: 0 ok (the machine may start its software); 1 the run failed (the next run resumes);
-    2 usage error or bad configuration; 3 quarantined (the machine must not start); 70 internal error;
-    128+N ended by signal N.
+    2 usage error or bad configuration; 3 quarantined (the machine must not start); 10/11/12 the
+    machine may start, but the store was unreachable / this client is misconfigured for it / the
+    store is damaged; 70 internal error; 128+N ended by signal N.
     """
+    ctx.obj = {"quiet": quiet}
+    oneshot.logging_setup(debug=verbose or bool(os.environ.get("REGEN_DEBUG")), quiet=quiet)
+
+
+def _quiet(ctx: typer.Context) -> bool:
+    return bool((ctx.find_root().obj or {}).get("quiet"))
 
 
 def _config(path: Path | None) -> DaemonConfig:
@@ -81,6 +106,7 @@ def _config(path: Path | None) -> DaemonConfig:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="One run (the boot run), then exit with its status.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Hash every file, whatever its stat says.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run to finish instead of failing.")] = False,
@@ -90,12 +116,13 @@ def run(
     """Run the cycle: hardware, start decision, install, drift scan, repair, update, report.
 
     With --once: one run; exit 0 the machine may start (repairs and updates done), 1 the run
-    failed (consistent; the next run resumes), 3 quarantined (must not start). Without: stay
+    failed (consistent; the next run resumes), 3 quarantined (must not start), 10/11/12 may start
+    but the store was unreachable / misconfigured / damaged. Without: stay
     running and run on the [schedule] of the configuration, until SIGTERM (exit 0).
     """
     cfg = _config(config)
     if once:
-        return oneshot.run_once(cfg, verify=verify, wait=wait, json_out=json_out)
+        return oneshot.run_once(cfg, verify=verify, wait=wait, json_out=json_out, quiet=_quiet(ctx))
     from .agent import Agent, RunOptions
     from .schedule import run_forever
 
@@ -111,7 +138,8 @@ def run(
             render.error(exc)
             return exc.exit_code
         last["retry_after"] = result.retry_after
-        render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out)
+        render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out,
+                           quiet=_quiet(ctx))
         return result.exit_code
 
     run_forever(job, cfg.schedule, cfg.host, stop, retry_after=lambda: last["retry_after"])
@@ -120,13 +148,14 @@ def run(
 
 @app.command()
 def check(
+    ctx: typer.Context,
     verify: Annotated[bool, typer.Option("--verify", help="Hash every file, whatever its stat says.")] = False,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> int:
     """Dry run: the drift, the repair and a pending update a run would do now. Writes nothing
     (not even the index). Exit 0 whatever it finds; 1 only if it cannot look (a run holds the lock)."""
-    return oneshot.check(_config(config), verify=verify, json_out=json_out)
+    return oneshot.check(_config(config), verify=verify, json_out=json_out, quiet=_quiet(ctx))
 
 
 @app.command()

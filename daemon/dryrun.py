@@ -16,7 +16,7 @@ from regen.store import RegenError, StoreConfig, matches
 
 from .index import Index, open_index_readonly
 from .lock import check_free
-from .monitor import OFFLINE_WARNING, _open_store, read_generation, read_overlay
+from .monitor import _open_store, failure_line, read_generation, read_overlay
 from .scope import make_pruner
 from .target import Manifests, Target
 
@@ -216,7 +216,7 @@ def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> St
         _ = store.store_id
         return store
     except RegenError as exc:
-        out["warnings"].append(f"{OFFLINE_WARNING} ({exc.one_line()})")
+        out["warnings"].append(failure_line(exc))
         return None
 
 
@@ -238,7 +238,7 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
                                max_bytes=config.limits.max_record_bytes)
     except RegenError as exc:
         key = "warnings" if exc.offline else "errors"
-        out[key].append(exc.one_line() if key == "errors" else f"{OFFLINE_WARNING} ({exc.one_line()})")
+        out[key].append(exc.one_line() if key == "errors" else failure_line(exc))
         return None
     new = Target.of(gen, overlay)
     if overlay is None and installed is not None:
@@ -294,6 +294,8 @@ def status(config: DaemonConfig) -> dict[str, Any]:
             "overlay": installed.overlay_number if installed else None,
             "last_run": None if report is None else {"run_id": report.run_id, "finished": report.finished,
                                                       "outcome": report.outcome, "exit_code": report.exit_code,
+                                                      "store_state": report.store_state,
+                                                      "store_error": report.store_error,
                                                       "errors": list(report.errors)[:5],
                                                       "warnings": list(report.warnings)[:5]},
             "outbox": index.outbox_size() if index is not None else 0,

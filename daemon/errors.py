@@ -8,6 +8,7 @@
         ├── UsageError                (2) a command-line combination that cannot work
         ├── RunLocked                 (1) another regend run holds the state directory's lock
         ├── NotInstalled              (1) nothing installed and the store could not provide a generation
+        ├── ChannelNotFound           (1) the configured channel has no ref in the store (misconfigured)
         ├── UnsafePath                (1) a write would leave root or go through a symlink; refused
         ├── NoSpace                   (1) not enough free space for an update; nothing was changed
         ├── QuarantineFull            (1) a file does not fit the quarantine budget or disk; left in place
@@ -26,7 +27,7 @@ main() prints ``regend: error: <message> (<hint>)`` and exits with ``exit_code``
 
 from __future__ import annotations
 
-from regen.store.errors import EXIT_FAILED, EXIT_SIGTERM, EXIT_USAGE, RegenError
+from regen.store.errors import EXIT_FAILED, EXIT_SIGTERM, EXIT_USAGE, MISCONFIGURED, RegenError
 
 
 class DaemonError(RegenError):
@@ -57,6 +58,12 @@ class RunLocked(DaemonError):
 
 class NotInstalled(DaemonError):
     default_hint = "check the store URL, channel and network; the next run retries"
+
+
+class ChannelNotFound(DaemonError):
+    failure = MISCONFIGURED
+    default_hint = ("check 'channel' in regend.toml against the channels 'regen status' lists; "
+                    "the installed generation stays")
 
 
 class UnsafePath(DaemonError):
@@ -118,7 +125,7 @@ class Interrupted(DaemonError):
 
 
 __all__ = [
-    "ApplyFailed", "ConfigInvalid", "ContentError", "DaemonError", "FetchFailed", "HardwareConfigInvalid",
-    "IndexCorrupt", "Interrupted", "NoSpace", "NotInstalled", "PathCollision", "PathTooLong", "QuarantineFull",
-    "RecoverError", "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError", "signal_name",
+    "ApplyFailed", "ChannelNotFound", "ConfigInvalid", "ContentError", "DaemonError", "FetchFailed",
+    "HardwareConfigInvalid", "IndexCorrupt", "Interrupted", "NoSpace", "NotInstalled", "PathCollision", "PathTooLong",
+    "QuarantineFull", "RecoverError", "RunLocked", "ScheduleConfigInvalid", "UnsafePath", "UsageError", "signal_name",
 ]

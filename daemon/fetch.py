@@ -25,6 +25,12 @@ class FetchResult:
     bytes_read: int = 0            # bytes transferred (compressed)
     errors: dict[str, str] = field(default_factory=dict)   # the first few failures (examples)
     failed: int = 0                                        # every failure counted
+    # per failure class (unreachable, misconfigured, damaged, other): (count, first error's line)
+    classes: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One part per failure class: 'unreachable 37 (first: ...)'."""
+        return "; ".join(f"{name} {count} (first: {first})" for name, (count, first) in self.classes.items())
 
 
 def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
@@ -48,6 +54,7 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
     result.bytes_read = after["bytes_read"] - before["bytes_read"]
     result.errors = {oid: err.one_line() for oid, err in transfer.errors.items()}
     result.failed = transfer.failed
+    result.classes = dict(transfer.classes)
     return result
 
 

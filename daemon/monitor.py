@@ -21,6 +21,7 @@ from regen.store import (
     verify_generation,
     verify_overlay,
 )
+from regen.store.errors import FAILURE_FIX, UNREACHABLE, RegenError
 
 from .cache import ObjectCache
 
@@ -28,6 +29,16 @@ if TYPE_CHECKING:
     from .config import DaemonConfig
 
 OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
+
+
+def failure_line(exc: RegenError, *, confirmed: bool = False) -> str:
+    """The one line a run (and `regend check`) says about a store problem: its failure class,
+    what happened, and the fix -- so a 401 no longer reads like an outage. `confirmed`: the
+    channel's ref was read (the newest generation is known) before the store failed."""
+    state = exc.failure or UNREACHABLE
+    if state == UNREACHABLE and exc.offline and not confirmed:
+        return f"{OFFLINE_WARNING} (store unreachable: {exc.one_line()})"
+    return f"store {state}: {exc.one_line()}; {FAILURE_FIX[state]}"
 
 
 def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:
@@ -65,4 +76,4 @@ def read_overlay(store: Store, host: str, trusted: dict[str, PublicKey], *, stor
                           where=f"hosts/{host}/overlay.json", max_bytes=max_bytes)
 
 
-__all__ = ["read_generation", "read_overlay"]
+__all__ = ["OFFLINE_WARNING", "failure_line", "read_generation", "read_overlay"]

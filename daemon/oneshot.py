@@ -24,7 +24,7 @@ _FLAGS = {"run": ("--once", "--verify", "--wait", "--json"), "check": ("--verify
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """`run --once [--verify] [--wait] [--json] [--config PATH | -c PATH]` or `check [--verify]
+    """`run --once [--verify] [--wait] [--json] [--config PATH]` or `check [--verify]
     [--json] [--config PATH]`, flags in any order, each at most once: (command, options); else None."""
     if not argv or argv[0] not in _FLAGS:
         return None
@@ -35,7 +35,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]] | None:
         arg = rest.pop(0)
         if arg in flags and not opts[arg[2:]]:
             opts[arg[2:]] = True
-        elif arg in ("--config", "-c") and rest and opts["config"] is None and rest[0] and not rest[0].startswith("-"):
+        elif arg == "--config" and rest and opts["config"] is None and rest[0] and not rest[0].startswith("-"):
             opts["config"] = rest.pop(0)
         elif arg.startswith("--config=") and len(arg) > 9 and opts["config"] is None:
             opts["config"] = arg[9:]
@@ -60,28 +60,39 @@ def config(path: str | None) -> DaemonConfig:
     return load_config(chosen, os.environ)
 
 
-def check(cfg: DaemonConfig, *, verify: bool, json_out: bool) -> int:
+def check(cfg: DaemonConfig, *, verify: bool, json_out: bool, quiet: bool = False) -> int:
     from .dryrun import check as dry_run
 
-    render.check(dry_run(cfg, verify=verify), json_out=json_out)
+    render.check(dry_run(cfg, verify=verify), json_out=json_out, quiet=quiet)
     return 0
 
 
-def run_once(cfg: DaemonConfig, *, verify: bool, wait: bool, json_out: bool) -> int:
+def run_once(cfg: DaemonConfig, *, verify: bool, wait: bool, json_out: bool, quiet: bool = False) -> int:
     from .agent import Agent, RunOptions
 
     stop = prepare_run()
     agent = Agent(cfg, probe(cfg), stop=stop)
     result = agent.run(RunOptions(verify=verify, kill_after=kill_after(), wait_lock=wait))
-    render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out)
+    render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out, quiet=quiet)
     return result.exit_code
 
 
-def prepare_run() -> threading.Event:
-    """Logging to stderr, and SIGTERM/SIGINT set the returned event (the current file finishes)."""
+def logging_setup(*, debug: bool, quiet: bool) -> None:
+    """Library log records to stderr: debug with -v or REGEN_DEBUG, errors only with -q (configured
+    here, at the edge, only: A2)."""
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="regend: %(message)s")
+    level = logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="regend: %(message)s", force=True)
+
+
+def prepare_run() -> threading.Event:
+    """Logging to stderr (unless the CLI set it up), and SIGTERM/SIGINT set the returned event (the
+    current file finishes)."""
+    import logging
+
+    if not logging.getLogger().handlers:  # the lean path: REGEN_DEBUG is its only switch
+        logging_setup(debug=bool(os.environ.get("REGEN_DEBUG")), quiet=False)
     stop = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -113,4 +124,4 @@ def kill_after() -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-__all__ = ["check", "config", "kill_after", "main", "parse", "prepare_run", "probe", "run_once"]
+__all__ = ["check", "config", "kill_after", "logging_setup", "main", "parse", "prepare_run", "probe", "run_once"]

@@ -50,28 +50,36 @@ def as_json(data: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(data), indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
 
 
-def run_summary(report: Report, warnings: list[str], upload_error: str | None, *, json_out: bool) -> None:
-    for w in warnings:
-        warning(w)
-    if upload_error:
-        warning(f"the report waits in the outbox: {upload_error}")
+def run_summary(report: Report, warnings: list[str], upload_error: str | None, *, json_out: bool,
+                quiet: bool = False) -> None:
+    """Warnings on stderr, then the report (--json) or one summary line; -q: only the errors."""
+    if not quiet:
+        for w in warnings:
+            warning(w)
+        if upload_error:
+            warning(f"the report waits in the outbox: {upload_error}")
     if json_out:
         sys.stdout.write(report.to_json().decode() + "\n")
+        return
+    if quiet:
+        for e in report.errors[:10]:
+            sys.stderr.write(f"{PROG}: error: {e}\n")
         return
     gen = report.generation_after if report.generation_after is not None else report.generation_before
     drift = sum(int(v.get("count", 0)) for v in report.drift.values() if isinstance(v, dict))
     acts = ", ".join(f"{k} {v}" for k, v in sorted(report.actions.items()) if isinstance(v, int)) or "no changes"
-    _line(f"{report.outcome}: channel {report.channel} generation {gen if gen is not None else '-'}; "
+    store = f" (store {report.store_state})" if report.store_state not in (None, "ok") else ""
+    _line(f"{report.outcome}{store}: channel {report.channel} generation {gen if gen is not None else '-'}; "
           f"drift {drift}; {acts}; run {report.run_id}")
     for e in report.errors[:10]:
         _line(f"  error: {e}")
 
 
-def check(data: dict[str, Any], *, json_out: bool) -> None:
+def check(data: dict[str, Any], *, json_out: bool, quiet: bool = False) -> None:
     if json_out:
         as_json(data)
         return
-    for w in data.get("warnings", []):
+    for w in [] if quiet else data.get("warnings", []):
         warning(w)
     _line(f"host {data['host']}, channel {data['channel']}, installed generation "
           f"{data.get('installed') if data.get('installed') is not None else '(none)'}")
@@ -112,6 +120,8 @@ def status(data: dict[str, Any], *, json_out: bool) -> None:
     last = data.get("last_run")
     if last:
         _line(f"last run {last['run_id']} at {last['finished']}: {last['outcome']} (exit {last['exit_code']})")
+        if last.get("store_state"):
+            _line(f"store: {last['store_state']}" + (f": {last['store_error']}" if last.get("store_error") else ""))
         for e in last["errors"]:
             _line(f"  error: {e}")
     else:

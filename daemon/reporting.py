@@ -41,6 +41,8 @@ class RunLog:
     bytes_fetched: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    store_state: str | None = None
+    store_error: str | None = None
 
     def step(self, name: str, outcome: str, **detail: Any) -> None:
         self.steps[name] = {"outcome": outcome, **detail}
@@ -60,7 +62,7 @@ class RunLog:
                       generation_before=self.generation_before, generation_after=self.generation_after,
                       steps=self.steps, findings=self.findings, drift=self.drift, actions=self.actions,
                       bytes_fetched=self.bytes_fetched, errors=tuple(self.errors), warnings=tuple(self.warnings),
-                      version=version)
+                      version=version, store_state=self.store_state, store_error=self.store_error)
 
 
 def save_report(state_dir: str, report: Report, keep: int) -> str:

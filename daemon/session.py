@@ -4,7 +4,9 @@ Why one object: every step that touches the store (install, update, the apply's 
 the report) must agree on whether the store is reachable. Once a read fails with an offline
 error (RegenError.offline), the run goes on from its local copies and says so once in its
 warnings; later steps do not try again (each try could cost a timeout; a separate
-`[reports] store` is still tried). The store's configuration (regen.json) is cached in the index, so it is
+`[reports] store` is still tried). The session also keeps the worst failure class the run met
+(`problem`: misconfigured before damaged before unreachable): the report's store state and the
+run's exit status. The store's configuration (regen.json) is cached in the index, so it is
 read once per host, not once per run.
 """
 
@@ -16,9 +18,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from regen.store import RegenError, Store, StoreConfig, open_store
+from regen.store.errors import DAMAGED, FAILURES, MISCONFIGURED, UNREACHABLE
 
 from .mirror import save_mirror
-from .monitor import OFFLINE_WARNING
+from .monitor import failure_line
 
 if TYPE_CHECKING:
     from .config import DaemonConfig
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from .reporting import RunLog
 
 __all__ = ["StoreFactory", "StoreSession"]
+
+_RANK = {UNREACHABLE: 1, DAMAGED: 2, MISCONFIGURED: 3}  # which failure class a run reports when it met several
 
 StoreFactory = Callable[["DaemonConfig", "StoreConfig | None"], Store]
 
@@ -44,6 +49,7 @@ class StoreSession:
         self.store: Store | None = None
         self.offline = False
         self.retry_after: float | None = None
+        self.problem: RegenError | None = None
 
     def open(self) -> Store:
         """The store, opened with the cached configuration (so regen.json is read once per host)."""
@@ -83,13 +89,40 @@ class StoreSession:
         """The store unless this run already found it offline (then None, without trying again)."""
         return None if self.offline else self.open_quiet()
 
-    def went_offline(self, exc: BaseException) -> None:
+    def went_offline(self, exc: RegenError, *, confirmed: bool = False) -> None:
+        """The store cannot be read now: later steps go on from local copies without trying again.
+        `confirmed`: the ref was read first (the run knows the newest generation)."""
+        first = not self.offline
         self.offline = True
-        if isinstance(exc, RegenError) and exc.retry_after is not None:
+        self.note(exc)
+        if exc.retry_after is not None:
             self.retry_after = exc.retry_after
-        if OFFLINE_WARNING not in " ".join(self.log.warnings):
-            msg = exc.one_line() if isinstance(exc, RegenError) else str(exc)
-            self.log.warnings.append(f"{OFFLINE_WARNING} ({msg})")
+        if first:
+            self.log.warnings.append(failure_line(exc, confirmed=confirmed))
+
+    def note(self, exc: BaseException) -> None:
+        """Remember a store problem of this run (the worst failure class wins, then the first)."""
+        if not isinstance(exc, RegenError) or exc.failure not in FAILURES:
+            return
+        if self.problem is None or _RANK[exc.failure] > _RANK[self.problem.failure or UNREACHABLE]:
+            self.problem = exc
+
+    def state(self) -> tuple[str | None, str | None]:
+        """The report's store state and its one line: ok when the store was read without a problem,
+        None when this run never needed it (a quarantined start). A problem that did not take the
+        store offline (a damaged object, a missing channel) gets its line among the warnings here."""
+        if self.problem is not None:
+            line = failure_line(self.problem, confirmed=not self.offline)
+            if not self.offline and line not in self.log.warnings:
+                self.log.warnings.append(line)
+            return self.problem.failure, line
+        return ("ok", None) if self.store is not None else (None, None)
+
+    def exit_code(self, code: int) -> int:
+        """The run's exit status: a run that lets the machine start (0) says which failure class it met."""
+        if code == 0 and self.problem is not None and self.problem.failure in FAILURES:
+            return FAILURES[self.problem.failure]
+        return code
 
     def report_target(self, store: Store | None) -> Store | None:
         """Where reports go: `[reports] store` when set (clients of a read-only http store), else the store."""

@@ -74,7 +74,7 @@ def decide_start(findings: Iterable[HardwareFinding], *, state_dir_writable: boo
     if not state_dir_writable:
         reasons.append(f"the state directory {state_dir} is not writable" if state_dir
                        else "the state directory is not writable")
-    if free_bytes < needed_bytes:
+    if state_dir_writable and free_bytes < needed_bytes:  # (unwritable: its free space says nothing)
         reasons.append(f"not enough free space for the update: {free_bytes:,} bytes free, {needed_bytes:,} needed")
     reasons += [f"start check {r.describe()}" for r in check_results if not r.ok]
     return Decision(not reasons, tuple(reasons))

@@ -18,7 +18,7 @@ from .accept import accept, collect, fetch_manifests, fetch_objects
 from .apply import observed_from_facts
 from .delta import plan_delta, read_delta
 from .errors import Interrupted, NoSpace
-from .monitor import OFFLINE_WARNING
+from .monitor import failure_line
 from .owners import Owners
 from .plan import plan
 from .scope import clean_key_of, policy_of, pruner
@@ -65,9 +65,10 @@ class Update:
         except Interrupted:  # a signal: the run stops now (not a failed step)
             raise
         except RegenError as exc:
+            self.session.note(exc)
             if exc.offline:
                 self.session.went_offline(exc)
-                self.log.step("update", "skipped", reason=OFFLINE_WARNING)
+                self.log.step("update", "skipped", reason=failure_line(exc))
             else:
                 self.steps.fail("update", exc, refused=isinstance(exc, (TrustError, IntegrityError)))
             return
@@ -82,8 +83,9 @@ class Update:
         except Interrupted:  # a signal: the run stops now (not a failed step)
             raise
         except RegenError as exc:
+            self.session.note(exc)
             if exc.offline:
-                self.session.went_offline(exc)
+                self.session.went_offline(exc, confirmed=True)  # (the ref was read: not "could not confirm")
             self.steps.fail("update", exc)
             return
         try:

@@ -10,9 +10,10 @@ Anything else (a bug) propagates to __main__.main: traceback, exit 70.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -63,7 +64,8 @@ app = typer.Typer(
     name="regen",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    # help texts are shown as written: Rich markup would eat "[schedule]"-style brackets
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 for module in (init, keys, snapshot, publish, history):
@@ -73,8 +75,21 @@ for module in (fleet, timeline, serve, maintenance):
     app.add_typer(module.app)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from regen.store.about import version_line
+
+        sys.stdout.write(version_line("regen") + "\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and the store formats it reads, then exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging to stderr (also REGEN_DEBUG=1).")]
+    = False,
+) -> None:
     """Snapshot a reference tree into signed generations, publish them to a channel, and watch the
     fleet of clients (regend) that keep themselves identical to it.
 
@@ -82,3 +97,12 @@ def root() -> None:
     regen status. Exit status: 0 success; 1 failed or damage found; 2 usage error or bad input;
     70 internal error; 130 interrupted.
     """
+    logging_setup("regen", verbose or bool(os.environ.get("REGEN_DEBUG")))
+
+
+def logging_setup(prog: str, debug: bool) -> None:
+    """Where library log records go: stderr, debug with -v or REGEN_DEBUG (configured here only, A2)."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format=f"{prog}: %(message)s",
+                        force=True)

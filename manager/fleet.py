@@ -9,6 +9,8 @@ and the actions a person must take:
   they ran after it was created (or they stopped reporting);
 - paths drifting on many hosts: the same path deleted/created/modified on at least
   `drift_min_hosts` hosts -- a candidate for `preserve`, or a fix in the reference;
+- misconfigured hosts: the client reported its store configuration wrong (401/403, no store at
+  its URL, an unknown channel, bad storage options): its regend.toml needs fixing;
 - hosts quarantined, failing or stale: each needs a person (issue 16: they were shown in
   the table only, and a monitoring check could not see them).
 
@@ -109,6 +111,15 @@ class StuckHost:
 
 
 @dataclass(frozen=True, slots=True)
+class MisconfiguredHost:
+    host: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
 class DriftingPath:
     path: str
     hosts: tuple[str, ...]
@@ -130,6 +141,7 @@ class FleetStatus:
     drifting: tuple[DriftingPath, ...]
     drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS
     counted: Mapping[str, int] | None = None  # counts of the whole fleet, kept by `select` (None: count `hosts`)
+    misconfigured: tuple[MisconfiguredHost, ...] = ()
 
     def counts(self) -> dict[str, int]:
         if self.counted is not None:
@@ -145,7 +157,7 @@ class FleetStatus:
 
     @property
     def needs_attention(self) -> bool:
-        return bool(self.replace_hardware or self.stuck or self.drifting
+        return bool(self.replace_hardware or self.stuck or self.drifting or self.misconfigured
                     or any(h.state in ATTENTION_STATES for h in self.hosts))
 
     def action_count(self) -> int:
@@ -153,6 +165,7 @@ class FleetStatus:
         hosts = {h.host for h in self.hosts if h.state in ATTENTION_STATES}
         hosts.update(a.host for a in self.replace_hardware)
         hosts.update(s.host for s in self.stuck)
+        hosts.update(m.host for m in self.misconfigured)
         return len(hosts) + len(self.drifting)
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,6 +173,7 @@ class FleetStatus:
                 "heads": dict(self.heads), "counts": self.counts(), "hosts": [h.as_dict() for h in self.hosts],
                 "actions": {"replace_hardware": [a.as_dict() for a in self.replace_hardware],
                             "stuck": [s.as_dict() for s in self.stuck],
+                            "misconfigured": [m.as_dict() for m in self.misconfigured],
                             "drifting_paths": [d.as_dict() for d in self.drifting],
                             "drift_min_hosts": self.drift_min_hosts,
                             **{state: [_attention_dict(h) for h in self.attention(state)]
@@ -227,10 +241,13 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
             drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS) -> FleetStatus:
     hosts: list[HostStatus] = []
     tallies: dict[str, _DriftTally] = {}
+    misconfigured: list[MisconfiguredHost] = []
     for item in sorted(inputs, key=lambda i: i.host):
         if channel is not None and item.report is not None and item.report.channel not in (channel, None):
             continue
         h = _host_status(item, heads, now, stale_after)
+        if item.report is not None and item.report.store_state == "misconfigured":
+            misconfigured.append(MisconfiguredHost(item.host, item.report.store_error or "misconfigured"))
         hosts.append(h)
         if item.report is not None:
             for kind, paths in drift_of(item.report.drift)[1].items():
@@ -247,7 +264,7 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
                       key=lambda d: (-len(d.hosts), d.path))
     shown_heads = {c: h.number for c, h in heads.items() if channel is None or c == channel}
     return FleetStatus(format_time(now), channel, int(stale_after.total_seconds()), shown_heads, tuple(hosts), replace,
-                       stuck, tuple(drifting), drift_min_hosts)
+                       stuck, tuple(drifting), drift_min_hosts, misconfigured=tuple(misconfigured))
 
 
 def _kind_order(kind: str) -> tuple[int, str]:
@@ -290,6 +307,7 @@ def select(fleet: FleetStatus, *, states: Sequence[str] = (), sort: str = "host"
                      if d.hosts)
     return replace(fleet, hosts=hosts, replace_hardware=tuple(a for a in fleet.replace_hardware if a.host in names),
                    stuck=tuple(s for s in fleet.stuck if s.host in names), drifting=drifting,
+                   misconfigured=tuple(m for m in fleet.misconfigured if m.host in names),
                    counted=fleet.counted if fleet.counted is not None else fleet.counts())
 
 

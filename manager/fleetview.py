@@ -147,6 +147,9 @@ def action_lines(fleet: FleetStatus, shown: Callable[[str], str]) -> Iterator[st
         yield (f"  stuck             {s.host}: generation {s.generation} of {s.channel}, current is "
                f"{s.current} ({s.state}{seen})")
     yield from _more(len(fleet.stuck), "stuck hosts")
+    for m in fleet.misconfigured[:ACTIONS_SHOWN]:
+        yield f"  fix configuration {shown(m.host)}: {shown(m.message)}"
+    yield from _more(len(fleet.misconfigured), "misconfigured hosts")
     for d in fleet.drifting[:ACTIONS_SHOWN]:
         yield (f"  drifting path     {shown(d.path)}: {'/'.join(d.kinds)} on {len(d.hosts)} hosts "
                f"({', '.join(d.hosts[:5])}{', ...' if len(d.hosts) > 5 else ''}); preserve it or fix the reference")

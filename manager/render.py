@@ -22,7 +22,7 @@ JSON shapes (stable; new keys may be added, existing ones keep their meaning):
              "verified", "entries"}
   status    {"generated", "channel", "stale_after_seconds", "heads", "counts", "hosts": [{host, state,
              reported_outcome, channel, generation, current, behind, last_seen, age_seconds, drift, findings,
-             errors}], "actions": {"replace_hardware", "stuck", "drifting_paths", "drift_min_hosts",
+             errors}], "actions": {"replace_hardware", "stuck", "misconfigured", "drifting_paths", "drift_min_hosts",
              "quarantined", "failing", "stale": [{host, last_seen, age_seconds, errors}]}}
   history   {"host", "entries": [{when, state, channel, generation, drift, repaired, findings, gauges, errors,
              latest}]}

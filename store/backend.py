@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, TypeVar
 
 from .atomic import create_new, write_atomic
+from .breaker import Breaker
 from .connections import Connections
 from .counters import Counters
 from .errors import NotFound, StoreError, StoreExists, StoreReadOnly, StoreUnreachable
 from .layout import TEMP_PREFIX
 from .listing import files_below, subfolders
+from .options import check_options
 from .schemes import (DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, _known_hosts, _min_rate, _positive_seconds, capabilities,
                       fs_root, make_fs, parse_url)
 from .streams import CountingReader, RateGuard, open_stream, read_range, read_upto, s3_range
@@ -95,7 +97,8 @@ class Backend:
     ) -> None:
         self.scheme, self.url = parse_url(url)
         self.url = self.url.rstrip("/")
-        self.options = dict(storage_options or {})  # as given (regen's own options included)
+        # as given (regen's own options included), checked by name and type, JSON tables decoded
+        self.options = check_options(self.scheme, dict(storage_options or {}))
         self.timeout = _positive_seconds(self.options.get("timeout", DEFAULT_TIMEOUT), self.url)
         self.min_rate = _min_rate(self.options.get("min_rate", DEFAULT_MIN_RATE), self.url)
         self.known_hosts: str | None = _known_hosts(self.options.get("known_hosts"), self.scheme, self.url)
@@ -103,6 +106,7 @@ class Backend:
         self.backoff = backoff
         self._sleep = sleep
         self.counters = Counters()
+        self.breaker = Breaker(self.url)
         self.capabilities = capabilities(self.scheme)
         self._root: str | None = None
         self._conns = Connections(self._make_fs, pooled=self.scheme == "sftp")
@@ -137,30 +141,41 @@ class Backend:
         self._conns.close()
 
     def call(self, path: str, op: Callable[[], T]) -> T:
-        """Run `op` (one request about `path`) with this backend's connection, error translation
-        and retries: transient failures are retried with backoff, anything else raised as a regen error."""
+        """Run `op` (one request about `path`) with this backend's connection and error translation.
+        Transient failures are retried with backoff (honouring Retry-After) within the run's retry
+        budget; a server that failed `BREAKER_THRESHOLD` requests in a row is not asked again in
+        this run (breaker.py); anything else is raised as a regen error."""
         attempt = 0
+        self.breaker.check(self.url, path)
         while True:
             try:
                 with self._conns.leased():
-                    return op()
+                    result = op()
+                self.breaker.success()
+                return result
             except BaseException as exc:  # noqa: BLE001 - translated and re-raised
                 if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                     raise
                 err = translate(exc, self.url, path)
-                if not isinstance(err, StoreUnreachable) or attempt >= self.retries:
-                    if err is exc:
-                        raise
-                    raise err from exc
-                delay = err.retry_after
-                if delay is None:
-                    delay = self.backoff * (2**attempt) * (0.5 + random.random())
-                log.warning("retrying %s after %.2fs: %s", path or self.url, delay, err)
-                self.counters.bump("retries")
-                if self.scheme == "smb":
-                    self._conns.reset()  # reconnect: re-register the session with its credentials
-                self._sleep(min(delay, _MAX_DELAY))
-                attempt += 1
+                unreachable = isinstance(err, StoreUnreachable)
+                if unreachable and attempt < self.retries and self.breaker.may_retry():
+                    delay = err.retry_after
+                    if delay is None:
+                        delay = self.backoff * (2**attempt) * (0.5 + random.random())
+                    log.info("retrying %s after %.2fs: %s", path or self.url, delay, err)
+                    self.counters.bump("retries")
+                    if self.scheme == "smb":
+                        self._conns.reset()  # reconnect: re-register the session with its credentials
+                    self._sleep(min(delay, _MAX_DELAY))
+                    attempt += 1
+                    continue
+                if unreachable:
+                    self.breaker.failure(err)  # type: ignore[arg-type]
+                else:
+                    self.breaker.success()  # the server answered (a "no such file" is an answer)
+                if err is exc:
+                    raise
+                raise err from exc
 
     def check_writable(self, path: str) -> None:
         """StoreReadOnly unless this backend may write (http(s) stores are read-only)."""

@@ -1,12 +1,13 @@
 """Errors of regen.store, and the root of every regen error.
 
-    RegenError                      exit_code, hint, show_traceback, offline, retry_after
+    RegenError                      exit_code, hint, show_traceback, offline, retry_after, failure
     └── StoreError
         ├── InvalidInput            (2) bad user input: URL, name, key file, policy, option
         │   ├── InvalidURL
         │   ├── InvalidName
         │   ├── KeyInvalid
-        │   └── PolicyInvalid
+        │   ├── PolicyInvalid
+        │   └── StorageOptionInvalid  a storage option a scheme does not take, of the wrong type, bad JSON
         ├── StoreNotFound           (2) no regen store at the URL
         ├── StoreExists             (2) init over an existing store
         ├── UnsupportedFormat       (2) store/record needs a newer regen
@@ -35,7 +36,8 @@ formats one line with `str(e)`, and gives a one-line `hint`. The CLIs print
 ``exit_code`` for a RegenError, the constants below for the rest. Class attributes say how a
 client treats an error, so no caller compares class names: ``offline`` (the store cannot be read
 now: a client goes on from its local copies) and ``retry_after`` (seconds the server asked to wait,
-set per instance from a Retry-After header).
+set per instance from a Retry-After header) and ``failure``, the failure class a client reports
+(FAILURES: the store is *unreachable*, the client is *misconfigured* for it, the store is *damaged*).
 """
 
 from __future__ import annotations
@@ -50,10 +52,27 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
+# `regend run`: the machine may start, but the store could not give this run what it needed, by
+# failure class (listed in SuccessExitStatus= of regend-boot.service, so the gate still opens)
+EXIT_UNREACHABLE = 10  # network, timeout, HTTP 5xx: ran from the local copies; the next run retries
+EXIT_MISCONFIGURED = 11  # 401/403, no store at the URL, unknown channel, bad storage options: fix regend.toml
+EXIT_DAMAGED = 12  # an object in the store does not match its id: run 'regen fsck' on the store
 EXIT_INTERNAL = 70  # a bug: EX_SOFTWARE of sysexits.h, printed with its traceback
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143: stopped; the current file was finished
 EXIT_SIGPIPE = 128 + signal.SIGPIPE  # 141: the reader of stdout went away
+
+UNREACHABLE = "unreachable"
+MISCONFIGURED = "misconfigured"
+DAMAGED = "damaged"
+# failure class -> the exit status of a `regend run` that could still let the machine start
+FAILURES = {UNREACHABLE: EXIT_UNREACHABLE, MISCONFIGURED: EXIT_MISCONFIGURED, DAMAGED: EXIT_DAMAGED}
+# what a client does about each, after its one-line message
+FAILURE_FIX = {
+    UNREACHABLE: "ran from the local copies; the next run retries",
+    MISCONFIGURED: "fix the store URL, credentials, channel or storage options in regend.toml (or the store)",
+    DAMAGED: "the update was refused; run 'regen fsck --repair' on the store, then snapshot again",
+}
 
 
 class RegenError(Exception):
@@ -65,6 +84,7 @@ class RegenError(Exception):
     default_hint: str = ""
     offline: bool = False  # the store cannot be read now (not "the store said no"): a client runs from cache
     retry_after: float | None = None  # seconds the server asked to wait (Retry-After), per instance
+    failure: str | None = None  # the failure class a client reports (FAILURES), None: none of them
 
     def __init__(self, message: str | None = None, *, hint: str | None = None, **fields: Any) -> None:
         self.fields = fields
@@ -94,6 +114,7 @@ class StoreError(RegenError):
 
 
 class InvalidInput(StoreError):
+    failure = MISCONFIGURED
     exit_code = EXIT_USAGE
 
 
@@ -114,7 +135,13 @@ class PolicyInvalid(InvalidInput):
     default_hint = "see contrib/policy.toml for the expected keys"
 
 
+class StorageOptionInvalid(InvalidInput):
+    offline = True  # a client cannot read its store with it: it runs from cache (and says it is misconfigured)
+    default_hint = "see contrib/backends/ for each scheme's options"
+
+
 class StoreNotFound(StoreError):
+    failure = MISCONFIGURED
     offline = True
     exit_code = EXIT_USAGE
     default_hint = "check the URL, or create a store with 'regen init URL'"
@@ -136,6 +163,7 @@ class StoreReadOnly(StoreError):
 
 
 class StoreAccessDenied(StoreError):
+    failure = MISCONFIGURED
     offline = True
     exit_code = EXIT_USAGE
     default_hint = "check the credentials and permissions for this store"
@@ -147,22 +175,26 @@ class LockHeld(StoreError):
 
 
 class GenerationNotFound(StoreError):
+    failure = MISCONFIGURED
     exit_code = EXIT_USAGE
     default_hint = "list generations with 'regen log'"
 
 
 class StoreUnreachable(StoreError):
+    failure = UNREACHABLE
     offline = True
     exit_code = EXIT_FAILED
     default_hint = "check the network and the server; the operation can be retried"
 
 
 class ObjectMissing(StoreError):
+    failure = DAMAGED
     exit_code = EXIT_FAILED
     default_hint = "the store is damaged; run 'regen fsck'"
 
 
 class NotFound(StoreError):
+    failure = DAMAGED
     offline = True
     exit_code = EXIT_FAILED
     default_hint = "the store may be incomplete or the path wrong"
@@ -173,6 +205,7 @@ class IntegrityError(StoreError):
 
 
 class ObjectCorrupt(IntegrityError):
+    failure = DAMAGED  # (a manifest or record refused for its content is a refusal, not damage)
     default_hint = "the copy is damaged; run 'regen fsck' on the store"
 
 
@@ -229,8 +262,9 @@ def exit_status(exc: BaseException) -> int:
 
 
 __all__ = [
-    "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM",
-    "EXIT_USAGE", "exit_status",
+    "DAMAGED", "EXIT_DAMAGED", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISCONFIGURED", "EXIT_OK",
+    "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM", "EXIT_UNREACHABLE", "EXIT_USAGE", "FAILURES", "FAILURE_FIX",
+    "MISCONFIGURED", "UNREACHABLE", "exit_status",
     "RegenError",
     "StoreError",
     "InvalidInput",
@@ -238,6 +272,7 @@ __all__ = [
     "InvalidName",
     "KeyInvalid",
     "PolicyInvalid",
+    "StorageOptionInvalid",
     "StoreNotFound",
     "StoreExists",
     "UnsupportedFormat",

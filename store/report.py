@@ -19,6 +19,7 @@ REPORT_TYPE = "regen-report"
 MAX_REPORT_BYTES = 4 << 20
 OUTCOMES = ("ok", "repaired", "updated", "quarantined", "failing")
 SEVERITIES = ("info", "warn", "fail")
+STORE_STATES = ("ok", "unreachable", "misconfigured", "damaged")  # errors.FAILURES, and ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class Report:
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     version: str = ""
+    store_state: str | None = None  # STORE_STATES; None: the run did not need the store (or an older client)
+    store_error: str | None = None  # the one line saying what was wrong and the fix
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,8 @@ class Report:
             "run_id": self.run_id,
             "started": self.started,
             "steps": dict(self.steps),
+            "store_error": self.store_error,
+            "store_state": self.store_state,
             "type": REPORT_TYPE,
             "version": self.version,
             "warnings": list(self.warnings),
@@ -129,6 +134,9 @@ class Report:
         outcome = get("outcome", str, required=True)
         if outcome not in OUTCOMES:
             raise RecordInvalid(f"{where} has unknown outcome {outcome!r}", path=where)
+        store_state = get("store_state", str)
+        if store_state is not None and store_state not in STORE_STATES:
+            raise RecordInvalid(f"{where} has unknown store_state {store_state!r}", path=where)
         return cls(
             host=get("host", str, required=True),
             run_id=get("run_id", str, required=True),
@@ -147,6 +155,8 @@ class Report:
             errors=tuple(str(e) for e in get("errors", list, [])),
             warnings=tuple(str(e) for e in get("warnings", list, [])),
             version=get("version", str, ""),
+            store_state=store_state,
+            store_error=get("store_error", str),
         )
 
 

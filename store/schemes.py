@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .about import user_agent
 from .errors import InvalidInput, InvalidURL
+from .options import OWN_OPTIONS
 from .translate import _chain, translate
 
 SCHEMES = ("file", "memory", "s3", "smb", "sftp", "http", "https")
@@ -23,8 +25,6 @@ DEFAULT_TIMEOUT = 30.0  # seconds to connect, and of silence while reading, befo
 # a byte now and then never trips the idle timeout, yet would hold a run for days (curl's
 # --speed-limit/--speed-time); 0 turns the check off
 DEFAULT_MIN_RATE = 1024.0
-# storage options regen consumes itself (mapped onto each library's own settings)
-_OWN_OPTIONS = ("timeout", "min_rate", "known_hosts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ def _known_hosts(value: str | None, scheme: str, url: str) -> str | None:
 
 def fs_options(scheme: str, options: dict[str, Any], timeout: float, known_hosts: str | None) -> dict[str, Any]:
     """Storage options for fsspec, with regen's defaults: timeouts, no listing cache, one retry loop."""
-    opts = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
+    opts = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
     t = timeout
     if scheme == "s3":
         opts.setdefault("skip_instance_cache", True)
@@ -107,11 +107,13 @@ def fs_options(scheme: str, options: dict[str, Any], timeout: float, known_hosts
         cfg.setdefault("connect_timeout", t)
         cfg.setdefault("read_timeout", t)
         cfg.setdefault("retries", {"total_max_attempts": 1})  # retried here, with counters
+        cfg.setdefault("user_agent_extra", user_agent())  # servers' logs tell regen's clients apart
         opts["config_kwargs"] = cfg
     elif scheme in ("http", "https"):
         opts.setdefault("skip_instance_cache", True)
         opts.setdefault("use_listings_cache", False)
         client = dict(opts.get("client_kwargs") or {})
+        client["headers"] = {"User-Agent": user_agent(), **dict(client.get("headers") or {})}
         if "timeout" not in client:
             import aiohttp
 

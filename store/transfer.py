@@ -46,6 +46,9 @@ class TransferResult:
     errors: dict[ObjectId, StoreError] = field(default_factory=dict)  # the first EXAMPLES failures only
     failed: int = 0                                                   # every failure counted
     stopped: bool = False                                             # `stop` was set: the rest not tried
+    # per failure class (errors.FAILURES, or "other"): (count, the first one's line) -- one summary
+    # line per class, however many objects failed (issue 17)
+    classes: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def fail(self, oid: ObjectId, exc: StoreError) -> None:
         """Count a failure; keep it (without its traceback) only as one of the first examples:
@@ -54,6 +57,9 @@ class TransferResult:
         self.failed += 1
         if len(self.errors) < EXAMPLES:
             self.errors[oid] = exc.with_traceback(None)
+        name = exc.failure or "other"
+        count, first = self.classes.get(name) or (0, exc.one_line())
+        self.classes[name] = (count + 1, first)
 
 
 def missing(store: ObjectStore, oids: Iterable[ObjectId]) -> set[ObjectId]:

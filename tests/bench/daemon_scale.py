@@ -68,7 +68,7 @@ def main(n: int) -> None:
         import subprocess
 
         regend = str(Path(sys.executable).parent / "regend")
-        timed("`regend check` (process)", lambda: subprocess.run([regend, "check", "-c", str(base / "regend.toml")],
+        timed("`regend check` (process)", lambda: subprocess.run([regend, "check", "--config", str(base / "regend.toml")],
                                                                    check=True, capture_output=True))
         timed("run --verify", lambda: agent.run(RunOptions(verify=True)))
         for i in range(0, n, n // 10):

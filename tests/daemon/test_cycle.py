@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from regen.store import Policy, Store, format_time, utcnow
+from regen.store.errors import EXIT_MISCONFIGURED, EXIT_UNREACHABLE
 
 from tests.conftest import Mode, Symlink
 
@@ -269,12 +270,14 @@ def test_store_unreachable_repairs_from_cache_and_queues_the_report(client: Clie
     store_dir = Path(file_store.backend.root)
     store_dir.rename(store_dir.with_name("moved"))
     (client.root / "etc/app.conf").write_text("damaged\n")
-    out = client.regend("run", "--once")
-    assert "regend: warning: ran from cache, could not confirm the newest generation" in out.stderr
+    # no store at the URL any more: a misconfiguration (11), which still lets the machine start
+    out = client.regend("run", "--once", exit_code=EXIT_MISCONFIGURED)
+    assert "regend: warning: store misconfigured: no regen store at" in out.stderr
     assert "waits in the outbox" in out.stderr
     assert client.tree() == expected(GEN1)
     status = json.loads(client.regend("status", "--json").stdout)
     assert status["outbox"] == 1 and status["last_run"]["outcome"] == "repaired"
+    assert status["last_run"]["store_state"] == "misconfigured"
 
     store_dir.with_name("moved").rename(store_dir)
     client.regend("run", "--once")
@@ -288,8 +291,8 @@ def test_unreachable_server_url(client: Client, file_store: Store, signing_key) 
     client.store_url = "http://127.0.0.1:9/store"
     client.write_config(storage_options={"timeout": 1})
     os.unlink(client.root / "etc/hosts")
-    out = client.regend("run", "--once")
-    assert "ran from cache, could not confirm the newest generation" in out.stderr
+    out = client.regend("run", "--once", exit_code=EXIT_UNREACHABLE)
+    assert "ran from cache, could not confirm the newest generation (store unreachable: " in out.stderr
     assert client.tree() == expected(GEN1)
 
 

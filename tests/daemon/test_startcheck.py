@@ -62,9 +62,16 @@ def test_a_failing_start_check_stops_the_start_and_says_why() -> None:
 
 
 def test_every_cause_is_listed_at_once() -> None:
-    d = decide_start([DEAD_DISK], state_dir_writable=False, free_bytes=0, needed_bytes=1,
+    d = decide_start([DEAD_DISK], state_dir_writable=True, free_bytes=0, needed_bytes=1,
                      check_results=[CheckResult("false", 1, "")])
-    assert not d.start and len(d.reasons) == 4
+    assert not d.start and len(d.reasons) == 3
+
+
+def test_an_unwritable_state_dir_gets_no_false_free_space_reason() -> None:
+    """Its free space cannot be measured for us: 'not enough free space: 0 bytes' would be false (issue 17)."""
+    d = decide_start([], state_dir_writable=False, free_bytes=0, needed_bytes=1, check_results=[])
+    assert not d.start and len(d.reasons) == 1 and "not writable" in d.reasons[0]
+    assert not any("free space" in r for r in d.reasons)
 
 
 def test_run_checks_with_real_commands(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from regen.store import Backend, layout, object_id, open_backend
-
+from regen.store.errors import EXIT_DAMAGED
 from tests.conftest import make_tree
 
 from .conftest import CHANNEL, Site, Traffic, Wire
@@ -135,8 +135,10 @@ def test_a_corrupt_object_is_refused_retried_once_and_reported(installed: tuple[
         reads = [r for r in t.reads if r.startswith("objects/")]
         assert reads.count(_obj(corrupt)) == 2 and reads.count(_obj(truncated)) == 2, t  # retried once
         assert reads.count(_obj(good)) == 1, t
-    # documented: a refused update is an error in the report, not a reason to stop the machine (exit 0)
-    assert res.returncode == report["exit_code"] == 0, res.stderr
+    # documented: a damaged store is an error in the report, not a reason to stop the machine (exit 12,
+    # a success for the boot unit), and the report says so
+    assert res.returncode == report["exit_code"] == EXIT_DAMAGED, res.stderr
+    assert report["store_state"] == "damaged"
     if not s.target.read_only:  # the administrator sees it: the host is failing on the damaged object
         host = {h["host"]: h for h in s.fleet()["hosts"]}[s.host]
         assert host["state"] == "failing" and host["generation"] == 1, host

@@ -93,3 +93,15 @@ def test_any_drift_section_is_tolerated(drift: dict[str, Any]) -> None:
     assert all(isinstance(v, int) and v >= 0 for v in counts.values())
     assert all(isinstance(p, str) for ps in paths.values() for p in ps)
     analyse([report("h", drift=drift), report("g", drift=drift)], HEADS, now=NOW)
+
+
+def test_misconfigured_hosts_are_actions_with_their_fix() -> None:
+    t = format_time(NOW - timedelta(hours=1))
+    line = "store misconfigured: access to https://s/regen.json was denied (HTTP 401); fix the store URL, ..."
+    wrong = HostInput("wrong", Report("wrong", "run", t, t, "ok", 11, "stable", 5, 5, store_state="misconfigured",
+                                      store_error=line))
+    down = HostInput("down", Report("down", "run", t, t, "ok", 10, "stable", 5, 5, store_state="unreachable"))
+    fleet = analyse([wrong, down, report("fine")], HEADS, now=NOW)
+    assert [(m.host, m.message) for m in fleet.misconfigured] == [("wrong", line)]
+    assert fleet.needs_attention
+    assert fleet.as_dict()["actions"]["misconfigured"] == [{"host": "wrong", "message": line}]

@@ -15,27 +15,29 @@ import regen.store
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.manager"}
 
-PUBLIC = sorted([
-    "FORMAT_META", "IdNames", "NODE_KINDS", "decode_xattrs", "encode_xattrs", "node_kind", "read_xattrs",
-    "Backend", "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DEFAULT_GRACE",
-    "DEFAULT_KEEP", "DEFAULT_PACK_SIZE", "DiffStats", "EMPTY_ID", "EXIT_FAILED", "EXIT_INTERNAL",
-    "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM", "EXIT_USAGE", "Entry",
-    "FileDigest", "Finding", "GcPlan", "Generation", "GenerationNotFound", "HISTORY_EVERY", "HardwareFinding",
-    "HistoryEntry", "HistoryPrunePlan", "IntegrityError", "InvalidInput", "InvalidName", "InvalidURL",
-    "KeyInvalid", "LeaseInfo", "LockHeld", "MAX_NUMBER", "ManifestDelta", "ManifestInvalid", "ManifestStats", "ManifestWriter", "MetricFamily",
-    "MigrateResult", "NotFound", "ObjectCorrupt", "ObjectId", "ObjectMissing", "Overlay", "Policy", "PolicyInvalid", "Procedure",
-    "PublicKey", "RecordExpired", "RecordInvalid", "RecordMismatch", "RecordTooLarge", "RegenError", "Report",
-    "RollbackRefused", "SIZE_EXPECTED", "SecretKey", "Stat", "Store", "StoreAccessDenied", "StoreConfig", "StoreError",
-    "StoreExists", "StoreLock", "StoreNotFound", "StoreReadOnly", "StoreUnreachable", "TransferResult",
-    "TreeOrderChecker", "TrustError", "UnknownKey", "UnsupportedFormat", "VerifyingWriter", "break_lock",
-    "build_manifest", "check_entry", "check_glob", "check_path", "diff", "drift_of", "errors", "execute_gc",
-    "exit_status", "format_time", "fsck", "generate", "hash_file", "history_due", "history_marker", "is_object_id",
-    "iter_entries", "json_safe", "kept_numbers", "key_id", "kind_of", "layout", "literal_glob", "load_policy_toml",
-    "load_public_key", "load_secret_key", "manifest_delta", "matches", "metrics_exposition", "migrate_to_packs", "object_id", "open_backend",
-    "open_envelope", "open_store", "parse_duration", "parse_history_entry", "parse_manifest", "parse_size", "parse_time",
-    "parse_url", "peek_envelope", "plan_gc", "printable", "prune_history", "redact", "sign_envelope", "sort_key",
-    "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
-])
+PUBLIC = [
+    "Backend", "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DAMAGED", "DEFAULT_GRACE",
+    "DEFAULT_KEEP", "DEFAULT_PACK_SIZE", "DiffStats", "EMPTY_ID", "EXIT_DAMAGED", "EXIT_FAILED", "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED", "EXIT_MISCONFIGURED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM",
+    "EXIT_UNREACHABLE", "EXIT_USAGE", "Entry", "FAILURES", "FAILURE_FIX", "FORMAT_META", "FileDigest", "Finding",
+    "GcPlan", "Generation", "GenerationNotFound", "HISTORY_EVERY", "HardwareFinding", "HistoryEntry",
+    "HistoryPrunePlan", "IdNames", "IntegrityError", "InvalidInput", "InvalidName", "InvalidURL", "KeyInvalid",
+    "LeaseInfo", "LockHeld", "MAX_NUMBER", "MISCONFIGURED", "ManifestDelta", "ManifestInvalid", "ManifestStats",
+    "ManifestWriter", "MetricFamily", "MigrateResult", "NODE_KINDS", "NotFound", "ObjectCorrupt", "ObjectId",
+    "ObjectMissing", "Overlay", "Policy", "PolicyInvalid", "Procedure", "PublicKey", "RecordExpired", "RecordInvalid",
+    "RecordMismatch", "RecordTooLarge", "RegenError", "Report", "RollbackRefused", "SIZE_EXPECTED", "SecretKey",
+    "Stat", "StorageOptionInvalid", "Store", "StoreAccessDenied", "StoreConfig", "StoreError", "StoreExists",
+    "StoreLock", "StoreNotFound", "StoreReadOnly", "StoreUnreachable", "TransferResult", "TreeOrderChecker",
+    "TrustError", "UNREACHABLE", "UnknownKey", "UnsupportedFormat", "VerifyingWriter", "break_lock", "build_manifest",
+    "check_entry", "check_glob", "check_path", "decode_xattrs", "diff", "drift_of", "encode_xattrs", "errors",
+    "execute_gc", "exit_status", "format_time", "fsck", "generate", "hash_file", "history_due", "history_marker",
+    "is_object_id", "iter_entries", "json_safe", "kept_numbers", "key_id", "kind_of", "layout", "literal_glob",
+    "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches", "metrics_exposition",
+    "migrate_to_packs", "node_kind", "object_id", "open_backend", "open_envelope", "open_store", "parse_duration",
+    "parse_history_entry", "parse_manifest", "parse_size", "parse_time", "parse_url", "peek_envelope", "plan_gc",
+    "printable", "prune_history", "read_xattrs", "redact", "sign_envelope", "sort_key", "syncfs", "trust_map",
+    "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
+]
 # submodules of regen.store that are themselves part of the API (listed in __all__)
 PUBLIC_MODULES = {"regen.store.errors", "regen.store.layout"}
 
