@@ -58,8 +58,8 @@ for _mod, _names in {
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name == "layout":
-        value: Any = importlib.import_module(".layout", __name__)
+    if name in ("layout", "about"):
+        value: Any = importlib.import_module(f".{name}", __name__)
     elif name in _LAZY:
         mod, src = _LAZY[name]
         value = getattr(importlib.import_module(f".{mod}", __name__), src)
@@ -70,7 +70,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # the static view of the same names
-    from . import layout
+    from . import about, layout
     from .backend import Backend, Stat, open_backend
     from .schemes import parse_url
     from .check import CheckResult, fsck
@@ -119,7 +119,7 @@ __all__ = [
     "TreeOrderChecker", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
-    "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
+    "about", "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs", "Procedure", "parse_duration",

@@ -28,18 +28,18 @@ PUBLIC = [
     "RecordMismatch", "RecordTooLarge", "RegenError", "Report", "RollbackRefused", "SIZE_EXPECTED", "SecretKey",
     "Stat", "StorageOptionInvalid", "Store", "StoreAccessDenied", "StoreConfig", "StoreError", "StoreExists",
     "StoreLock", "StoreNotFound", "StoreReadOnly", "StoreUnreachable", "TransferResult", "TreeOrderChecker",
-    "TrustError", "UNREACHABLE", "UnknownKey", "UnsupportedFormat", "VerifyingWriter", "break_lock", "build_manifest",
-    "check_entry", "check_glob", "check_path", "decode_xattrs", "diff", "drift_of", "encode_xattrs", "errors",
-    "execute_gc", "exit_status", "format_time", "fsck", "generate", "hash_file", "history_due", "history_marker",
-    "is_object_id", "iter_entries", "json_safe", "kept_numbers", "key_id", "kind_of", "layout", "literal_glob",
-    "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches", "metrics_exposition",
-    "migrate_to_packs", "node_kind", "object_id", "open_backend", "open_envelope", "open_store", "parse_duration",
-    "parse_history_entry", "parse_manifest", "parse_size", "parse_time", "parse_url", "peek_envelope", "plan_gc",
-    "printable", "prune_history", "read_xattrs", "redact", "sign_envelope", "sort_key", "syncfs", "trust_map",
-    "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
+    "TrustError", "UNREACHABLE", "UnknownKey", "UnsupportedFormat", "VerifyingWriter", "about", "break_lock",
+    "build_manifest", "check_entry", "check_glob", "check_path", "decode_xattrs", "diff", "drift_of", "encode_xattrs",
+    "errors", "execute_gc", "exit_status", "format_time", "fsck", "generate", "hash_file", "history_due",
+    "history_marker", "is_object_id", "iter_entries", "json_safe", "kept_numbers", "key_id", "kind_of", "layout",
+    "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches",
+    "metrics_exposition", "migrate_to_packs", "node_kind", "object_id", "open_backend", "open_envelope", "open_store",
+    "parse_duration", "parse_history_entry", "parse_manifest", "parse_size", "parse_time", "parse_url",
+    "peek_envelope", "plan_gc", "printable", "prune_history", "read_xattrs", "redact", "sign_envelope", "sort_key",
+    "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
 ]
 # submodules of regen.store that are themselves part of the API (listed in __all__)
-PUBLIC_MODULES = {"regen.store.errors", "regen.store.layout"}
+PUBLIC_MODULES = {"regen.store.about", "regen.store.errors", "regen.store.layout"}
 
 
 def test_public_names_are_pinned() -> None:

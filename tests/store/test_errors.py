@@ -92,7 +92,9 @@ def test_every_error_is_under_its_packages_base(module: object, base: type[Regen
 
 
 def _is_text(value: ast.expr) -> bool:
-    return isinstance(value, ast.JoinedStr) or (isinstance(value, ast.Constant) and isinstance(value.value, str))
+    """A help text (strings, f-strings, str methods), not a number."""
+    return any(isinstance(n, (ast.JoinedStr, ast.Call)) or (isinstance(n, ast.Constant) and isinstance(n.value, str))
+               for n in ast.walk(value))
 
 
 def test_exit_constants_are_defined_once() -> None:
