@@ -60,6 +60,7 @@ def _check(config: DaemonConfig, index: Index | None, verify: bool) -> dict[str,
         out.update(_drift(config, index, manifests, target, verify))
     store = _store(config, index, out)
     out["update"] = _pending(config, index, store, installed, out) if store is not None else None
+    out["procedures"] = _would_run(index, out, [p.name for p in target.policy.procedures] if target else [])
     return out
 
 
@@ -99,6 +100,11 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
         out["repair"] = {**p.stats(), "plan": p.summary()}
         if owners.warnings:
             out.setdefault("warnings", []).extend(owners.warnings)
+        if target.policy.procedures:
+            from .firing import changed_paths, fire
+
+            phase = "repair" if index is not None and index.state("installed") else "install"
+            out["repair"]["procedures"] = [f.as_dict() for f in fire(target.policy.procedures, changed_paths(p), phase)]
     except RegenError as exc:
         out["repair"] = None
         out.setdefault("errors", []).append(f"cannot plan the repair: {exc.one_line()}")
@@ -253,12 +259,35 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
     for e in new_entries:
         if e.kind == "file" and e.oid and e.oid != EMPTY_ID:
             sizes[e.oid] = e.size
+    changed: list[str] = []
     for c in diff(old_entries, new_entries):
         changes[c.kind] += 1
+        changed.append(c.path)
     missing = cache.missing(sizes)
     return {"available": gen.number, "pending": True, "from": installed.number if installed else None,
             "to": gen.number, "objects_to_fetch": len(missing), "bytes_to_fetch": sum(sizes[o] for o in missing),
-            "changes": changes}
+            "changes": changes, "procedures": _fires(gen.policy.procedures, changed, "update" if installed else "install")}
+
+
+def _fires(procedures: Any, changed: list[str], phase: str) -> list[dict[str, Any]]:
+    from .firing import fire
+
+    return [f.as_dict() for f in fire(procedures, changed, phase)] if procedures else []
+
+
+def _would_run(index: Index | None, out: dict[str, Any], order: list[str]) -> list[dict[str, Any]]:
+    """What a run would run now, and why: procedures a killed run left, then those the repair's and
+    the update's changes fire (each once, "before" ones first), with the paths that fire them."""
+    from .firing import Fired, Firing
+    from .procedures import STATE
+
+    firing = Firing.from_dict(index.state(STATE) if index is not None else None)
+    left = {f.name for f in firing.pending()}
+    for part in (out.get("repair"), out.get("update")):
+        fired = tuple(Fired.from_dict(d) for d in (part or {}).get("procedures", []))
+        firing = firing.add(fired, order)  # (the installed policy's order; new names last)
+    return [{**f.as_dict(), "why": "left by an interrupted run" if f.name in left else "changed paths"}
+            for f in firing.pending()]
 
 
 def _entries(store: Store, target: Target, config: DaemonConfig) -> list[Any]:

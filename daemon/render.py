@@ -102,6 +102,10 @@ def check(data: dict[str, Any], *, json_out: bool, quiet: bool = False) -> None:
     else:
         _line(f"update: pending from {up.get('from')} to {up['to']}: {up['objects_to_fetch']} objects, "
           f"{up['bytes_to_fetch']} bytes to fetch; {_nonzero(up['changes'])}")
+    for f in data.get("procedures", []):
+        more = f" (+{f['count'] - 5} more)" if f["count"] > 5 else ""
+        why = " ".join(f["paths"][:5]) + more if f["why"] == "changed paths" else f["why"]
+        _line(f"procedure {f['name']!r} would run ({f['stage']} the {f['phase']}): {why}")
     for e in data.get("errors", []):
         _line(f"  error: {e}")
 

@@ -12,7 +12,8 @@ and the actions a person must take:
 - misconfigured hosts: the client reported its store configuration wrong (401/403, no store at
   its URL, an unknown channel, bad storage options): its regend.toml needs fixing;
 - hosts quarantined, failing or stale: each needs a person (issue 16: they were shown in
-  the table only, and a monitoring check could not see them).
+  the table only, and a monitoring check could not see them);
+- procedures that failed in a host's last run (the report's "procedures" step, issue 18).
 
 `select` narrows a FleetStatus to some states and orders its rows; `check_line` is the
 one-line, Nagios-style verdict of `regen status --check`.
@@ -130,6 +131,38 @@ class DriftingPath:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedProcedure:
+    """A signed procedure that failed in a host's last run: its exit status and last output line."""
+
+    host: str
+    name: str
+    failure: str
+    exit_status: int
+    timed_out: bool
+    last_line: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "name": self.name, "failure": self.failure, "exit_status": self.exit_status,
+                "timed_out": self.timed_out, "last_line": self.last_line}
+
+
+def failed_procedures(host: str, steps: Mapping[str, Any]) -> list[FailedProcedure]:
+    """The failed entries of a report's "procedures" step (untrusted: malformed entries are skipped)."""
+    step = steps.get("procedures") if isinstance(steps, Mapping) else None
+    ran = step.get("ran") if isinstance(step, Mapping) else None
+    out = []
+    for r in ran if isinstance(ran, list) else []:
+        if not isinstance(r, Mapping) or r.get("ok") is not False:
+            continue
+        status, tail = r.get("exit_status"), r.get("output_tail")
+        last = str(tail).strip().splitlines()[-1:] if isinstance(tail, str) and tail.strip() else []
+        out.append(FailedProcedure(host, str(r.get("name", "?"))[:128], str(r.get("failure", "?"))[:16],
+                                   status if isinstance(status, int) and not isinstance(status, bool) else -1,
+                                   r.get("timed_out") is True, last[0][:200] if last else ""))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class FleetStatus:
     generated: str
     channel: str | None
@@ -142,6 +175,7 @@ class FleetStatus:
     drift_min_hosts: int = DEFAULT_DRIFT_MIN_HOSTS
     counted: Mapping[str, int] | None = None  # counts of the whole fleet, kept by `select` (None: count `hosts`)
     misconfigured: tuple[MisconfiguredHost, ...] = ()
+    procedures: tuple[FailedProcedure, ...] = ()
 
     def counts(self) -> dict[str, int]:
         if self.counted is not None:
@@ -157,7 +191,7 @@ class FleetStatus:
 
     @property
     def needs_attention(self) -> bool:
-        return bool(self.replace_hardware or self.stuck or self.drifting or self.misconfigured
+        return bool(self.replace_hardware or self.stuck or self.drifting or self.misconfigured or self.procedures
                     or any(h.state in ATTENTION_STATES for h in self.hosts))
 
     def action_count(self) -> int:
@@ -166,6 +200,7 @@ class FleetStatus:
         hosts.update(a.host for a in self.replace_hardware)
         hosts.update(s.host for s in self.stuck)
         hosts.update(m.host for m in self.misconfigured)
+        hosts.update(p.host for p in self.procedures)
         return len(hosts) + len(self.drifting)
 
     def as_dict(self) -> dict[str, Any]:
@@ -175,6 +210,7 @@ class FleetStatus:
                             "stuck": [s.as_dict() for s in self.stuck],
                             "misconfigured": [m.as_dict() for m in self.misconfigured],
                             "drifting_paths": [d.as_dict() for d in self.drifting],
+                            "failed_procedures": [p.as_dict() for p in self.procedures],
                             "drift_min_hosts": self.drift_min_hosts,
                             **{state: [_attention_dict(h) for h in self.attention(state)]
                                for state in ATTENTION_STATES}}}
@@ -242,6 +278,7 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
     hosts: list[HostStatus] = []
     tallies: dict[str, _DriftTally] = {}
     misconfigured: list[MisconfiguredHost] = []
+    failed: list[FailedProcedure] = []
     for item in sorted(inputs, key=lambda i: i.host):
         if channel is not None and item.report is not None and item.report.channel not in (channel, None):
             continue
@@ -250,6 +287,7 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
             misconfigured.append(MisconfiguredHost(item.host, item.report.store_error or "misconfigured"))
         hosts.append(h)
         if item.report is not None:
+            failed.extend(failed_procedures(item.host, item.report.steps))
             for kind, paths in drift_of(item.report.drift)[1].items():
                 for p in paths:
                     t = tallies.setdefault(p, _DriftTally())
@@ -264,7 +302,8 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
                       key=lambda d: (-len(d.hosts), d.path))
     shown_heads = {c: h.number for c, h in heads.items() if channel is None or c == channel}
     return FleetStatus(format_time(now), channel, int(stale_after.total_seconds()), shown_heads, tuple(hosts), replace,
-                       stuck, tuple(drifting), drift_min_hosts, misconfigured=tuple(misconfigured))
+                       stuck, tuple(drifting), drift_min_hosts, misconfigured=tuple(misconfigured),
+                       procedures=tuple(failed))
 
 
 def _kind_order(kind: str) -> tuple[int, str]:
@@ -308,6 +347,7 @@ def select(fleet: FleetStatus, *, states: Sequence[str] = (), sort: str = "host"
     return replace(fleet, hosts=hosts, replace_hardware=tuple(a for a in fleet.replace_hardware if a.host in names),
                    stuck=tuple(s for s in fleet.stuck if s.host in names), drifting=drifting,
                    misconfigured=tuple(m for m in fleet.misconfigured if m.host in names),
+                   procedures=tuple(p for p in fleet.procedures if p.host in names),
                    counted=fleet.counted if fleet.counted is not None else fleet.counts())
 
 
@@ -328,5 +368,7 @@ def check_line(fleet: FleetStatus) -> tuple[int, str]:
         parts.append(f"{len(fleet.stuck)} stuck")
     if fleet.drifting:
         parts.append(f"{len(fleet.drifting)} paths drifting")
+    if fleet.procedures:
+        parts.append(f"{len({p.host for p in fleet.procedures})} with failed procedures")
     return 1, (f"REGEN WARNING - {fleet.action_count()} actions on {total} hosts: {', '.join(parts)} "
                f"| hosts={total} {perf}")

@@ -154,6 +154,11 @@ def action_lines(fleet: FleetStatus, shown: Callable[[str], str]) -> Iterator[st
         yield (f"  drifting path     {shown(d.path)}: {'/'.join(d.kinds)} on {len(d.hosts)} hosts "
                f"({', '.join(d.hosts[:5])}{', ...' if len(d.hosts) > 5 else ''}); preserve it or fix the reference")
     yield from _more(len(fleet.drifting), "drifting paths")
+    for p in fleet.procedures[:ACTIONS_SHOWN]:
+        why = "timed out" if p.timed_out else f"exit status {p.exit_status}"
+        tail = f": {shown(p.last_line)}" if p.last_line else ""
+        yield f"  failed procedure  {shown(p.host)}: {shown(p.name)!r} ({why}, on failure {p.failure}){tail}"
+    yield from _more(len(fleet.procedures), "failed procedures")
 
 
 def _why(h: HostStatus, shown: Callable[[str], str]) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -47,7 +48,7 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
                            TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
 
-from regen.store import Change, CheckResult, LeaseInfo, MigrateResult, json_safe
+from regen.store import Change, CheckResult, LeaseInfo, MigrateResult, Procedure, json_safe
 from regen.store.errors import RegenError
 
 from . import fleetview
@@ -84,6 +85,13 @@ def interrupted() -> None:
 def internal_error() -> None:
     traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"{PROG}: internal error: this is a bug in regen; please report it with the traceback above\n")
+
+
+def _procedure_line(p: Procedure) -> str:
+    """One signed procedure on one line: name, trigger, command, and how it runs."""
+    extra = ", chroot" if p.chroot else ""
+    return (f"{shown(p.name)}: {p.stage} {'/'.join(p.on)} of {', '.join(map(shown, p.when))} -> "
+            f"{shown(shlex.join(p.run))} (timeout {p.timeout:g} s, on failure {p.failure}{extra})")
 
 
 def _tree_line(stats: Mapping[str, int]) -> str:
@@ -187,6 +195,8 @@ class Output:
                   f"{t.files_reused:,} unchanged files not read")
         self.line(f"  policy    from {r.policy_from}: preserve {list(r.policy.preserve)}, base {list(r.policy.base)}, "
                   f"exclude {list(r.policy.exclude)}, junk {r.policy.junk}")
+        for p in r.policy.procedures:
+            self.line(f"  procedure {_procedure_line(p)}")
         if r.expires:
             self.line(f"  expires   {r.expires}")
 
@@ -238,6 +248,7 @@ class Output:
                 ("tree", _tree_line(g.stats)),
                 ("preserve", ", ".join(g.policy.preserve) or "-"), ("base", ", ".join(g.policy.base) or "-"),
                 ("exclude", ", ".join(g.policy.exclude) or "-"), ("junk", g.policy.junk)]
+        rows += [("procedure", _procedure_line(p)) for p in g.policy.procedures]
         for k, v in rows:
             self.line(f"{k:<10}  {v}")
 

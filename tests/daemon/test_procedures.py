@@ -16,7 +16,7 @@ from typing import Any
 
 from regen.store import EXIT_FAILED, EXIT_QUARANTINED, Policy, Procedure, Store
 
-from tests.conftest import Mode
+from tests.conftest import Mode, run_cli
 
 from .conftest import Client, publish
 
@@ -150,6 +150,13 @@ def test_fail_run_exits_1_and_the_next_run_retries(client: Client, file_store: S
     again = client.regend("run", "--once", exit_code=EXIT_FAILED)  # still pending: tried again, fails again
     assert "check fail-run" in again.stdout + again.stderr
     assert [r["name"] for r in procedures_step(file_store)["ran"]] == ["check fail-run"]
+    # the administrator sees it as an action
+    status = run_cli("regen", "status", "--store", file_store.url, "--json", exit_code=None)
+    (failed,) = json.loads(status.stdout)["actions"]["failed_procedures"]
+    assert failed == {"host": "client-01", "name": "check fail-run", "failure": "fail-run", "exit_status": 7,
+                      "timed_out": False, "last_line": "broken"}
+    text = run_cli("regen", "status", "--store", file_store.url, exit_code=None).stdout
+    assert "failed procedure  client-01: 'check fail-run' (exit status 7, on failure fail-run): broken" in text
 
 
 def test_quarantine_failure_exits_3_like_a_refused_start(client: Client, file_store: Store, signing_key,
@@ -267,3 +274,23 @@ def test_chroot_command_missing_in_the_root_is_a_failure_not_a_crash(client: Cli
     client.regend("run", "--once")  # (report: the run goes on)
     (ran,) = procedures_step(file_store)["ran"]
     assert ran["exit_status"] == 127 and "command not found" in ran["output_tail"]
+
+
+def test_check_lists_what_would_run_and_why(client: Client, file_store: Store, signing_key, tmp_path: Path) -> None:
+    log = tmp_path / "service.log"
+    pol = installed(client, file_store, signing_key, log)
+    log.unlink()
+    quiet = json.loads(client.regend("check", "--json").stdout)
+    assert quiet["procedures"] == []
+    (client.root / "app/etc/app.conf").write_text("port = 6666\n")
+    publish(file_store, signing_key, tree(log, app="v2", conf="port = 1\n"), number=2, policy=pol)
+    data = json.loads(client.regend("check", "--json").stdout)
+    assert [(f["name"], f["stage"], f["phase"], f["paths"]) for f in data["procedures"]] == [
+        ("stop app", "before", "update", ["app/bin/app"]),
+        ("start app", "after", "update", ["app/bin/app"]),
+        ("reload app", "after", "repair", ["app/etc/app.conf"]),
+    ]
+    text = client.regend("check").stdout
+    assert "procedure 'reload app' would run (after the repair): app/etc/app.conf" in text
+    assert "procedure 'stop app' would run (before the update): app/bin/app" in text
+    assert lines(log) == []  # a check runs nothing

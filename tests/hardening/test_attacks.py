@@ -409,6 +409,50 @@ def test_overlay_for_another_host(world: World, record: Recorder) -> None:
         path.unlink()
 
 
+def pwn_procedure(w: World) -> dict[str, Any]:
+    """A procedure that would prove it ran, as a store writer without the key would add it."""
+    return {"chroot": False, "failure": "report", "name": "pwn", "on": ["install", "update", "repair"],
+            "run": ["/bin/sh", "-c", f"echo pwned > {w.outside / 'pwned'}"], "stage": "after", "timeout": 30,
+            "when": ["**"]}
+
+
+def test_procedure_added_to_a_signed_record(world: World, record: Recorder) -> None:
+    """Only signed procedures run: one added to a record after signing breaks the signature."""
+    _, moid, _ = world.valid_manifest()
+    env = json.loads(world.publish_record(world.record(moid)))
+    env["signed"]["policy"]["procedure"] = [pwn_procedure(world)]
+    env["signed"]["features"] = ["procedures"]
+    world.write_ref(json.dumps(env, sort_keys=True, separators=(",", ":")).encode())
+    run_refused(world, record, "does not verify")
+
+
+def test_procedure_in_a_record_signed_by_an_unknown_key(world: World, record: Recorder) -> None:
+    from regen.store import Procedure
+
+    _, moid, _ = world.valid_manifest()
+    p = pwn_procedure(world)
+    proc = Procedure(p["name"], tuple(p["when"]), tuple(p["run"]))
+    world.publish_record(world.record(moid, policy=replace(POLICY, procedures=(proc,))), key=generate())
+    run_refused(world, record, "unknown key")
+
+
+def test_overlay_cannot_add_procedures(world: World, record: Recorder) -> None:
+    """Even signed with the trusted key, an overlay record carrying procedures is refused: a
+    host's overlay adds files, never commands."""
+    _, moid, _ = world.valid_manifest()
+    ov = Overlay(world.store.store_id, world.client.host, 1, world.valid_manifest({"etc/hostname": b"h\n"})[1],
+                 format_time(utcnow()))
+    rec = {**ov.to_record(), "features": ["procedures"], "policy": {"procedure": [pwn_procedure(world)]}}
+    path = Path(world.store.url.removeprefix("file://")) / layout.overlay_path(world.client.host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(sign_envelope(rec, [world.key]))
+    world.publish_record(world.record(moid))
+    try:
+        run_refused(world, record, "features")
+    finally:
+        path.unlink()
+
+
 def test_client_still_updates_after_the_attacks(world: World, record: Recorder) -> None:
     """Scenario: after all of the above, an honest generation installs normally."""
     spec = {**G1, "etc/a.conf": "honest a2\n"}

@@ -78,3 +78,24 @@ def test_history_errors_are_one_line(cli, admin: Store, tmp_path: Path) -> None:
     assert "several channels (stable, testing)" in one_error_line(res.stderr)
     res = cli("log", "--store", f"file://{tmp_path}/nothing", exit_code=StoreNotFound.exit_code)
     assert "no regen store at" in one_error_line(res.stderr)
+
+
+def test_show_lists_the_generations_procedures(cli, admin: Store, tmp_path: Path) -> None:
+    src = tmp_path / "ref"
+    (src / "etc/nginx").mkdir(parents=True)
+    (src / "etc/nginx/nginx.conf").write_text("events {}\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[procedure]]\nname = "reload nginx"\nwhen = ["etc/nginx/**"]\n'
+                      'run = ["/usr/sbin/nginx", "-s", "reload"]\ntimeout = "30s"\n'
+                      '[[procedure]]\nname = "ldconfig"\nwhen = ["usr/lib"]\nrun = ["/sbin/ldconfig"]\n'
+                      'stage = "before"\non = ["update"]\nfailure = "quarantine"\nchroot = true\n')
+    out = cli("snapshot", src, "-c", "stable", "-m", "with procedures", "--policy", policy, "--publish").stdout
+    assert "procedure reload nginx: after install/update/repair of etc/nginx/** -> /usr/sbin/nginx -s reload" in out
+    info = cli("show", "1", "--json").json()
+    assert [p["name"] for p in info["policy"]["procedure"]] == ["reload nginx", "ldconfig"]
+    assert info["policy"]["procedure"][0]["timeout"] == 30
+    text = cli("show", "1").stdout
+    assert ("procedure   reload nginx: after install/update/repair of etc/nginx/** -> /usr/sbin/nginx -s reload "
+            "(timeout 30 s, on failure report)") in text
+    assert "procedure   ldconfig: before update of usr/lib -> /sbin/ldconfig (timeout 300 s, on failure quarantine, " \
+           "chroot)" in text

@@ -105,3 +105,24 @@ def test_misconfigured_hosts_are_actions_with_their_fix() -> None:
     assert [(m.host, m.message) for m in fleet.misconfigured] == [("wrong", line)]
     assert fleet.needs_attention
     assert fleet.as_dict()["actions"]["misconfigured"] == [{"host": "wrong", "message": line}]
+
+
+def test_failed_procedures_are_actions_and_malformed_entries_are_skipped() -> None:
+    from regen.manager.fleet import check_line
+
+    t = format_time(NOW - timedelta(hours=1))
+    ran = [{"name": "reload nginx", "ok": False, "exit_status": 1, "timed_out": False, "failure": "report",
+            "output_tail": "nginx: [emerg] unknown directive\n"},
+           {"name": "ldconfig", "ok": True, "exit_status": 0},
+           "not a mapping", {"ok": False, "exit_status": "x", "timed_out": True}]
+    inputs = [HostInput("pc-01", Report("pc-01", "run", t, t, "ok", 0, "stable", 5, 5,
+                                        steps={"procedures": {"outcome": "failed", "ran": ran}})),
+              HostInput("pc-02", Report("pc-02", "run", t, t, "ok", 0, "stable", 5, 5,
+                                        steps={"procedures": "garbage"})),
+              report("pc-03")]
+    fleet = analyse(inputs, HEADS, now=NOW)
+    assert [(p.host, p.name, p.exit_status, p.timed_out, p.last_line) for p in fleet.procedures] == [
+        ("pc-01", "reload nginx", 1, False, "nginx: [emerg] unknown directive"), ("pc-01", "?", -1, True, "")]
+    assert fleet.needs_attention and fleet.action_count() == 1
+    assert fleet.as_dict()["actions"]["failed_procedures"][0]["name"] == "reload nginx"
+    assert "1 with failed procedures" in check_line(fleet)[1]
