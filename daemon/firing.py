@@ -50,9 +50,10 @@ class Fired:
 
 def changed_paths(plan: Plan) -> list[str]:
     """Every path an apply of `plan` creates, modifies, removes or changes the metadata of
-    (regend's own temporary files, left by a killed run and removed now, are not changes)."""
+    (regend's own temporary files, left by a killed run and removed now, are not changes; nor is
+    a directory's mtime set again because its content changed: that content fires already)."""
     out = [o.path for o in plan.delete if not o.temp]
-    for group in (plan.mkdir, plan.create, plan.replace, plan.symlink, plan.chmod):
+    for group in (plan.mkdir, plan.create, plan.replace, plan.symlink, plan.chmod, plan.link):
         out.extend(e.path for e in group)
     return out
 
