@@ -427,6 +427,7 @@ class HttpServer:
     token: str
     _failures: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    latency: float = 0.0  # seconds every answer waits first: a far-away server (tests/bench/packs.py --latency-ms)
 
     @property
     def base(self) -> str:
@@ -452,6 +453,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def _intercept(self) -> bool:
         info = self.server_info
         info.log.add(self.command, self.path)
+        if info.latency:
+            time.sleep(info.latency)
         failure = info._take_failure(self.path.split("?", 1)[0])
         if failure is None and self.path.startswith("/private/") and \
                 self.headers.get("Authorization") != f"Bearer {info.token}":

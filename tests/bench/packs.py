@@ -169,6 +169,8 @@ def main() -> int:
     ap.add_argument("--big-mib", type=int, default=256)
     ap.add_argument("--skip-loose", action="store_true", help="measure only the packed store (the loose one "
                                                                "makes one request per file)")
+    ap.add_argument("--latency-ms", type=float, default=0.0,
+                    help="every answer of the web server waits this long first (a far-away server)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     for var in [k for k in os.environ if k.startswith(("REGEN_", "FSSPEC_", "AWS_"))]:
@@ -178,13 +180,15 @@ def main() -> int:
         base = Path(tmp)
         os.environ["HOME"] = str(base / "home")
         http = stack.enter_context(_fixture(servers.http_server, _TmpFactory(base)))
+        http.latency = args.latency_ms / 1000
         for packed in ([True] if args.skip_loose else [False, True]):
             row = bench_tree(http, base, args.files, packed)
             out["trees"].append(row)
             print(f"{row['store']}: {row}", file=sys.stderr)
         if args.big_mib:
             out["big"] = bench_big(http, base, args.big_mib)
-    print(f"\n{args.files:,} files over HTTP (python http.server with Range), counted by the server\n")
+    print(f"\n{args.files:,} files over HTTP (python http.server with Range, {args.latency_ms:g} ms added per "
+          "request), counted by the server\n")
     print("| store | install requests | install MB | install s | 1% update requests | update MB | update s | "
           "store MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
