@@ -195,8 +195,10 @@ class Store:
 
     def get_to(self, oid: ObjectId, out: Any, max_bytes: int | None = None) -> FileDigest:
         """Stream object `oid` into `out`, verifying; on ObjectCorrupt `out` holds garbage to discard."""
-        packed = self.config.packed
-        loc = self.locate(oid)
+        # a Store opened without its configuration reads a loose object without reading regen.json first
+        # (a miss reads it: the store may be packed)
+        packed = self._config is not None and self._config.packed
+        loc = self.locate(oid) if packed else None
         if loc is not None:
             where = f"{self.url}/{layout.pack_path(loc.pack)}@{loc.offset}"
             return self.decode_into(oid, io.BytesIO(_packs.read_blob(self, loc)), out, where=where, max_bytes=max_bytes)
@@ -213,8 +215,8 @@ class Store:
         """Whether the store became packed since this Store read (or was given) its configuration: a
         client caches regen.json, and `regen migrate` may have packed the store meanwhile (read once)."""
         with self._config_lock:
-            if self._config is None or self._config.packed:
-                return self._config is not None  # (another thread found it packed)
+            if self._config is not None and self._config.packed:
+                return True  # (another thread found it packed)
             if self._config_checked:
                 return False
             self._config_checked = True
@@ -222,6 +224,9 @@ class Store:
                 fresh = StoreConfig.from_json(self.backend.read(layout.CONFIG, max_bytes=65536), self.url)
             except NotFound:
                 return False
+            if self._config is None:
+                self._config = fresh
+                return fresh.packed
             if fresh.packed and fresh.store_id == self._config.store_id:
                 self.forget_packs()
                 self._config = fresh
