@@ -4,7 +4,8 @@
 #   KEEP=1 contrib/demo.sh     (leaves the temp folder for you to look at)
 # The administrator snapshots a reference tree into a signed generation; a client installs
 # itself, is damaged, repairs itself (unmanaged files kept in quarantine, user data
-# untouched), then upgrades to a new generation pulling only what it lacks; the fleet
+# untouched), then upgrades to a new generation pulling only what it lacks (its signed
+# "reload app" procedure fires on the new configuration); the fleet
 # status shows what the client reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +25,17 @@ printf 'listen = 8080\n' > "$ref/etc/app/app.conf"
 printf '#!/bin/sh\necho "app v1"\n' > "$ref/usr/bin/app"; chmod 755 "$ref/usr/bin/app"
 head -c 200000 /dev/urandom > "$ref/usr/share/app/data.bin"
 ln -s ../share/app/data.bin "$ref/usr/bin/data-link"
-cat > "$demo/policy.toml" <<'POL'
+cat > "$demo/policy.toml" <<POL
 preserve = ["home/**", "var/log/**"]   # user data: never touched on clients
 base = ["usr/bin/**"]                  # restored only from the store; drift here triggers a full verify
 junk = "quarantine"                    # unmanaged files are moved to quarantine, never deleted
 exclude = ["var/log/**"]
+
+[[procedure]]                          # signed with the generation: run by clients when app.conf changes
+name = "reload app"
+when = ["etc/app/**"]
+on   = ["update"]
+run  = ["/bin/sh", "-c", "echo \"app reloaded: generation \$REGEN_GENERATION, changed: \$(cat)\" >> $demo/reloads.log"]
 POL
 find "$ref" | sed "s|$demo/||" | sort
 
@@ -72,6 +79,8 @@ printf '#!/bin/sh\necho "app v2"\n' > "$ref/usr/bin/app"
 run regen snapshot "$ref" --channel stable -m "listen on 9090, app v2" --policy "$demo/policy.toml" --publish
 run regend run --once --config "$demo/regend.toml"
 run diff -r --no-dereference -x home "$ref" "$client" && echo "client == reference (generation 2)"
+echo "the signed procedure fired by the new app.conf:"
+run cat "$demo/reloads.log"
 
 step "7. the fleet as the administrator sees it"
 run regen log --channel stable
