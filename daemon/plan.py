@@ -78,6 +78,8 @@ class Observed:
         out = []
         if e.kind != "symlink" and self.mode != e.mode:
             out.append("mode")
+        if e.has_meta and self.uid is None:  # the index never recorded it (a format-1 install): apply all
+            return [*out, "unknown"]
         if e.uid is not None and self.uid is not None and (self.uid, self.gid) != (e.uid, e.gid):
             out.append("owner")
         if e.has_meta and self.uid is not None and self.xattrs != e.xattrs:

@@ -107,3 +107,15 @@ def test_a_kept_file_keeps_its_directory() -> None:
 def test_adopt_what_is_already_right() -> None:
     p = plan([d("a"), f("a/x")], [on_disk(d("a"), in_store=False), on_disk(f("a/x"), in_store=False)], Policy())
     assert p.empty and paths(p.adopt) == ["a", "a/x"]
+
+
+def test_metadata_the_index_never_recorded_is_applied_again() -> None:
+    """An upgrade from a format-1 generation: rows without owners must not pass for right."""
+    from regen.daemon.plan import Observed
+    from regen.store import Entry
+
+    e = Entry("a", "file", 0o644, 1, "0" * 64, "0" * 32, uid=0, gid=0, mtime=5)
+    unknown = Observed("a", "file", 0o644, 1, "0" * 32, in_store=True)
+    known = Observed("a", "file", 0o644, 1, "0" * 32, in_store=True, uid=0, gid=0, mtime=5)
+    assert [x.path for x in plan([e], [unknown], Policy()).chmod] == ["a"]
+    assert plan([e], [known], Policy()).empty
