@@ -35,15 +35,14 @@ from regen.store.errors import MISCONFIGURED
 
 from . import startcheck
 from .accept import accept, prepare
-from .ticker import Ticker
 from .cache import ObjectCache
 from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NotInstalled
-from .health import gauges
-from .metrics import run_metrics, write_metrics
 from .hardware import HardwareProbe
+from .health import gauges
 from .index import Index, open_index
 from .lock import RunLock
+from .metrics import run_metrics, write_metrics
 from .mirror import load_mirror, seed_from_mirror
 from .monitor import OFFLINE_WARNING, _open_store
 from .procedures import Procedures
@@ -55,6 +54,7 @@ from .scope import clean_key_of, policy_of, pruner
 from .session import StoreFactory, StoreSession
 from .steps import Steps, looping
 from .target import Manifests, Target
+from .ticker import Ticker
 from .update import Update
 from .writer import TreeWriter
 

@@ -1,16 +1,15 @@
 """Carry out a Plan on the tree: atomic, verified, confined to root (I/O).
 
-Order: save to quarantine -> delete (deepest first) -> mkdir -> files, symlinks, FIFOs and
-devices -> hard links -> metadata (meta.py: owner, mode, attributes, mtime; directories
-deepest first, their mtimes last).
-Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory while the
-BLAKE3 of the bytes actually written is computed (a cached object is trusted only after that
-check; a sparse entry's zero blocks become holes), its metadata is set on the descriptor, then one syncfs(2) per filesystem concerned for
-the whole batch (SafeRoot.sync: root's, any mounted below it, the cache's), then each temp
-file is renamed over its path. A kill at any moment leaves every managed path with its old
-content, its new content or absent, never a partial file; leftover temp files are removed by
-the next run's plan. All paths go through SafeRoot (no symlink followed, nothing
-outside root). Failures are collected per entry; the rest of the plan goes on.
+Order: save to quarantine -> delete (deepest first) -> mkdir -> files, symlinks, FIFOs and devices
+-> hard links -> metadata (meta.py: owner, mode, attributes, mtime; directories deepest first, their
+mtimes last). Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory
+while the BLAKE3 of the bytes actually written is computed (a cached object is trusted only after
+that check; a sparse entry's zero blocks become holes), its metadata is set on the descriptor, then
+one syncfs(2) per filesystem concerned for the whole batch (SafeRoot.sync: root's, any mounted below
+it, the cache's), then each temp file is renamed over its path. A kill at any moment leaves every
+managed path with its old content, its new content or absent, never a partial file; leftover temp
+files are removed by the next run's plan. All paths go through SafeRoot (no symlink followed,
+nothing outside root). Failures are collected per entry; the rest of the plan goes on.
 
 Test hook: `kill_after=N` (regend reads REGEN_TEST_KILL_AFTER) sends SIGKILL to this process
 after N operations, so tests can crash a real run at every point of an apply.
@@ -23,7 +22,6 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
 
 from regen.store import EMPTY_ID, NODE_KINDS, Entry, RegenError, Store, decode_xattrs, encode_xattrs
 
@@ -440,7 +438,8 @@ def _tree_key(e: Entry) -> bytes:
 def observed_from_facts(facts: Iterable[tuple[Any, ...]], prune: Callable[[str], bool]) -> list[Observed]:
     """The disk as the index knows it (it matches the disk after a completed repair), from
     Index.observed_facts() without building IndexRows; pruned paths left out."""
-    return [Observed(*t[:7], False, t[7], t[8], t[9], decode_xattrs(t[10]), t[11], t[12])
+    return [Observed(t[0], t[1], t[2], t[3], t[4], t[5], t[6], False, t[7], t[8], t[9], decode_xattrs(t[10]), t[11],
+                     t[12])
             for t in facts if not prune(t[0])]
 
 

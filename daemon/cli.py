@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -23,7 +23,6 @@ from regen.store.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, Reg
 from . import oneshot, render
 from .config import DEFAULT_PATH, DaemonConfig
 from .errors import UsageError
-
 
 
 class RegendGroup(TyperGroup):
@@ -62,7 +61,7 @@ app = typer.Typer(cls=RegendGroup, name="regend", no_args_is_help=True, pretty_e
                   rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
 
 # (long only: -c means --channel in regen, one meaning per short option across both tools)
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="regend.toml (default: $REGEND_CONFIG "
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="regend.toml (default: $REGEND_CONFIG "
                                                    f"or {DEFAULT_PATH})", dir_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -169,10 +168,10 @@ def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> int:
 
 @app.command()
 def recover(
-    run_id: Annotated[Optional[str], typer.Argument(help="A quarantine run id (see --list).")] = None,
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Paths to recover (default: all of the run).")] = None,
+    run_id: Annotated[str | None, typer.Argument(help="A quarantine run id (see --list).")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(help="Paths to recover (default: all of the run).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List quarantine runs (with RUN_ID: their items).")] = False,
-    to: Annotated[Optional[Path], typer.Option("--to", help="Copy into this directory, outside the tree.",
+    to: Annotated[Path | None, typer.Option("--to", help="Copy into this directory, outside the tree.",
                                                file_okay=False)] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Put back at their paths in the tree.")] = False,
     json_out: JsonOpt = False,

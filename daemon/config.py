@@ -17,8 +17,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from regen.store import (SIZE_EXPECTED, InvalidInput, PublicKey, check_glob, layout, load_public_key, parse_duration,
-                         parse_size, trust_map)
+from regen.store import (
+    SIZE_EXPECTED,
+    InvalidInput,
+    PublicKey,
+    check_glob,
+    layout,
+    load_public_key,
+    parse_duration,
+    parse_size,
+    trust_map,
+)
 
 from .errors import ConfigInvalid, HardwareConfigInvalid, ScheduleConfigInvalid
 

@@ -266,7 +266,8 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
     missing = cache.missing(sizes)
     return {"available": gen.number, "pending": True, "from": installed.number if installed else None,
             "to": gen.number, "objects_to_fetch": len(missing), "bytes_to_fetch": sum(sizes[o] for o in missing),
-            "changes": changes, "procedures": _fires(gen.policy.procedures, changed, "update" if installed else "install")}
+            "changes": changes,
+            "procedures": _fires(gen.policy.procedures, changed, "update" if installed else "install")}
 
 
 def _fires(procedures: Any, changed: list[str], phase: str) -> list[dict[str, Any]]:

@@ -89,7 +89,8 @@ class SafeRoot:
         while i > 0 and "/".join(parts[:i]) not in self._dirs:
             i -= 1
         pfd = self._dirs[("/".join(parts[:i]))] if i > 0 else self.fd
-        pinned = []  # descriptors opened on the way: kept open until the next one is (the LRU may close them)
+        # descriptors opened on the way: kept open until the next one is (the LRU may close them)
+        pinned: list[int] = []
         for k in range(i, len(parts)):
             sub = "/".join(parts[:k + 1])
             try:

@@ -69,7 +69,7 @@ def restore_to(q: Quarantine, items: list[Item], dest: str, *, root: str, preser
             raise RecoverError(f"{dest} is owned by uid {s.st_uid}, not by root or by you; not recovered there",
                                hint="choose a directory owned by root (or by you)")
         done = []
-        for n, item in enumerate(items):
+        for item in items:
             _ensure_dirs(sroot, item.path.rpartition("/")[0], check_owner=True)
             if sroot.lstat(item.path) is not None:
                 raise RecoverError(f"{sroot.full(item.path)} already exists; not overwritten",

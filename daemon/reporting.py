@@ -17,8 +17,17 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from regen.store import (HardwareFinding, RegenError, Report, Store, StoreError, format_time, history_due,
-                         history_marker, utcnow)
+from regen.store import (
+    HardwareFinding,
+    RegenError,
+    Report,
+    Store,
+    StoreError,
+    format_time,
+    history_due,
+    history_marker,
+    utcnow,
+)
 
 from .index import Index
 

@@ -342,10 +342,11 @@ def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: 
     if ((not trusted or stale) and row is not None and _same(facts, xxh, target, row) and facts.mode == row.mode
             and meta_same and (row.uid is None or facts.kind == "dir" or facts.mtime_ns == row.mtime_ns)):
         # confirmed unchanged: refresh the facts so the next run trusts the stat again
+        known = row.uid is not None  # owners and attributes recorded only where the row had them
         result.rows.append(IndexRow(path, facts.kind, facts.mode, facts.size, facts.mtime_ns, facts.ctime_ns,
                                     facts.inode, xxh, row.oid, target, row.managed, now_ns(),
-                                    *((facts.uid, facts.gid, xattrs) if row.uid is not None else (None, None, None)),
-                                    row.link, facts.rdev))
+                                    facts.uid if known else None, facts.gid if known else None,
+                                    xattrs if known else None, row.link, facts.rdev))
 
 
 def _xattrs_text(full: str) -> str | None:

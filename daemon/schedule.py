@@ -71,7 +71,7 @@ def _grid_trigger(interval: float, offset: float, jitter: float, rng: random.Ran
     (Made on demand: APScheduler is imported only by a daemon that stays running.)"""
     from apscheduler.triggers.base import BaseTrigger
 
-    class _GridTrigger(BaseTrigger):
+    class _GridTrigger(BaseTrigger):  # type: ignore[misc]  # (APScheduler 3 ships no types)
         def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
             draw = rng.uniform(0, jitter) if jitter > 0 else 0.0
             return _at(next_run(now.timestamp(), interval, offset, draw))
@@ -143,10 +143,10 @@ def run_forever(job: Callable[[bool], int], config: ScheduleConfig, host_id: str
     """
     if stop.is_set():
         return
-    from apscheduler.executors.pool import ThreadPoolExecutor
     import random
     from datetime import UTC
 
+    from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
     rng = random.Random()

@@ -13,7 +13,6 @@ read once per host, not once per run.
 from __future__ import annotations
 
 import threading
-
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 

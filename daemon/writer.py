@@ -25,7 +25,6 @@ from .scope import clean_key_of
 from .space import need_stage_space
 
 if TYPE_CHECKING:
-    from .ticker import Ticker
     from .cache import ObjectCache
     from .config import DaemonConfig
     from .index import Index
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from .reporting import RunLog
     from .session import StoreSession
     from .target import Manifests, Target
+    from .ticker import Ticker
 
 __all__ = ["TreeWriter"]
 
@@ -102,7 +102,8 @@ class TreeWriter:
             idx.close_pending()
             if phase != "repair":
                 idx.set_state("installed", target.as_dict())
-            idx.set_state("clean", clean_key_of(self.cfg, target) if clean and not res.errors and not res.left else None)
+            clean_now = clean and not res.errors and not res.left
+            idx.set_state("clean", clean_key_of(self.cfg, target) if clean_now else None)
         self._count(the_plan, res)
         return res
 

@@ -27,9 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from regen.store import FORMAT_META, Entry, ManifestWriter, ObjectId, Store, diff, is_object_id
+from regen.store import FORMAT_META, Entry, ManifestWriter, ObjectId, StagedWrites, Store, diff, is_object_id
 from regen.store.errors import IntegrityError, ManifestInvalid, StoreError
 
 from .errors import FileChanged, SourceInvalid
@@ -142,12 +141,6 @@ def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: Objec
     counts = scanner.counts
     return TreeBuild(writer.oid, writer.stats.as_dict(), changes, uploaded + inline.objects, nbytes + inline.nbytes,
                      counts.files_hashed, counts.files_reused, counts.bytes_hashed, tuple(counts.skipped))
-
-
-class StagedWrites(Protocol):
-    """What Store.staged() gives: writes made durable and visible together, when it is left."""
-
-    batched: bool
 
 
 def _workers(store: Store, batch: StagedWrites) -> int:

@@ -24,7 +24,6 @@ from . import render
 from .commands import fleet, history, hosts, init, keys, maintenance, publish, serve, snapshot, timeline
 
 
-
 class RegenGroup(TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,

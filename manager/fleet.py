@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from fnmatch import fnmatchcase
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 from regen.store import HardwareFinding, Report, drift_of, format_time, parse_time

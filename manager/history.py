@@ -1,8 +1,8 @@
 """`regen log`, `show`, `diff`: reading a channel's history (I/O through the Store).
 
 Listings parse records without trusting them (peek); `show` also says whether the record
-verifies against the keys the operator trusts (--key, --trusted-key; never the store's keys/). `diff` streams: both manifests
-are merge-joined, so two 1,000,000-entry generations are compared in constant memory.
+verifies against the keys the operator trusts (--key, --trusted-key; never the store's keys/).
+`diff` streams: both manifests are merge-joined, so two 1,000,000-entry generations are compared in constant memory.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
 
 from regen.store import (
     DEFAULT_PACK_SIZE,
@@ -62,8 +61,7 @@ def init_store(url: str | None, storage_options: Sequence[str] | None, compressi
     except NotFound:
         has_config = False
     if not has_config:
-        # cast: Backend's annotations say list[str] but its method named `list` shadows the builtin for mypy
-        folders = cast("list[str]", store.backend.list_dirs(""))
+        folders = store.backend.list_dirs("")
         if folders:
             raise StoreNotEmpty(f"{store.url} is not empty (it holds {', '.join(folders[:5])}"
                                 f"{', ...' if len(folders) > 5 else ''}) and is not a regen store")

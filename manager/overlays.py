@@ -27,7 +27,8 @@ def current_overlay(store: Store, host: str) -> tuple[Overlay, bytes] | None:
     data = store.read_overlay(check_host(host))
     if data is None:
         return None
-    return Overlay.from_record(peek_envelope(data, where=f"overlay of host {host!r}"), f"overlay of host {host!r}"), data
+    where = f"overlay of host {host!r}"
+    return Overlay.from_record(peek_envelope(data, where=where), where), data
 
 
 def next_version(current: Overlay | None) -> int:

@@ -141,7 +141,8 @@ def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime
             raise NotPublishable(
                 f"generation {number} is older than generation {current.number}, the current one of {channel!r}; "
                 f"clients refuse to go back",
-                hint=f"republish its content as a new generation with 'regen rollback --channel {channel} --to {number}'")
+                hint=f"republish its content as a new generation with "
+                     f"'regen rollback --channel {channel} --to {number}'")
         move_ref(store, lock, channel, data, before)
     return PublishResult(channel, number, current.number if current else None, epoch=gen.epoch)
 

@@ -44,8 +44,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeRemainingColumn, TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from regen.store import Change, CheckResult, LeaseInfo, MigrateResult, Procedure, json_safe
@@ -60,8 +67,8 @@ from .progress import NoProgress
 from .progress import Progress as ProgressSink
 from .publish import PublishResult
 from .scan import shown
-from .timeline import Timeline
 from .snapshot import SnapshotResult
+from .timeline import Timeline
 
 PROG = "regen"
 
@@ -114,7 +121,8 @@ class RichProgress:
         self._by_bytes = total_bytes is not None or total_items is None
         self._items = 0
         if self._by_bytes:
-            columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[items]} files"),
+            columns: list[Any] = [TextColumn("{task.description}"), BarColumn(),
+                                  TextColumn("{task.fields[items]} files"),
                                   DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
         else:
             columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
@@ -184,7 +192,8 @@ class Output:
         if self.quiet:
             return self.line(str(r.number))
         t, s, c = r.tree, r.tree.stats, r.tree.changes
-        state = "published" if r.published else f"not published (publish with 'regen publish {r.number} --channel {r.channel}')"
+        state = ("published" if r.published
+                 else f"not published (publish with 'regen publish {r.number} --channel {r.channel}')")
         self.line(f"generation {r.number} of channel {r.channel}: {state}", style="bold")
         self.line(f"  tree      {_tree_line(s)}")
         base = f"generation {r.parent}" if r.parent is not None else "an empty tree (first generation)"
@@ -244,7 +253,8 @@ class Output:
                 ("parent", "-" if g.parent is None else str(g.parent)), ("manifest", g.manifest),
                 ("expires", g.expires or "never"),
                 ("signed by", ", ".join(info.signed_by) or "-"),
-                ("signature", "verifies with the trusted keys" if info.verified else f"NOT verified: {info.verify_error}"),
+                ("signature",
+                 "verifies with the trusted keys" if info.verified else f"NOT verified: {info.verify_error}"),
                 ("tree", _tree_line(g.stats)),
                 ("preserve", ", ".join(g.policy.preserve) or "-"), ("base", ", ".join(g.policy.base) or "-"),
                 ("exclude", ", ".join(g.policy.exclude) or "-"), ("junk", g.policy.junk)]
@@ -361,7 +371,8 @@ class Output:
         verb = "would delete" if r.dry_run else "deleted"
         self.line(f"{verb} {s['objects_to_delete']:,} objects ({decimal(s['bytes_to_free'])}) and "
                   f"{s['generations_to_delete']:,} generations; kept {s['generations_kept']:,} generations "
-                  f"(newest {r.keep} per channel and every current one), {s['referenced_objects']:,} referenced objects, "
+                  f"(newest {r.keep} per channel and every current one), "
+                  f"{s['referenced_objects']:,} referenced objects, "
                   f"{s['young_unreferenced_kept']:,} unreferenced objects younger than the grace period")
         if "packs_to_delete" in s:  # a packed store: the repack
             self.line(f"packs: {verb} {s['packs_to_delete']:,} ({decimal(s['pack_bytes_to_free'])}), "
@@ -370,7 +381,8 @@ class Output:
         if r.history is not None:
             h = r.history.stats()
             self.line(f"{verb} {h['history_to_delete']:,} report history entries older than "
-                      f"{(r.keep_reports_seconds or 0) // 86400} days; kept {h['history_kept']:,} entries of {h['hosts']:,} "
+                      f"{(r.keep_reports_seconds or 0) // 86400} days; "
+                      f"kept {h['history_kept']:,} entries of {h['hosts']:,} "
                       f"hosts (each host's last state change is always kept)")
 
     def fsck(self, r: CheckResult) -> None:
@@ -403,4 +415,5 @@ class Output:
         if lease is None:
             self.line("the store was not locked")
         else:
-            self.line(f"removed the lock of {lease.owner} on {lease.host} (pid {lease.pid}), held since {lease.created}")
+            self.line(f"removed the lock of {lease.owner} on {lease.host} (pid {lease.pid}), "
+                      f"held since {lease.created}")

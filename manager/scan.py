@@ -18,8 +18,21 @@ import stat as st
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from regen.store import (Entry, FileDigest, IdNames, hash_file, kind_of, matches, node_kind, object_id, printable,
-                         read_xattrs, sort_key, walk, xxh)
+from regen.store import (
+    Entry,
+    FileDigest,
+    IdNames,
+    hash_file,
+    kind_of,
+    matches,
+    node_kind,
+    object_id,
+    printable,
+    read_xattrs,
+    sort_key,
+    walk,
+    xxh,
+)
 
 from .errors import FileChanged, SnapshotFailed, SourceInvalid
 from .progress import Progress

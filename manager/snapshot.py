@@ -71,7 +71,8 @@ def snapshot(store: Store, src: str, *, channel: str, message: str, key: SecretK
                           cache_dir=cache_dir, progress=progress, full=full, one_file_system=one_file_system)
         when = now or utcnow()
         gen = write_new_generation(
-            store, key, trust, lock, channel=channel, manifest=tree.manifest, parent=current.number if current else None,
+            store, key, trust, lock, channel=channel, manifest=tree.manifest,
+            parent=current.number if current else None,
             message=message, policy=policy, stats=tree.stats, expires=expires, now=when, publish=publish,
             current=current, expected_ref=before)
     warnings += [f"skipped {what}" for what in tree.skipped]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from regen.store import (
     Generation,
@@ -32,7 +32,7 @@ from .errors import BadOption, Untrusted
 
 # Records the manager builds on may have expired (an old generation rolled back to, an overlay
 # signed with --expires): expiry protects clients from freeze, not the signer from its own records.
-_NO_EXPIRY = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NO_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
 _REFUSED = (TrustError, IntegrityError, UnsupportedFormat)
 
 

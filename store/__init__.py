@@ -27,8 +27,8 @@ for _mod, _names in {
     "entry": "Entry",
     "paths": "check_path sort_key",
     "manifest": "Change DiffStats ManifestStats ManifestWriter TreeOrderChecker check_entry diff "
-                "iter_entries build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS "
-                "encode_xattrs decode_xattrs",
+                "iter_entries build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS",
+    "manifest_meta": "encode_xattrs decode_xattrs",
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
     "policy": "Policy load_policy_toml",
     "globs": "check_glob literal_glob matches",
@@ -45,6 +45,7 @@ for _mod, _names in {
     "delta": "ManifestDelta manifest_delta",
     "durations": "parse_duration",
     "sizes": "SIZE_EXPECTED parse_size",
+    "staging": "StagedWrites",
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
     "transfer": "TransferResult",
@@ -72,41 +73,72 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # the static view of the same names
     from . import about, layout
     from .backend import Backend, Stat, open_backend
-    from .schemes import parse_url
     from .check import CheckResult, fsck
+    from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
+    from .counters import Counters
+    from .delta import ManifestDelta, manifest_delta
+    from .durations import parse_duration
+    from .entry import Entry
     from .findings import Finding
     from .gc import DEFAULT_GRACE, DEFAULT_KEEP, GcPlan, execute_gc, kept_numbers, plan_gc
-    from .generation import MAX_NUMBER, Generation, Overlay, format_time, parse_time, utcnow, verify_generation, verify_overlay
+    from .generation import (
+        MAX_NUMBER,
+        Generation,
+        Overlay,
+        format_time,
+        parse_time,
+        utcnow,
+        verify_generation,
+        verify_overlay,
+    )
+    from .globs import check_glob, literal_glob, matches
+    from .history import HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker, prune_history
+    from .history import parse_entry as parse_history_entry
     from .lock import LeaseInfo, StoreLock, break_lock
-    from .entry import Entry
-    from .manifest import (FORMAT_META, NODE_KINDS, Change, DiffStats, ManifestStats, ManifestWriter,
-                           TreeOrderChecker, check_entry, decode_xattrs, diff, encode_xattrs, iter_entries)
-    from .paths import check_path, sort_key
+    from .manifest import (
+        FORMAT_META,
+        NODE_KINDS,
+        Change,
+        DiffStats,
+        ManifestStats,
+        ManifestWriter,
+        TreeOrderChecker,
+        check_entry,
+        diff,
+        iter_entries,
+    )
     from .manifest import build as build_manifest
     from .manifest import parse as parse_manifest
+    from .manifest_meta import decode_xattrs, encode_xattrs
+    from .metrics import Family as MetricFamily
+    from .metrics import exposition as metrics_exposition
+    from .migrate import MigrateResult, migrate_to_packs
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
-    from .globs import check_glob, literal_glob, matches
+    from .owners import IdNames
+    from .paths import check_path, sort_key
     from .policy import Policy, load_policy_toml
     from .procedure import Procedure
     from .report import Finding as HardwareFinding
     from .report import Report, drift_of
-    from .history import (HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker,
-                          prune_history)
-    from .history import parse_entry as parse_history_entry
-    from .metrics import Family as MetricFamily
-    from .metrics import exposition as metrics_exposition
-    from .signing import (PublicKey, SecretKey, generate, key_id, load_public_key, load_secret_key, open_envelope,
-                          peek_envelope, sign_envelope, trust_map, write_keypair)
-    from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
-    from .delta import ManifestDelta, manifest_delta
-    from .counters import Counters
-    from .durations import parse_duration
-    from .migrate import MigrateResult, migrate_to_packs
+    from .schemes import parse_url
+    from .signing import (
+        PublicKey,
+        SecretKey,
+        generate,
+        key_id,
+        load_public_key,
+        load_secret_key,
+        open_envelope,
+        peek_envelope,
+        sign_envelope,
+        trust_map,
+        write_keypair,
+    )
     from .sizes import SIZE_EXPECTED, parse_size
+    from .staging import StagedWrites
     from .store import Store, open_store
     from .text import json_safe, printable, redact
     from .transfer import TransferResult
-    from .owners import IdNames
     from .tree import kind_of, node_kind, read_xattrs, syncfs, walk
 
 __version__ = "0.1.0"
@@ -119,11 +151,13 @@ __all__ = [
     "TreeOrderChecker", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
-    "about", "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches", "object_id", "open_backend",
+    "about", "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches",
+    "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
     "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
-    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs", "Procedure", "parse_duration",
-    "SIZE_EXPECTED", "parse_size",
+    "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
+    "Procedure", "parse_duration",
+    "SIZE_EXPECTED", "parse_size", "StagedWrites",
     "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",

@@ -98,7 +98,7 @@ def replace(fs: Any, scheme: str, src: str, dst: str, *, url: str, rel: str | No
     if scheme == "file":
         os.replace(src, dst)
     elif scheme == "smb":
-        import smbclient  # type: ignore[import-untyped]
+        import smbclient
 
         # SMB refuses to rename over a file another client has open (ACCESS_DENIED or
         # SHARING_VIOLATION, even when it shares delete access). Only small files are ever

@@ -17,6 +17,7 @@ so tests and reports can prove how light a run was on the server.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import os
@@ -24,10 +25,10 @@ import random
 import shutil
 import stat as stat_mod
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any, Callable, TypeVar
+from typing import IO, Any, TypeVar
 
 from .atomic import create_new, write_atomic
 from .breaker import Breaker
@@ -37,8 +38,17 @@ from .errors import NotFound, StoreError, StoreExists, StoreReadOnly, StoreUnrea
 from .layout import TEMP_PREFIX
 from .listing import files_below, subfolders
 from .options import check_options
-from .schemes import (DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, _known_hosts, _min_rate, _positive_seconds, capabilities,
-                      fs_root, make_fs, parse_url)
+from .schemes import (
+    DEFAULT_MIN_RATE,
+    DEFAULT_TIMEOUT,
+    _known_hosts,
+    _min_rate,
+    _positive_seconds,
+    capabilities,
+    fs_root,
+    make_fs,
+    parse_url,
+)
 from .streams import CountingReader, RateGuard, open_stream, read_range, read_upto, s3_range
 from .translate import translate
 
@@ -392,7 +402,7 @@ class Backend:
             return sorted(out)
         return self.call(prefix, op)
 
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
         """Names of the direct subfolders of `prefix` (on S3: the prefixes that hold files)."""
         self._check_listable(prefix)
         def op() -> list[str]:

@@ -115,9 +115,10 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
             except StoreError as exc:
                 findings.append(Finding("ref", f"refs/{channel}", exc.message))
     for host in store.overlay_hosts():
-        data = store.read_overlay(host)
-        if data is None:
+        overlay = store.read_overlay(host)
+        if overlay is None:
             continue
+        data = overlay
         where = layout.overlay_path(host)
         try:
             ov = Overlay.from_record(open_record(data, where), where)

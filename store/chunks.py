@@ -29,8 +29,8 @@ from .objects import FileDigest, ObjectId, VerifyingWriter, check_read, decode, 
 from .pool import bounded_map
 
 if TYPE_CHECKING:
-    from .packindex import Location
     from .objectstore import ObjectStore
+    from .packindex import Location
 
 log = logging.getLogger("regen.store")
 
@@ -126,7 +126,8 @@ def assemble(store: ObjectStore, oid: ObjectId, body: bytes, out: IO[bytes], *, 
 Run = list[tuple[ObjectId, "Location | None"]]
 
 
-def _runs(store: ObjectStore, chunks: list[tuple[ObjectId, int]], local: dict[ObjectId, tuple[str, int, int]]) -> list[Run]:
+def _runs(store: ObjectStore, chunks: list[tuple[ObjectId, int]],
+          local: dict[ObjectId, tuple[str, int, int]]) -> list[Run]:
     """Chunks in order, grouped into runs that one ranged read serves (neighbours in one pack)."""
     runs: list[Run] = []
     start = end = 0

@@ -19,8 +19,10 @@ from typing import IO
 
 import xxhash
 
-from .manifest import (MAX_LINE_BYTES, Entry, LinkGroups, TreeOrderChecker, _path_of, check_header, decode_entry,
-                       entry_lines, sort_key)
+from .entry import Entry
+from .manifest import MAX_LINE_BYTES, TreeOrderChecker, _path_of, check_header, decode_entry, entry_lines
+from .manifest_meta import LinkGroups
+from .paths import sort_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ are burned anyway, a signed `epoch` starts a new numbering: clients order genera
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from .errors import RecordExpired, RecordInvalid, RecordMismatch, RollbackRefused, UnsupportedFormat
 from .objects import ObjectId, is_object_id
@@ -31,11 +32,11 @@ OVERLAY_TYPE = "regen-overlay"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_time(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: object, where: str) -> datetime:
@@ -45,7 +46,7 @@ def parse_time(value: object, where: str) -> datetime:
         t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         raise RecordInvalid(f"{where}: time {value!r} is not YYYY-MM-DDTHH:MM:SSZ", path=where) from None
-    return t.replace(tzinfo=timezone.utc)
+    return t.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

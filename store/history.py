@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .report import Report, drift_of
@@ -68,7 +68,7 @@ class HistoryEntry:
 
 
 def stamp(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    return when.astimezone(UTC).strftime(STAMP_FORMAT)
 
 
 def entry_name(when: datetime, state: str | None) -> str:
@@ -84,7 +84,7 @@ def parse_entry(path: str) -> HistoryEntry | None:
     if rest and (not rest.startswith("-") or not rest[1:].isalpha()):
         return None
     try:
-        when = datetime.strptime(base[:STAMP_LEN], STAMP_FORMAT).replace(tzinfo=timezone.utc)
+        when = datetime.strptime(base[:STAMP_LEN], STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
     return HistoryEntry(path, when, rest[1:] or None)

@@ -7,7 +7,7 @@ so a static HTTP server can serve a store.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .errors import InvalidName, StoreError
 from .objects import ObjectId, is_object_id
@@ -96,7 +96,7 @@ def overlay_path(host: str) -> str:
 
 def report_path(host: str, when: datetime, state: str | None = None) -> str:
     """A history entry: the UTC time of writing, then the state the run left (see history.py)."""
-    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{REPORTS}/{check_name(host, 'host')}/{stamp}{'-' + state if state else ''}.json"
 
 

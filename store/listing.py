@@ -48,7 +48,7 @@ def _walk_files(fs: Any, scheme: str, top: str) -> list[str]:
 def ls(fs: Any, scheme: str, d: str) -> list[tuple[str, bool]]:
     """(full name, is a folder) of the entries of folder `d`, in one request where possible."""
     if scheme == "smb":
-        import smbclient  # type: ignore[import-untyped]
+        import smbclient
 
         # scandir gets names and types in one query; fsspec's ls would stat every entry
         return [(f"{d}/{e.name}", e.is_dir()) for e in smbclient.scandir(_unc(fs, d), port=fs._port)]

@@ -1,30 +1,38 @@
 """Manifests: the complete, validated description of a tree (pure).
 
 Canonical form (see FORMAT.md): UTF-8 JSON Lines. Line 1 is the header
-``{"features":[],"format":N,"type":"regen-manifest"}``; every further line is one entry,
-keys sorted, no spaces. Format 1 describes content and modes; format 2 adds what keeps a
-real machine identical (owners by id and name, mtimes, extended attributes and ACLs, hard
-link groups, device nodes and FIFOs, sparse files). Both are read; a writer picks one. Entries are in *tree order*: sorted by the UTF-8 bytes of the path
-with ``/`` ranked below every other byte, so a directory is directly followed by all
-of its descendants. That order lets a reader validate parents and a differ merge two
-manifests while holding only the current directory chain in memory: a 1,000,000-entry
-manifest is never materialised.
-"""
+``{"features":[],"format":N,"type":"regen-manifest"}``; every further line is one entry, keys
+sorted, no spaces. Format 1 describes content and modes; format 2 adds what keeps a real machine
+identical (owners by id and name, mtimes, extended attributes and ACLs, hard link groups, device
+nodes and FIFOs, sparse files). Both are read; a writer picks one. Entries are in *tree order*:
+sorted by the UTF-8 bytes of the path with ``/`` ranked below every other byte, so a directory is
+directly followed by all of its descendants. That order lets a reader validate parents and a differ
+merge two manifests while holding only the current directory chain in memory: a 1,000,000-entry
+manifest is never materialised."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _q  # a JSON string literal, non-ASCII kept as is
-from typing import IO, Any, Iterable, Iterator, Literal
+from typing import IO, Any, Literal
 
 import blake3
 
-from .errors import ManifestInvalid, UnsupportedFormat
-from .manifest_meta import (MAX_ID, NAME_RE, LinkGroups, _is_int, _utf8_len_ok, check_meta, check_xattrs, decode_xattrs, encode_meta,
-                            encode_xattrs, xattrs_of)  # noqa: F401 - check_xattrs, decode_xattrs, encode_xattrs re-exported
 from .entry import Entry, Kind
+from .errors import ManifestInvalid, UnsupportedFormat
+from .manifest_meta import (
+    MAX_ID,
+    NAME_RE,
+    LinkGroups,
+    _is_int,
+    _utf8_len_ok,
+    check_meta,
+    encode_meta,
+    xattrs_of,
+)
 from .objects import ObjectId, is_object_id
 from .paths import check_path, sort_key
 
@@ -115,11 +123,11 @@ def encode_entry(e: Entry) -> bytes:
     if type(e.path) is str and type(e.mode) is int and type(e.size) is int:
         if e.kind == "file" and type(e.oid) is str and type(e.xxh) is str:
             return (f'{{"k":"f","m":{e.mode},"o":{_q(e.oid)},"p":{_q(e.path)},"s":{e.size},"x":{_q(e.xxh)}}}\n'
-                    .encode("utf-8"))
+                    .encode())
         if e.kind == "dir":
-            return f'{{"k":"d","m":{e.mode},"p":{_q(e.path)}}}\n'.encode("utf-8")
+            return f'{{"k":"d","m":{e.mode},"p":{_q(e.path)}}}\n'.encode()
         if e.kind == "symlink" and type(e.target) is str:
-            return f'{{"k":"l","m":{e.mode},"p":{_q(e.path)},"t":{_q(e.target)}}}\n'.encode("utf-8")
+            return f'{{"k":"l","m":{e.mode},"p":{_q(e.path)},"t":{_q(e.target)}}}\n'.encode()
     return _encode_entry_json(e)
 
 
@@ -143,9 +151,9 @@ def decode_entry(line: bytes, lineno: int = 0, fmt: int = FORMAT) -> Entry:
         raise ManifestInvalid(f"manifest line {lineno} is not an object", line=lineno)
     code = d.get("k")
     kinds = _KEYS if fmt == FORMAT else _KEYS2
-    kind = _CODE_KIND.get(code) if isinstance(code, str) and code in kinds else None
-    if kind is None:
+    if not isinstance(code, str) or code not in kinds:
         raise ManifestInvalid(f"manifest line {lineno} has unknown kind {code!r}", line=lineno)
+    kind = _CODE_KIND[code]
     keys = d.keys()
     required = kinds[code]
     optional = _OPTIONAL2[code] if fmt != FORMAT else frozenset()
@@ -175,7 +183,7 @@ def _entry_of(d: dict[str, Any], kind: Kind, strict: bool = False) -> Entry:
                               path=d.get("p"))
     return Entry(d.get("p"), kind, d.get("m"), d.get("s", 0), d.get("o"), d.get("x"), d.get("t"),  # type: ignore[arg-type]
                  d.get("u"), d.get("g"), d.get("U"), d.get("G"), d.get("T"), xattrs_of(d.get("a"), d.get("p"), strict),
-                 d.get("h"), r, sparse)  # type: ignore[arg-type]
+                 d.get("h"), r, sparse)
 
 
 class TreeOrderChecker:
@@ -236,7 +244,8 @@ class ManifestStats:
             self.symlinks += 1
 
     def as_dict(self) -> dict[str, int]:
-        return {"entries": self.entries, "files": self.files, "dirs": self.dirs, "symlinks": self.symlinks, "bytes": self.bytes}
+        return {"entries": self.entries, "files": self.files, "dirs": self.dirs, "symlinks": self.symlinks,
+                "bytes": self.bytes}
 
 
 class ManifestWriter:

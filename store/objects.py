@@ -11,8 +11,9 @@ import io
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator
+from typing import IO
 
 import blake3
 import xxhash
@@ -155,14 +156,16 @@ class VerifyingWriter:
                     self._feed(chunk)
             except zstandard.ZstdError as exc:
                 raise ObjectCorrupt(
-                    f"object {self.oid} at {self.where or '?'} does not decompress: {exc}", oid=self.oid, path=self.where
+                    f"object {self.oid} at {self.where or '?'} does not decompress: {exc}", oid=self.oid,
+                    path=self.where
                 ) from exc
         elif tag == TAG_RAW:
             for chunk in iter(lambda: src.read(CHUNK), b""):
                 self._feed(chunk)
         else:
             raise ObjectCorrupt(
-                f"object {self.oid} at {self.where or '?'} has unknown encoding tag {tag!r}", oid=self.oid, path=self.where
+                f"object {self.oid} at {self.where or '?'} has unknown encoding tag {tag!r}", oid=self.oid,
+                path=self.where
             )
         return self.finish()
 
@@ -209,7 +212,7 @@ def encode_stream(src: IO[bytes], out: IO[bytes], compression: str = "zstd", lev
         size += len(chunk)
         sink(chunk)
     if writer is not None:
-        writer.close()  # ends the one frame (a flush(FLUSH_FRAME) first would add an empty second frame)
+        writer.close()  # type: ignore[no-untyped-call]  # ends the one frame (a flush(FLUSH_FRAME) first would add an empty second frame)
     return FileDigest(b.hexdigest(), x.hexdigest(), size)
 
 

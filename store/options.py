@@ -75,7 +75,7 @@ def _table(scheme: str, key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise _fail(scheme, key, f"is not valid JSON ({exc.msg} at column {exc.colno})",
                         f"give a JSON object, e.g. {key}='{{\"name\": \"value\"}}'") from None
     if not isinstance(value, dict):

@@ -92,7 +92,8 @@ def check_record(parse: Callable[[dict[str, Any]], object], record: dict[str, An
         parse(record)
     except RecordInvalid as exc:
         raise InvalidInput(f"cannot publish a malformed record: {exc.message}",
-                           hint="times are YYYY-MM-DDTHH:MM:SSZ (format_time), ids 64 hex digits, numbers >= 0") from None
+                           hint="times are YYYY-MM-DDTHH:MM:SSZ (format_time), ids 64 hex digits, "
+                                "numbers >= 0") from None
 
 
 # -- publisher keys (informational: clients trust only their configured keys) -------------------

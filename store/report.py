@@ -127,7 +127,8 @@ class Report:
                     raise RecordInvalid(f"{where} lacks field {key!r}", path=where)
                 return default
             v = d[key]
-            if not isinstance(v, types) or (isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
+            allowed = types if isinstance(types, tuple) else (types,)
+            if not isinstance(v, types) or (isinstance(v, bool) and bool not in allowed):
                 raise RecordInvalid(f"{where} field {key!r} has the wrong type", path=where)
             return v
 
@@ -171,7 +172,8 @@ def drift_of(drift: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[s
             listed = [p for p in value.get("paths", []) if isinstance(p, str)] if isinstance(
                 value.get("paths"), list) else []
             count = value.get("count")
-            counts[kind] = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else len(listed)
+            counts[kind] = (count if isinstance(count, int) and not isinstance(count, bool) and count >= 0
+                            else len(listed))
             paths[kind] = listed
         elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             counts[kind] = value

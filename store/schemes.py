@@ -176,7 +176,7 @@ def fs_root(scheme: str, url: str) -> str:
 
 def _unc(fs: Any, path: str) -> str:
     """\\\\host\\share\\path for smbclient, from fsspec's /share/path."""
-    return "\\\\" + fs.host + path.replace("/", "\\")
+    return "\\\\" + str(fs.host) + path.replace("/", "\\")
 
 
 def _known_hosts_policy(path: str) -> Any:

@@ -11,8 +11,9 @@ import base64
 import binascii
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import blake3
 import nacl.exceptions
@@ -133,7 +134,8 @@ def _create_key_file(path: str, text: str, mode: int) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
     except FileExistsError:
-        raise KeyInvalid(f"key file {path} already exists", hint="choose another name; regen never overwrites a key") from None
+        raise KeyInvalid(f"key file {path} already exists",
+                         hint="choose another name; regen never overwrites a key") from None
     except OSError as exc:
         raise KeyInvalid(f"key file {path} cannot be created: {exc.strerror}", hint="check the directory") from None
     try:

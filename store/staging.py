@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -82,7 +83,7 @@ class StagedWrites:
         try:
             b.call("", lambda: _sync_filesystem(b.root))
             for tmp, dst in pending:
-                b.call(b.relative(dst) or dst, lambda: os.replace(tmp, dst))
+                b.call(b.relative(dst) or dst, functools.partial(os.replace, tmp, dst))
                 done += 1
         except BaseException:
             _remove_quietly(tuple(t for t, _ in pending[done:]))

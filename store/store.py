@@ -28,6 +28,7 @@ from . import chunks, layout, records, transfer
 from . import packs as _packs
 from .backend import Backend, open_backend
 from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
+from .entry import Entry
 from .errors import (
     GenerationNotFound,
     InvalidInput,
@@ -39,7 +40,7 @@ from .errors import (
 )
 from .generation import Generation, Overlay, format_time, utcnow
 from .history import HistoryEntry, parse_entry
-from .manifest import Entry, iter_entries
+from .manifest import iter_entries
 from .objects import (
     FileDigest,
     ObjectId,
@@ -337,7 +338,7 @@ class Store:
         with tempfile.TemporaryFile(dir=spool_dir) as spool:
             self.get_to(oid, spool, max_bytes=max_bytes)
             spool.seek(0)
-            yield iter_entries(spool, trusted=trusted)  # type: ignore[arg-type]
+            yield iter_entries(spool, trusted=trusted)
 
     def read_manifest(self, oid: ObjectId, max_bytes: int | None = None) -> list[Entry]:
         with self.open_manifest(oid, max_bytes=max_bytes) as entries:

@@ -169,7 +169,7 @@ class CountingReader:
 
     def read(self, n: int = -1) -> bytes:
         try:
-            data = self._guard.read(self._fp, n)
+            data: bytes = self._guard.read(self._fp, n)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - translated

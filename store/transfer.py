@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from . import chunks, layout, packs
 from .errors import ObjectCorrupt, ObjectMissing, RecordTooLarge, StoreError
@@ -26,8 +26,8 @@ from .objects import FileDigest, ObjectId, check_read, encode_stream, hash_strea
 from .pool import bounded_map, window_for
 
 if TYPE_CHECKING:
-    from .staging import StagedWrites
     from .objectstore import ObjectStore
+    from .staging import StagedWrites
 
 log = logging.getLogger("regen.store")  # the facade's logger: transfers log as they did from store.py
 
@@ -247,7 +247,7 @@ def _stage_stream(store: ObjectStore, batch: StagedWrites, path: str, oid: Objec
     def fill(fp: Any) -> None:
         nonlocal digest
         src.seek(0)  # (again when the write is retried)
-        digest = encode_stream(_SourceReader(src), fp, store.config.compression)
+        digest = encode_stream(cast("IO[bytes]", _SourceReader(src)), fp, store.config.compression)
         check_read(path, oid, digest)
 
     with open(path, "rb") as src:

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..options import default_cache_dir
 
-Store = Annotated[Optional[str], typer.Option(
+Store = Annotated[str | None, typer.Option(
     "--store", envvar="REGEN_STORE", metavar="URL",
     help="The store: file:///srv/regen, s3://bucket/prefix, smb://host/share/path, sftp://host/path "
          "(env REGEN_STORE).")]
-StorageOptions = Annotated[Optional[list[str]], typer.Option(
+StorageOptions = Annotated[list[str] | None, typer.Option(
     "-o", "--storage-option", metavar="KEY=VALUE",
     help="A storage option passed to fsspec, repeatable: -o endpoint_url=http://minio:9000 -o anon=false "
          "(true/false, integers and JSON are parsed; anything else is a string).")]
-Key = Annotated[Optional[str], typer.Option(
+Key = Annotated[str | None, typer.Option(
     "--key", envvar="REGEN_KEY", metavar="FILE",
     help="Secret key file that signs what this command writes (env REGEN_KEY; create one with 'regen keygen').")]
-TrustedKeys = Annotated[Optional[list[str]], typer.Option(
+TrustedKeys = Annotated[list[str] | None, typer.Option(
     "--trusted-key", envvar="REGEN_TRUSTED_KEYS", metavar="FILE",
     help="A public key file whose signatures this command accepts, repeatable (env REGEN_TRUSTED_KEYS, "
          "space-separated). --key's public half is always trusted; the store's keys/ folder never is.")]
@@ -29,10 +29,10 @@ Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON (sh
 Quiet = Annotated[bool, typer.Option(
     "--quiet", "-q", help="No progress bar, no warnings; print only what a script needs.")]
 Channel = Annotated[str, typer.Option("--channel", "-c", metavar="NAME", help="The channel (e.g. stable).")]
-ChannelAuto = Annotated[Optional[str], typer.Option(
+ChannelAuto = Annotated[str | None, typer.Option(
     "--channel", "-c", metavar="NAME", help="The channel; may be left out when the store has only one.")]
 Message = Annotated[str, typer.Option("--message", "-m", metavar="MSG", help="What this generation is about.")]
-Expires = Annotated[Optional[str], typer.Option(
+Expires = Annotated[str | None, typer.Option(
     "--expires", metavar="DURATION",
     help="Clients refuse the record after this long, e.g. 30d (default: never). Re-snapshot to renew.")]
 

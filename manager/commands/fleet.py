@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,12 +32,12 @@ def _states(values: list[str] | None) -> tuple[str, ...]:
 
 @app.command(epilog=EXIT_STATUS)
 def status(
-    hosts: Annotated[Optional[list[str]], typer.Argument(
+    hosts: Annotated[list[str] | None, typer.Argument(
         metavar="[HOST]...", help="Only these hosts: names or shell globs ('kiosk-*'); others are not read.",
         show_default=False)] = None,
     channel: Annotated[str | None, typer.Option("--channel", "-c", metavar="NAME",
                                                 help="Only hosts of this channel.")] = None,
-    state: Annotated[Optional[list[str]], typer.Option(
+    state: Annotated[list[str] | None, typer.Option(
         "--state", metavar="STATE", help=f"Only hosts in this state, repeatable or comma-separated: "
                                          f"{', '.join(STATES)}. Counts still cover every host read.")] = None,
     sort: Annotated[str, typer.Option("--sort", metavar="KEY",

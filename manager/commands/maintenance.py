@@ -18,8 +18,9 @@ app = typer.Typer()
 
 @app.command(epilog=common.EXIT)
 def gc(
-    keep: Annotated[int, typer.Option("--keep", min=1, metavar="N",
-                                      help="Generations kept per channel (the published one always is).")] = DEFAULT_KEEP,
+    keep: Annotated[int, typer.Option(
+        "--keep", min=1, metavar="N",
+        help="Generations kept per channel (the published one always is).")] = DEFAULT_KEEP,
     grace: Annotated[str, typer.Option("--grace", metavar="DURATION",
                                        help="Unreferenced objects younger than this are kept.")] = "24h",
     keep_reports: Annotated[int, typer.Option(
@@ -43,8 +44,10 @@ def gc(
 @app.command(epilog=common.EXIT_FSCK)
 def fsck(
     repair: Annotated[bool, typer.Option(
-        "--repair", help="Move corrupt objects aside (under corrupt/) so the next snapshot uploads them again.")] = False,
-    no_data: Annotated[bool, typer.Option("--no-data", help="Check records and references only, not object content.")] = False,
+        "--repair",
+        help="Move corrupt objects aside (under corrupt/) so the next snapshot uploads them again.")] = False,
+    no_data: Annotated[bool, typer.Option(
+        "--no-data", help="Check records and references only, not object content.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -39,9 +39,11 @@ def publish(
 @app.command(epilog=common.EXIT)
 def rollback(
     channel: common.Channel,
-    to: Annotated[Optional[int], typer.Option(
-        "--to", metavar="N", min=1, help="The generation whose content to go back to (default: the current one's parent).")] = None,
-    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="MSG", help="Message of the new generation.")] = None,
+    to: Annotated[int | None, typer.Option(
+        "--to", metavar="N", min=1,
+        help="The generation whose content to go back to (default: the current one's parent).")] = None,
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", metavar="MSG", help="Message of the new generation.")] = None,
     expires: common.Expires = None,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
@@ -67,7 +69,8 @@ def rollback(
 @app.command(epilog=common.EXIT)
 def renumber(
     channel: common.Channel,
-    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="MSG", help="Message of the new generation.")] = None,
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", metavar="MSG", help="Message of the new generation.")] = None,
     expires: common.Expires = None,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,7 +40,7 @@ def serve(
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT",
                                       help="TCP port (0: any free port; the URL is printed).")] = 8716,
-    token_file: Annotated[Optional[Path], typer.Option(
+    token_file: Annotated[Path | None, typer.Option(
         "--token-file", metavar="FILE",
         help="File holding the access token (env REGEN_SERVE_TOKEN). Programs send 'Authorization: Bearer "
              "TOKEN'; browsers log in with HTTP basic auth, any user name, the token as password. Put a TLS "
@@ -62,7 +62,8 @@ def serve(
     plots); a page per channel (generations, which hosts run which); the drifting paths; /metrics
     for Prometheus. It only reads the store (read-only credentials suffice) and has no write action.
     """
-    from ..web.app import ServeOptions, make_app, serve as run
+    from ..web.app import ServeOptions, make_app
+    from ..web.app import serve as run
     from ..web.auth import is_loopback
 
     token = _token(token_file)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ def snapshot(
     src: Annotated[Path, typer.Argument(metavar="SRC", help="The reference tree (a directory).")],
     channel: common.Channel,
     message: common.Message,
-    policy: Annotated[Optional[Path], typer.Option(
+    policy: Annotated[Path | None, typer.Option(
         "--policy", metavar="FILE",
         help="TOML policy signed into the generation: preserve, base, exclude, junk (see contrib/policy.toml). "
              "Default: the channel's current policy.")] = None,

@@ -25,7 +25,7 @@ PUBLIC = [
     "LeaseInfo", "LockHeld", "MAX_NUMBER", "MISCONFIGURED", "ManifestDelta", "ManifestInvalid", "ManifestStats",
     "ManifestWriter", "MetricFamily", "MigrateResult", "NODE_KINDS", "NotFound", "ObjectCorrupt", "ObjectId",
     "ObjectMissing", "Overlay", "Policy", "PolicyInvalid", "Procedure", "PublicKey", "RecordExpired", "RecordInvalid",
-    "RecordMismatch", "RecordTooLarge", "RegenError", "Report", "RollbackRefused", "SIZE_EXPECTED", "SecretKey",
+    "RecordMismatch", "RecordTooLarge", "RegenError", "Report", "RollbackRefused", "SIZE_EXPECTED", "SecretKey", "StagedWrites",
     "Stat", "StorageOptionInvalid", "Store", "StoreAccessDenied", "StoreConfig", "StoreError", "StoreExists",
     "StoreLock", "StoreNotFound", "StoreReadOnly", "StoreUnreachable", "TransferResult", "TreeOrderChecker",
     "TrustError", "UNREACHABLE", "UnknownKey", "UnsupportedFormat", "VerifyingWriter", "about", "break_lock",
