@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 need_debian samba:smbd samba-common-bin:smbpasswd openssh-server:sshd openssh-client:ssh-keygen \
   git:git rsync:rsync xxhash:xxhsum ostree:ostree restic:restic casync:casync fuse:fusermount libfuse2:- \
   faketime:faketime busybox-static:busybox chromium:chromium chromium-driver:chromedriver \
-  acl:setfacl libcap2-bin:setcap debootstrap:debootstrap
+  acl:setfacl libcap2-bin:setcap debootstrap:debootstrap systemd:systemd-analyze
 setup_venv "test,s3,smb,sftp"
 
 # Types and lint first: a few seconds, and they name the line. mypy checks the packages under

@@ -213,4 +213,33 @@ def recover(
     return 0
 
 
+@app.command("example-config")
+def example_config(
+    policy: Annotated[bool, typer.Option("--policy", help="The example policy file instead (regen --policy).")]
+    = False,
+) -> int:
+    """Print the example regend.toml, every key with its meaning (or the example policy):
+    regend example-config > /etc/regen/regend.toml. Exit 0."""
+    from .shipped import example
+
+    sys.stdout.write(example("policy" if policy else "config"))
+    return 0
+
+
+@app.command("install-units")
+def install_units(
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write the units.", file_okay=False)]
+    = Path("/etc/systemd/system"),
+) -> int:
+    """Write regend-boot.service, regend.service and regen-protected.target with ExecStart= naming
+    this installation's regend by its absolute path (a venv's regend is not on systemd's path);
+    then: systemctl daemon-reload; systemctl enable regend-boot.service regen-protected.target
+    regend.service. Exit 0; 2 if regend cannot be found."""
+    from .shipped import install_units as write_units
+
+    for path in write_units(str(directory)):
+        sys.stdout.write(path + "\n")
+    return 0
+
+
 __all__ = ["app"]

@@ -313,7 +313,7 @@ def load_config(path: str, environ: Mapping[str, str]) -> DaemonConfig:
             data = tomllib.load(fp)
     except FileNotFoundError:
         raise ConfigInvalid(f"configuration file {path} does not exist",
-                            hint="create it from contrib/regend.toml, or pass --config FILE") from None
+                            hint="create it with regend example-config > FILE, or pass --config FILE") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigInvalid(f"configuration file {path} is not valid TOML: {exc}") from None
     except RecursionError:

@@ -36,15 +36,15 @@ class DaemonError(RegenError):
 
 class ConfigInvalid(DaemonError):
     exit_code = EXIT_USAGE
-    default_hint = "see contrib/regend.toml for every key with its meaning"
+    default_hint = "see every key with its meaning: regend example-config"
 
 
 class HardwareConfigInvalid(ConfigInvalid):
-    default_hint = "see contrib/regend.toml for the expected keys"
+    default_hint = "see the expected keys: regend example-config"
 
 
 class ScheduleConfigInvalid(ConfigInvalid):
-    default_hint = "see contrib/regend.toml for the expected keys"
+    default_hint = "see the expected keys: regend example-config"
 
 
 class UsageError(DaemonError):

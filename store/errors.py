@@ -132,7 +132,7 @@ class KeyInvalid(InvalidInput):
 
 
 class PolicyInvalid(InvalidInput):
-    default_hint = "see contrib/policy.toml for the expected keys"
+    default_hint = "see the example policy: regend example-config --policy (contrib/policy.toml)"
 
 
 class StorageOptionInvalid(InvalidInput):

@@ -97,6 +97,6 @@ def test_cli_bad_config_is_one_line_exit_2(client: Client, tmp_path: Path) -> No
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"regend: error: {client.config_path}: junk must be")
     missing = run_cli("regend", "run", "--once", "--config", str(tmp_path / "nope.toml"), exit_code=2)
-    assert "does not exist" in missing.stderr and "contrib/regend.toml" in missing.stderr
+    assert "does not exist" in missing.stderr and "regend example-config" in missing.stderr
     env = run_cli("regend", "status", exit_code=2, env={"REGEND_CONFIG": str(tmp_path / "env.toml")})
     assert f"configuration file {tmp_path / 'env.toml'} does not exist" in env.stderr
