@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from regen.store import RegenError, StoreConfig, matches
+from regen.store import RegenError, StoreConfig, matches, redact
 
 from .index import Index, open_index_readonly
 from .lock import check_free
@@ -216,7 +216,7 @@ def _clean_repair(config: DaemonConfig, index: Index, target: Target, policy: An
 def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> Store | None:
     cached = index.state("store") if index is not None else None
     cfg = StoreConfig(cached["store_id"], cached.get("compression", "zstd")) if cached and \
-        cached.get("url") == config.store else None
+        cached.get("url") == redact(config.store) else None
     try:
         store = _open_store(config, cfg)
         _ = store.store_id

@@ -82,8 +82,12 @@ def logging_setup(*, debug: bool, quiet: bool) -> None:
     here, at the edge, only: A2)."""
     import logging
 
+    from regen.store import RedactingFilter
+
     level = logging.DEBUG if debug else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, format="regend: %(message)s", force=True)
+    for h in logging.getLogger().handlers:
+        h.addFilter(RedactingFilter())  # no store password in a log line
 
 
 def prepare_run() -> threading.Event:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from regen.store import RegenError, Store, StoreConfig, open_store
+from regen.store import RegenError, Store, StoreConfig, open_store, redact
 from regen.store.errors import DAMAGED, FAILURES, MISCONFIGURED, UNREACHABLE
 
 from .mirror import save_mirror
@@ -55,7 +55,7 @@ class StoreSession:
         if self.store is None:
             cached = self.index.state("store") if self.index is not None else None
             config = None
-            if cached and cached.get("url") == self.cfg.store and "features" in cached:  # (older caches lack it)
+            if cached and cached.get("url") == redact(self.cfg.store) and "features" in cached:  # (older caches lack it)
                 config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"),
                                      features=tuple(cached.get("features", ())))
             store = self.factory(self.cfg, config)
@@ -69,7 +69,8 @@ class StoreSession:
         that `regen migrate` packed it): the next runs read packs from the start."""
         assert self.store is not None
         cfgd = self.store.config
-        state = {"url": self.cfg.store, "store_id": cfgd.store_id, "compression": cfgd.compression,
+        state = {"url": redact(self.cfg.store),  # (no password in the index)
+                 "store_id": cfgd.store_id, "compression": cfgd.compression,
                  "features": list(cfgd.features)}
         if self.index is not None and self.index.state("store") != state:
             with self.index.atomic():

@@ -49,7 +49,7 @@ for _mod, _names in {
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
     "transfer": "TransferResult",
-    "text": "json_safe printable redact",
+    "text": "RedactingFilter json_safe printable redact",
 }.items():
     for _n in _names.split():
         _src, _, _dst = _n.partition(":")
@@ -137,7 +137,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .sizes import SIZE_EXPECTED, parse_size
     from .staging import StagedWrites
     from .store import Store, open_store
-    from .text import json_safe, printable, redact
+    from .text import RedactingFilter, json_safe, printable, redact
     from .transfer import TransferResult
     from .tree import kind_of, node_kind, read_xattrs, syncfs, walk
 
@@ -158,7 +158,7 @@ __all__ = [
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
     "Procedure", "parse_duration",
     "SIZE_EXPECTED", "parse_size", "StagedWrites",
-    "json_safe", "printable", "redact",
+    "RedactingFilter", "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",
     "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",

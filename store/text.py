@@ -10,6 +10,7 @@ a message holding an escaped path can be escaped again where it is printed.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -41,6 +42,16 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1\2:***@", text))
 
 
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record through `redact` (the CLIs install it on their
+    handler: a store URL with a password in a library's log message never reaches stderr or a journal)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = printable(redact(record.getMessage()))
+        record.args = None
+        return True
+
+
 def json_safe(value: Any) -> Any:
     """`value` with NaN and infinities replaced by None (strict JSON: json.dumps(allow_nan=False)
     then never fails, and strict parsers accept the output)."""
@@ -53,4 +64,4 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-__all__ = ["json_safe", "printable", "redact"]
+__all__ = ["RedactingFilter", "json_safe", "printable", "redact"]

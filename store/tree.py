@@ -62,10 +62,6 @@ def read_xattrs(path: str, *, dir_fd: int | None = None) -> tuple[tuple[str, byt
     return tuple(out)
 
 
-def _name_key(entry: os.DirEntry[str]) -> bytes:
-    return os.fsencode(entry.name)
-
-
 def walk(
     root: str,
     *,
@@ -78,47 +74,66 @@ def walk(
     Errors reading a directory go to `onerror` (default: raise). Names that are not
     valid UTF-8 come through as surrogate-escaped str (os.fsdecode); callers decide.
     """
-    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = []
+    stack: list[tuple[str, Iterator[tuple[str, os.stat_result | OSError]]]] = []
 
-    def open_dir(rel: str) -> Iterator[os.DirEntry[str]] | None:
+    def open_dir(rel: str, seen: os.stat_result | None) -> Iterator[tuple[str, os.stat_result | OSError]] | None:
+        """The directory's (name, lstat) in name order. It is opened with O_NOFOLLOW and must be
+        the very directory the walk saw (device and inode): one swapped for a symlink (or moved)
+        during the walk is reported, never listed in its place (issue 13: a walk listed /etc)."""
         full = os.path.join(root, rel) if rel else root
         try:
-            with os.scandir(full) as it:
-                entries = sorted(it, key=_name_key)
+            fd = os.open(full, _DIR_FLAGS if rel else _ROOT_FLAGS)
+            try:
+                here = os.fstat(fd)
+                if seen is not None and (here.st_dev, here.st_ino) != (seen.st_dev, seen.st_ino):
+                    raise OSError(errno.ELOOP, "replaced during the walk; not followed", full)
+                with os.scandir(fd) as it:
+                    names = sorted((e.name for e in it), key=os.fsencode)
+                out: list[tuple[str, os.stat_result | OSError]] = []
+                for name in names:
+                    try:
+                        out.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+                    except FileNotFoundError:
+                        continue  # vanished between listing and stat
+                    except OSError as exc:
+                        out.append((name, exc))
+            finally:
+                os.close(fd)
         except OSError as exc:
             if onerror is None:
                 raise
             onerror(rel, exc)
             return None
-        return iter(entries)
+        return iter(out)
 
-    first = open_dir("")
+    first = open_dir("", None)
     if first is None:
         return
     stack.append(("", first))
     while stack:
         base, it = stack[-1]
-        entry = next(it, None)
-        if entry is None:
+        item = next(it, None)
+        if item is None:
             stack.pop()
             continue
-        rel = f"{base}/{entry.name}" if base else entry.name
+        name, s = item
+        rel = f"{base}/{name}" if base else name
         if prune is not None and prune(rel):
             continue
-        try:
-            s = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue  # vanished between listing and stat
-        except OSError as exc:
+        if isinstance(s, OSError):
             if onerror is None:
-                raise
-            onerror(rel, exc)
+                raise s
+            onerror(rel, s)
             continue
         yield rel, s
         if st.S_ISDIR(s.st_mode):
-            sub = open_dir(rel)
+            sub = open_dir(rel, s)
             if sub is not None:
                 stack.append((rel, sub))
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # root itself may be a symlink (configured)
 
 
 _SYNCFS: Any = None

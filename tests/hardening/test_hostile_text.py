@@ -80,6 +80,9 @@ def test_a_store_password_never_reaches_output_or_report(make_client: Callable[.
     saved = "".join(p.read_text() for p in (c.state / "reports").glob("*.json")) if (c.state / "reports").exists() \
         else ""
     assert "s3cr3t" not in res.stdout + res.stderr + saved, res.stdout + res.stderr
+    for f in c.state.rglob("*"):  # the index, its journal, the outbox
+        if f.is_file():
+            assert b"s3cr3t" not in f.read_bytes(), f
 
 
 def test_name_expands_in_nested_storage_option_tables(tmp_path: Path, key_files) -> None:

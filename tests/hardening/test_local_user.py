@@ -7,6 +7,7 @@ A "user" is simulated as uid/gid 65534 (nobody) with os.chown; the tests run as 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -280,3 +281,37 @@ def test_a_trust_anchor_anyone_could_change_is_refused(installed: Client, what: 
     assert "\n" not in line and str(path) in line and "refusing to trust it" in line, line
     assert ("chmod go-w" in line) if "writable" in what else ("chown root:root" in line)
     assert c.tree() == before
+
+
+# -- a directory swapped for a symlink during a scan -------------------------------------------------
+def test_a_directory_swapped_for_a_symlink_mid_walk_is_not_listed(tmp_path: Path) -> None:
+    """The walk (regend's scan, regen's snapshot) has seen `app` as a directory; a user then swaps it
+    for a symlink to a directory outside the tree before it is listed: its content is never listed."""
+    from regen.store import walk
+
+    root = tmp_path / "root"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "mine").write_text("x")
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "shadow").write_text("secret")
+    errors: list[tuple[str, OSError]] = []
+    seen = []
+    for rel, s in walk(str(root), onerror=lambda rel, exc: errors.append((rel, exc))):
+        seen.append(rel)
+        if rel == "app":
+            (root / "app").rename(tmp_path / "moved")
+            (root / "app").symlink_to(outside)
+    assert seen == ["app"] and [r for r, _ in errors] == ["app"], (seen, errors)
+    assert errors[0][1].errno in (errno.ENOTDIR, errno.ELOOP)
+    # swapped for another real directory (a bind mount, a rename): refused too (device and inode differ)
+    errors.clear()
+    (root / "app").unlink()
+    (root / "app").mkdir()
+    seen = []
+    for rel, _s in walk(str(root), onerror=lambda rel, exc: errors.append((rel, exc))):
+        seen.append(rel)
+        if rel == "app":
+            (root / "app").rename(tmp_path / "moved-again")
+            (outside).rename(root / "app")
+    assert seen == ["app"] and "replaced during the walk" in str(errors[0][1]), (seen, errors)
