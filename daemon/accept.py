@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from regen.store import EMPTY_ID, Entry, NotFound, Overlay, RegenError, StoreNotFound, layout, matches
@@ -37,6 +38,25 @@ if TYPE_CHECKING:
 __all__ = ["accept", "collect", "fetch_manifests", "fetch_objects", "prepare"]
 
 
+CLOCK_SLACK = timedelta(days=1)
+
+
+def clock_behind(created: str, now: datetime | None = None) -> str | None:
+    """The skew, worded, when this machine's clock is behind a generation's signed creation time
+    (by more than a day): a clock fault the quarantine's retention and the report also suffer."""
+    from regen.store import parse_time, utcnow
+
+    try:
+        made = parse_time(created, "generation")
+    except RegenError:
+        return None
+    now = now or utcnow()
+    if made - now <= CLOCK_SLACK:
+        return None
+    return (f"the clock may be wrong: it is {(made - now).days} days behind the creation time of the "
+            f"channel's generation ({created})")
+
+
 def accept(session: StoreSession, installed: Target | None, *, overlay_check: bool) -> Target | None:
     """Read and verify the ref (and the overlay when installing, on a new generation, or when
     asked); the new Target, or None when it describes the installed tree."""
@@ -51,6 +71,9 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
         if installed is not None:
             raise _missing_ref(cfg, store)
         return None
+    skew = clock_behind(gen.created)
+    if skew is not None:
+        session.log.warnings.append(skew)
     target = Target.of(gen, None)
     overlay: Overlay | None = None
     if installed is None or installed.number != gen.number or overlay_check:

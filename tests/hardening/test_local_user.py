@@ -242,6 +242,7 @@ def test_a_run_past_its_budget_leaves_the_file_in_place(installed: Client, recor
 
 
 # -- 4. a clock 400 days ahead, then back ------------------------------------------------------------
+@pytest.mark.slow  # five regend runs
 def test_clock_400_days_ahead_then_back_deletes_no_quarantine_run(installed: Client, record: Recorder) -> None:
     """The clock is shifted by libfaketime around the regend process (the harness), never by a
     variable regend reads; the retention floor is off here so the clock rule alone is tested."""
@@ -260,7 +261,13 @@ def test_clock_400_days_ahead_then_back_deletes_no_quarantine_run(installed: Cli
     res = c.regend("run", "--once")  # back to the right time: the run "from the future" is kept too
     assert "clock may be wrong" in res.stderr, res.stderr
     assert len(recover_runs(c)) == 4
-    record.intact(4)
+    # 400 days behind: behind the signed generation's creation time (reported), every run "from the future"
+    behind = {**ahead, "FAKETIME": "-400d"}
+    (c.root / "drop" / "five").write_text("five")
+    res = c.regend("run", "--once", env=behind)
+    assert "days behind the creation time of the channel's generation" in res.stderr, res.stderr
+    assert len(recover_runs(c)) == 5
+    record.intact(5)
 
 
 # -- 7. trust anchors guarded ------------------------------------------------------------------------
