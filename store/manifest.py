@@ -25,7 +25,6 @@ from .entry import Entry, Kind
 from .errors import ManifestInvalid, UnsupportedFormat
 from .manifest_meta import (
     MAX_ID,
-    NAME_RE,
     LinkGroups,
     _is_int,
     _utf8_len_ok,
@@ -36,7 +35,6 @@ from .manifest_meta import (
 from .objects import ObjectId, is_object_id
 from .paths import check_path, sort_key
 
-_NAME_RE = NAME_RE  # (owners.py: the names a manifest may carry)
 
 FORMAT = 1           # content and modes only
 FORMAT_META = 2      # + owners, mtimes, xattrs/ACLs, hard links, devices, FIFOs, sparse files

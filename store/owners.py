@@ -13,7 +13,7 @@ import os
 import pwd
 from dataclasses import dataclass, field
 
-from .manifest import _NAME_RE  # the names a manifest may carry (others fall back to ids)
+from .manifest_meta import NAME_RE  # the names a manifest may carry (others fall back to ids)
 
 _MAX_DB_BYTES = 16 << 20  # a passwd or group file larger than this is not read (names fall back to ids)
 
@@ -30,7 +30,7 @@ def parse_db(text: str) -> dict[int, str]:
         except ValueError:
             continue
         name = parts[0]
-        if 0 <= ident < 1 << 32 and _NAME_RE.match(name):
+        if 0 <= ident < 1 << 32 and NAME_RE.match(name):
             out.setdefault(ident, name)
     return out
 
