@@ -16,7 +16,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from regen.store import EMPTY_ID, Entry, NotFound, Overlay, RegenError, StoreNotFound, layout, matches
+from regen.store import (EMPTY_ID, Entry, Generation, NotFound, Overlay, PublicKey, RegenError, StoreNotFound, UnknownKey,
+                         layout, matches)
 from regen.store.errors import DAMAGED, MISCONFIGURED, UNREACHABLE
 
 from .errors import ChannelNotFound, FetchFailed
@@ -26,6 +27,7 @@ from .monitor import read_generation, read_overlay
 from .scope import policy_of
 from .space import need_cache_space
 from .target import Target
+from .trustroot import publisher_trust
 
 if TYPE_CHECKING:
     from regen.store import Policy, Store
@@ -64,9 +66,23 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
     assert index is not None
     store = session.open()
     seen_epoch = index.highest("epoch", cfg.channel)
-    gen = read_generation(store, cfg.channel, cfg.trusted, store_id=store.store_id,
-                          min_number=index.highest("channel", cfg.channel), min_epoch=seen_epoch,
-                          max_bytes=cfg.limits.max_record_bytes)
+
+    def read(walk: bool) -> tuple[Generation | None, dict[str, PublicKey], str]:
+        trusted, store_id = publisher_trust(cfg, store, walk=walk, warnings=session.log.warnings)
+        return read_generation(store, cfg.channel, trusted, store_id=store_id,
+                               min_number=index.highest("channel", cfg.channel), min_epoch=seen_epoch,
+                               max_bytes=cfg.limits.max_record_bytes), trusted, store_id
+
+    walked = False
+    try:
+        gen, trusted, store_id = read(False)
+    except UnknownKey:
+        if cfg.trust_root is None:
+            raise
+        gen, trusted, store_id, walked = *read(True), True  # signed by a key a newer root may list
+    if cfg.trust_root is not None and not walked and gen is not None and (
+            installed is None or installed.number != gen.number):
+        gen, trusted, store_id = read(True)  # a new generation: learn revocations before accepting it
     if gen is None:
         if installed is not None:
             raise _missing_ref(cfg, store)
@@ -77,7 +93,7 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
     target = Target.of(gen, None)
     overlay: Overlay | None = None
     if installed is None or installed.number != gen.number or overlay_check:
-        overlay = read_overlay(store, cfg.host, cfg.trusted, store_id=store.store_id,
+        overlay = read_overlay(store, cfg.host, trusted, store_id=store_id,
                                min_number=index.highest("overlay", cfg.host),
                                max_bytes=cfg.limits.max_record_bytes)
         if overlay is None and installed is not None and installed.overlay_number is not None:

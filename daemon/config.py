@@ -15,12 +15,13 @@ import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from regen.store import (
     SIZE_EXPECTED,
     InvalidInput,
     PublicKey,
+    RegenError,
     check_glob,
     layout,
     load_public_key,
@@ -31,13 +32,16 @@ from regen.store import (
 
 from .errors import ConfigInvalid, HardwareConfigInvalid, ScheduleConfigInvalid
 
+if TYPE_CHECKING:
+    from regen.store import Root
+
 DEFAULT_PATH = "/etc/regen/regend.toml"
 DEFAULT_STATE_DIR = "/var/lib/regen"
 JUNK_MODES = ("quarantine", "keep")
 ON_REPEATED = ("report", "quarantine")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 T = TypeVar("T")
-_TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "preserve",
+_TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "trust_root", "preserve",
              "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports", "transfers",
              "xattrs"}
 XATTR_MODES = ("required", "best-effort")
@@ -224,6 +228,8 @@ class DaemonConfig:
     state_dir: str
     trusted_keys: tuple[PublicKey, ...]
     trusted_key_files: tuple[str, ...]
+    trust_root: Root | None = None           # the pinned root of trust (store/root.py); then trusted_keys is empty
+    trust_root_file: str | None = None
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     preserve: tuple[str, ...] = ()
     junk: str | None = None                  # None: the generation's policy decides
@@ -335,9 +341,15 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     preserve = _globs(top, "preserve")
     _check_state_dir(top, root, state_dir)
     key_files = tuple(os.path.join(base, os.path.expanduser(p)) for p in top.strings("trusted_keys"))
-    if not key_files:
-        raise top.fail("trusted_keys", "a non-empty list of public key files (the administrator's *.pub)",
-                       data.get("trusted_keys"))
+    root_file = top.text("trust_root", default=None)
+    root_file = os.path.join(base, os.path.expanduser(root_file)) if root_file else None
+    if key_files and root_file:
+        raise top.fail("trusted_keys", "left out when trust_root is set (the root lists the publisher keys, "
+                       "and revoking one must take effect)", data.get("trusted_keys"))
+    if not key_files and not root_file:
+        raise top.fail("trusted_keys", "a non-empty list of public key files (the administrator's *.pub), "
+                       "or trust_root", data.get("trusted_keys"))
+    trust_root = _load_root(top, root_file) if root_file else None
     keys = tuple(_load_key(top, f) for f in key_files)
     options = _storage_options(top, environ)
     xattrs = top.get("xattrs", " or ".join(map(repr, XATTR_MODES)), lambda v: v in XATTR_MODES) or "required"
@@ -346,13 +358,13 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     report_store = (reports.text("store", default=None) or "").strip() or None
     report_options = _storage_options(reports, environ) if report_store else {}
     metrics_file = (reports.text("metrics", default=None) or "").strip() or None
-    own = [path, state_dir, *key_files, *_option_files(options), *_option_files(report_options),
+    own = [path, state_dir, *key_files, *([root_file] if root_file else []), *_option_files(options), *_option_files(report_options),
            *([metrics_file] if metrics_file else [])]
     preserve += tuple(g for g in implicit_preserve(root, own) if g not in preserve)
     junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)
     return DaemonConfig(
         path=path, store=store, channel=channel, host=host, root=root, state_dir=state_dir,
-        trusted_keys=keys, trusted_key_files=key_files,
+        trusted_keys=keys, trusted_key_files=key_files, trust_root=trust_root, trust_root_file=root_file,
         storage_options=options, preserve=preserve, junk=junk,
         limits=_limits(_Reader(path, top.table_of("limits"), "limits")),
         quarantine=_retention(_Reader(path, top.table_of("quarantine"), "quarantine")),
@@ -438,6 +450,24 @@ def _load_key(r: _Reader, path: str) -> PublicKey:
     except InvalidInput as exc:
         raise ConfigInvalid(f"{r.where('trusted_keys')}: {exc.message}",
                             hint="copy the administrator's public key file (*.pub) here") from None
+
+
+def _load_root(r: _Reader, path: str) -> Root:
+    """The pinned root of trust: a root version (self-signed by a threshold of its root keys)."""
+    from regen.store import verify_root  # only configs with a root pay for importing the signing code
+
+    try:
+        guard_trust_anchor(path, os.stat(path), "trust_root file")
+        with open(path, "rb") as fp:
+            data = fp.read(1 << 20)
+    except OSError as exc:
+        raise ConfigInvalid(f"{r.where('trust_root')}: {path} cannot be read: {exc.strerror}",
+                            hint="copy the file 'regen root init --out' wrote here") from None
+    try:
+        return verify_root(data, None, where=f"trust_root {path}")
+    except RegenError as exc:
+        raise ConfigInvalid(f"{r.where('trust_root')}: {exc.message}",
+                            hint="copy the file 'regen root init --out' wrote here") from None
 
 
 def _storage_options(r: _Reader, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from .lock import check_free
 from .monitor import _open_store, failure_line, read_generation, read_overlay
 from .scope import make_pruner
 from .target import Manifests, Target
+from .trustroot import publisher_trust
 
 if TYPE_CHECKING:  # the rest is imported where used: a check with nothing to report stays light
     from regen.store import Store
@@ -234,12 +235,13 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
 
     highest = index.highest("channel", config.channel) if index is not None else None
     try:
-        gen = read_generation(store, config.channel, config.trusted, store_id=store.store_id, min_number=highest,
+        trusted, store_id = publisher_trust(config, store, walk=False)
+        gen = read_generation(store, config.channel, trusted, store_id=store_id, min_number=highest,
                               min_epoch=index.highest("epoch", config.channel) if index is not None else None,
                               max_bytes=config.limits.max_record_bytes)
         if gen is None:
             return {"available": None}
-        overlay = read_overlay(store, config.host, config.trusted, store_id=store.store_id,
+        overlay = read_overlay(store, config.host, trusted, store_id=store_id,
                                min_number=index.highest("overlay", config.host) if index is not None else None,
                                max_bytes=config.limits.max_record_bytes)
     except RegenError as exc:

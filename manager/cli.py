@@ -22,6 +22,7 @@ from regen.store.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, Reg
 
 from . import render
 from .commands import fleet, history, hosts, init, keys, maintenance, publish, serve, snapshot, timeline
+from .commands import root as root_commands
 
 
 class RegenGroup(TyperGroup):
@@ -70,6 +71,7 @@ app = typer.Typer(
 for module in (init, keys, snapshot, publish, history):
     app.add_typer(module.app)
 app.add_typer(hosts.app, name="host")
+app.add_typer(root_commands.app, name="root")
 for module in (fleet, timeline, serve, maintenance):
     app.add_typer(module.app)
 

@@ -82,10 +82,17 @@ def load_key(path: str | None, command: str) -> SecretKey:
     return load_secret_key(os.path.expanduser(path))
 
 
-def trust(key: SecretKey | str | None, trusted_keys: Sequence[str] | None) -> Trust:
-    """The keys the manager accepts signatures from: --key's public half and each --trusted-key file."""
+def trust(key: SecretKey | str | None, trusted_keys: Sequence[str] | None, trust_root: str | None = None,
+          store: Store | None = None) -> Trust:
+    """The keys the manager accepts signatures from: --key's public half, each --trusted-key file, and
+    with --trust-root the publisher keys of the newest root version reachable from that pin."""
+    from .roots import publisher_keys
+
     signing = optional_key(key) if isinstance(key, str) or key is None else key
-    return load_trust(signing, trusted_keys)
+    base = load_trust(signing, trusted_keys)
+    if not trust_root or store is None:
+        return base
+    return Trust({**base.keys, **publisher_keys(store, trust_root)})
 
 
 def optional_key(path: str | None) -> SecretKey | None:

@@ -66,6 +66,7 @@ from .overlays import OverlayInfo, OverlayResult, entry_dict
 from .progress import NoProgress
 from .progress import Progress as ProgressSink
 from .publish import PublishResult
+from .roots import RootResult
 from .scan import shown
 from .snapshot import SnapshotResult
 from .timeline import Timeline
@@ -208,6 +209,17 @@ class Output:
             self.line(f"  procedure {_procedure_line(p)}")
         if r.expires:
             self.line(f"  expires   {r.expires}")
+
+    def root(self, r: RootResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        if self.quiet:
+            return self.line(str(r.version))
+        self.line(f"root version {r.version} of store {r.store_id}: root keys {', '.join(r.root_keys)} "
+                  f"(threshold {r.root_threshold}), publisher keys {', '.join(r.publisher_keys)}")
+        if r.missing:
+            self.line(f"needs {r.missing} more root signature(s) before clients accept it: "
+                      f"regen root sign {r.version} --root-key FILE")
 
     def publish(self, r: PublishResult) -> None:
         if self.json:

@@ -46,6 +46,7 @@ for _mod, _names in {
     "durations": "parse_duration",
     "sizes": "SIZE_EXPECTED parse_size",
     "staging": "StagedWrites",
+    "root": "Role Root signatures_missing update_root verify_root",
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
     "transfer": "TransferResult",
@@ -136,6 +137,7 @@ if TYPE_CHECKING:  # the static view of the same names
     )
     from .sizes import SIZE_EXPECTED, parse_size
     from .staging import StagedWrites
+    from .root import Role, Root, signatures_missing, update_root, verify_root
     from .store import Store, open_store
     from .text import RedactingFilter, json_safe, printable, redact
     from .transfer import TransferResult
@@ -147,14 +149,15 @@ __all__ = [
     "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
-    "Policy", "PublicKey", "Report", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock", "TransferResult",
+    "Policy", "PublicKey", "Report", "Role", "Root", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock", "TransferResult",
     "TreeOrderChecker", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",
     "about", "layout", "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "matches",
     "object_id", "open_backend",
     "open_envelope", "open_store", "parse_manifest", "parse_time", "parse_url", "peek_envelope", "plan_gc",
-    "sign_envelope", "sort_key", "trust_map", "utcnow", "verify_generation", "verify_overlay", "write_keypair",
+    "sign_envelope", "signatures_missing", "sort_key", "trust_map", "update_root", "utcnow",
+    "verify_generation", "verify_overlay", "verify_root", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
     "Procedure", "parse_duration",
     "SIZE_EXPECTED", "parse_size", "StagedWrites",

@@ -90,6 +90,14 @@ def parse_generation_path(name: str) -> int | None:
     return None
 
 
+ROOT = "root"
+
+
+def root_path(version: int) -> str:
+    """root/<version>.json: version `version` of the store's root of trust (store/root.py)."""
+    return f"{ROOT}/{version:010d}.json"
+
+
 def overlay_path(host: str) -> str:
     return f"{HOSTS}/{check_name(host, 'host')}/overlay.json"
 

@@ -392,6 +392,10 @@ class Store:
         records.set_ref(self, channel, envelope)
 
     # -- host overlays -------------------------------------------------------------------------
+    def read_root(self, version: int) -> bytes | None:
+        """root/<version>.json, or None if that version does not exist (yet)."""
+        return self._read_optional(layout.root_path(version))
+
     def read_overlay(self, host: str, max_bytes: int = MAX_RECORD_BYTES) -> bytes | None:
         return self._read_optional(layout.overlay_path(host), max_bytes)
 

@@ -35,6 +35,7 @@ def show(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -44,7 +45,7 @@ def show(
     store's keys/ folder.
     """
     conn = options.connect(store, storage_option)
-    trust = options.trust(key, trusted_key)
+    trust = options.trust(key, trusted_key, trust_root, conn)
     Output(json=json, quiet=quiet).show(history.show(conn, options.resolve_channel(conn, channel), number, trust))
 
 

@@ -26,6 +26,7 @@ def set_(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -34,7 +35,7 @@ def set_(
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "host set")
     result = overlays.set_overlay(
-        conn, host, str(directory), signing, trust=options.trust(signing, trusted_key), message=message,
+        conn, host, str(directory), signing, trust=options.trust(signing, trusted_key, trust_root, conn), message=message,
         cache_dir=common.cache_dir(), expires=options.parse_expires(expires),
         progress=out.progress())
     out.overlay(result)
@@ -47,12 +48,13 @@ def show(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Show HOST's overlay: version, signature (checked with --key / --trusted-key) and its entries."""
     conn = options.connect(store, storage_option)
-    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host, options.trust(key, trusted_key)))
+    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host, options.trust(key, trusted_key, trust_root, conn)))
 
 
 @app.command(epilog=common.EXIT)
@@ -62,6 +64,7 @@ def rm(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -69,4 +72,4 @@ def rm(
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "host rm")
     Output(json=json, quiet=quiet).overlay(
-        overlays.remove_overlay(conn, host, signing, trust=options.trust(signing, trusted_key)))
+        overlays.remove_overlay(conn, host, signing, trust=options.trust(signing, trusted_key, trust_root, conn)))

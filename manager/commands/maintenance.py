@@ -52,6 +52,7 @@ def fsck(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -62,7 +63,7 @@ def fsck(
     """
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
-    trust = options.trust(key, trusted_key).require("fsck")
+    trust = options.trust(key, trusted_key, trust_root, conn).require("fsck")
     result = maintenance.check(conn, trust, repair=repair, read_data=not no_data, progress=out.progress())
     out.fsck(result)
     maintenance.raise_if_damaged(result)

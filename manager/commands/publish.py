@@ -22,6 +22,7 @@ def publish(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -32,7 +33,7 @@ def publish(
     use 'regen rollback' for that. A ref that does not verify is replaced (this repairs a tampered ref).
     """
     conn = options.connect(store, storage_option)
-    result = publishing.publish(conn, channel, number, options.trust(key, trusted_key).require("publish"))
+    result = publishing.publish(conn, channel, number, options.trust(key, trusted_key, trust_root, conn).require("publish"))
     Output(json=json, quiet=quiet).publish(result)
 
 
@@ -49,6 +50,7 @@ def rollback(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -61,7 +63,7 @@ def rollback(
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "rollback")
     result = publishing.rollback(
-        conn, channel, signing, options.trust(signing, trusted_key), to=to, message=message,
+        conn, channel, signing, options.trust(signing, trusted_key, trust_root, conn), to=to, message=message,
         expires=options.parse_expires(expires))
     Output(json=json, quiet=quiet).publish(result)
 
@@ -76,6 +78,7 @@ def renumber(
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
     trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -87,6 +90,6 @@ def renumber(
     """
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "renumber")
-    result = publishing.renumber(conn, channel, signing, options.trust(signing, trusted_key), message=message,
+    result = publishing.renumber(conn, channel, signing, options.trust(signing, trusted_key, trust_root, conn), message=message,
                                  expires=options.parse_expires(expires))
     Output(json=json, quiet=quiet).publish(result)

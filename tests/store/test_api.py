@@ -15,7 +15,8 @@ import regen.store
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.manager"}
 
-PUBLIC = [
+PUBLIC = sorted([
+    "Role", "Root", "signatures_missing", "update_root", "verify_root",
     "Backend", "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DAMAGED", "DEFAULT_GRACE",
     "DEFAULT_KEEP", "DEFAULT_PACK_SIZE", "DiffStats", "EMPTY_ID", "EXIT_DAMAGED", "EXIT_FAILED", "EXIT_INTERNAL",
     "EXIT_INTERRUPTED", "EXIT_MISCONFIGURED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM",
@@ -38,7 +39,7 @@ PUBLIC = [
     "parse_duration", "parse_history_entry", "parse_manifest", "parse_size", "parse_time", "parse_url",
     "peek_envelope", "plan_gc", "printable", "prune_history", "read_xattrs", "redact", "sign_envelope", "sort_key",
     "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
-]
+])
 # submodules of regen.store that are themselves part of the API (listed in __all__)
 PUBLIC_MODULES = {"regen.store.about", "regen.store.errors", "regen.store.layout"}
 
