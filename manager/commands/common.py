@@ -25,7 +25,7 @@ TrustedKeys = Annotated[list[str] | None, typer.Option(
     "--trusted-key", envvar="REGEN_TRUSTED_KEYS", metavar="FILE",
     help="A public key file whose signatures this command accepts, repeatable (env REGEN_TRUSTED_KEYS, "
          "space-separated). --key's public half is always trusted; the store's keys/ folder never is.")]
-TrustRoot = Annotated[Optional[str], typer.Option(
+TrustRoot = Annotated[str | None, typer.Option(
     "--trust-root", envvar="REGEN_TRUST_ROOT", metavar="FILE",
     help="The pinned root of trust ('regen root init --out'): the publisher keys of its newest version are "
          "trusted (env REGEN_TRUST_ROOT).")]
