@@ -281,13 +281,16 @@ def _fires(procedures: Any, changed: list[str], phase: str) -> list[dict[str, An
 def _would_run(index: Index | None, out: dict[str, Any], order: list[str]) -> list[dict[str, Any]]:
     """What a run would run now, and why: procedures a killed run left, then those the repair's and
     the update's changes fire (each once, "before" ones first), with the paths that fire them."""
+    left_by_run = index.state("procedures") if index is not None else None  # (procedures.STATE)
+    parts = [p for p in (out.get("repair"), out.get("update")) if isinstance(p, dict) and p.get("procedures")]
+    if not left_by_run and not parts:
+        return []  # (the no-change check imports nothing more)
     from .firing import Fired, Firing
-    from .procedures import STATE
 
-    firing = Firing.from_dict(index.state(STATE) if index is not None else None)
+    firing = Firing.from_dict(left_by_run)
     left = {f.name for f in firing.pending()}
-    for part in (out.get("repair"), out.get("update")):
-        fired = tuple(Fired.from_dict(d) for d in (part or {}).get("procedures", []))
+    for part in parts:
+        fired = tuple(Fired.from_dict(d) for d in part["procedures"])
         firing = firing.add(fired, order)  # (the installed policy's order; new names last)
     return [{**f.as_dict(), "why": "left by an interrupted run" if f.name in left else "changed paths"}
             for f in firing.pending()]

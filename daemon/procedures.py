@@ -255,6 +255,6 @@ def _escape(path: str) -> str:
 def _stdin(path: str) -> BinaryIO:
     """The paths file opened for reading, or /dev/null when a crash lost it (never an error)."""
     try:
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(path, "rb")
     except OSError:
-        return open(os.devnull, "rb")  # noqa: SIM115
+        return open(os.devnull, "rb")

@@ -14,6 +14,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from regen.store import EXIT_FAILED, EXIT_QUARANTINED, Policy, Procedure, Store
 
 from tests.conftest import Mode, run_cli
@@ -111,6 +113,7 @@ def test_repair_of_drifted_config_fires_it_and_no_change_fires_nothing(client: C
     assert lines(log) == ["reload repair after gen=1 app=v1 paths=app/etc/app.conf,"]
 
 
+@pytest.mark.slow  # (waits 3 s for the killed group's child)
 def test_timeout_kills_the_procedure_and_report_lets_the_run_go_on(client: Client, file_store: Store,
                                                                   signing_key, tmp_path: Path) -> None:
     log = tmp_path / "service.log"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -105,18 +106,18 @@ def test_procedure_must_be_an_array_of_tables(tmp_path: Path) -> None:
         load_policy_toml(str(path))
 
 
-GEN = dict(store_id="0123456789abcdef0123456789abcdef", channel="stable", number=1, manifest="0" * 64,
-           created="2025-01-02T03:04:05Z")
+GEN: dict[str, Any] = {"store_id": "0123456789abcdef0123456789abcdef", "channel": "stable", "number": 1,
+                       "manifest": "0" * 64, "created": "2025-01-02T03:04:05Z"}
 
 
 def test_a_generation_with_procedures_requires_the_feature() -> None:
     proc = Procedure("x", ("etc",), ("/bin/true",))
-    gen = Generation(**GEN, policy=Policy(procedures=(proc,)))  # type: ignore[arg-type]
+    gen = Generation(**GEN, policy=Policy(procedures=(proc,)))
     rec = gen.to_record()
     assert rec["features"] == [PROCEDURES]
     assert Generation.from_record(rec) == gen
     # without procedures the record is what every client reads (no feature, no key)
-    plain = Generation(**GEN).to_record()  # type: ignore[arg-type]
+    plain = Generation(**GEN).to_record()
     assert plain["features"] == [] and "procedure" not in plain["policy"]
     # procedures without the feature: an old client would skip them silently, so it is malformed
     with pytest.raises(RecordInvalid, match="carries procedures but not the 'procedures' feature"):
