@@ -34,6 +34,7 @@ from . import auth, svg, views
 T = TypeVar("T")
 TEMPLATES = Path(__file__).with_name("templates")
 CACHED_TIMELINES = 256
+WARMING = web.AppKey("warming", asyncio.Task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,14 @@ def make_app(store: Store, options: ServeOptions) -> web.Application:
     dash = Dashboard(store, options)
     middlewares: list[Middleware] = [auth.middleware(options.token)] if options.token else []
     app = web.Application(middlewares=[*middlewares, _errors(dash)])
+    async def warm(_app: web.Application) -> None:
+        # read the fleet in the background at start: at 10,000 hosts on S3 that takes a minute,
+        # which the first visitor would otherwise wait for (errors surface on the first page)
+        task = asyncio.get_running_loop().create_task(dash.fleet())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        _app[WARMING] = task
+
+    app.on_startup.append(warm)
     app.add_routes([web.get("/", dash.overview), web.get("/host/{host}", dash.host),
                     web.get("/channel/{channel}", dash.channel), web.get("/drift", dash.drift),
                     web.get("/metrics", dash.metrics)])
