@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from regen.store import HardwareFinding, Report, Store, drift_of, format_time
-from regen.store.errors import StoreAccessDenied, StoreError, StoreUnreachable
+from regen.store import HardwareFinding, Report, Store, drift_of, format_time, utcnow
+from regen.store.errors import NotFound, StoreAccessDenied, StoreError, StoreUnreachable
 
 from .errors import HostNotFound
 from .options import check_host
@@ -78,21 +78,31 @@ def host_timeline(store: Store, host: str, *, jobs: int = DEFAULT_JOBS) -> Timel
     _ = store.config
     entries = store.report_history(host)
 
-    def read(path: str) -> Report | StoreError:
+    def read(path: str) -> Report | StoreError | None:
         try:
             return store.read_report(path)
         except (StoreUnreachable, StoreAccessDenied):
             raise
+        except NotFound:
+            return None  # pruned by a gc since the listing
         except StoreError as exc:
             return exc
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         reports = list(pool.map(read, [e.path for e in entries]))
-    latest = store.read_latest_report(host)
-    if not entries and latest is None:
+    kept = [(e, r) for e, r in zip(entries, reports) if r is not None]
+    try:
+        latest, latest_error = store.read_latest_report(host), None
+    except (StoreUnreachable, StoreAccessDenied):
+        raise
+    except StoreError as exc:
+        latest, latest_error = None, exc
+    if not kept and latest is None and latest_error is None:
         raise HostNotFound(f"no report of host {host!r} in {store.url}")
-    rows = [entry_of(r) if isinstance(r, Report) else _broken(e.when, r.message) for e, r in zip(entries, reports)]
-    newest = reports[-1] if reports else None
+    rows = [entry_of(r) if isinstance(r, Report) else _broken(e.when, r.message) for e, r in kept]
+    newest = kept[-1][1] if kept else None
+    if latest_error is not None:
+        rows.append(replace(_broken(utcnow(), f"latest.json: {latest_error.message}"), latest=True))
     if latest is not None:
         if isinstance(newest, Report) and newest.run_id == latest.run_id:
             rows[-1] = replace(rows[-1], latest=True)  # the latest run was news: it is the newest entry

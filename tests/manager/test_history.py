@@ -171,3 +171,12 @@ def test_history_command_shows_the_timeline(cli, admin: Store) -> None:
     assert "host kiosk-01" in out and "repaired etc/hosts" in out
     err = cli("history", "nobody", exit_code=2).stderr
     assert "no report of host 'nobody'" in err
+
+
+def test_a_broken_latest_report_is_a_row_not_a_crash(cli, admin: Store) -> None:
+    t = format_time(START)
+    admin.put_report(Report("kiosk-02", "r1", t, t, "ok", 0, "stable", 1, 1))
+    admin.backend.write("reports/kiosk-02/latest.json", b"{not json")
+    data = cli("history", "kiosk-02", "--json").json()
+    assert [e["state"] for e in data["entries"]] == ["ok", "failing"]
+    assert data["entries"][-1]["latest"] is True and "not valid JSON" in data["entries"][-1]["errors"][0]
