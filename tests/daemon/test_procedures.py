@@ -140,6 +140,7 @@ def failing(mode: str) -> Procedure:
     return Procedure(f"check {mode}", ("app/share/**",), ("/bin/sh", "-c", "echo broken >&2; exit 7"), failure=mode)
 
 
+@pytest.mark.slow  # (three runs and two regen status)
 def test_fail_run_exits_1_and_the_next_run_retries(client: Client, file_store: Store, signing_key,
                                                    tmp_path: Path) -> None:
     log = tmp_path / "service.log"
@@ -189,6 +190,7 @@ def test_failing_before_procedure_with_fail_run_leaves_the_tree_untouched(client
     assert (client.root / "app/bin/app").read_bytes() == b"v2"
 
 
+@pytest.mark.slow  # (several killed runs)
 def test_killed_between_apply_and_procedure_the_next_run_runs_it(client: Client, file_store: Store,
                                                                  signing_key, tmp_path: Path) -> None:
     log = tmp_path / "service.log"
