@@ -26,6 +26,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,7 +68,7 @@ __version__ = version()
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     verify: bool = False
-    kill_after: int | None = None      # test hook (REGEN_TEST_KILL_AFTER): SIGKILL after N apply operations
+    on_tick: Callable[[int], None] | None = None  # called after every apply operation (Ticker; test harness only)
     wait_lock: bool = False
 
 
@@ -145,8 +146,8 @@ class _Cycle:
         self.session = StoreSession(agent.config, index, runlog, agent.store_factory, stop=agent.stop)
         self.steps = Steps(runlog, index, agent.config.failures.max_consecutive, verify=options.verify)
         # one count of operations for the whole run (repair and update): the journal's ops_done and
-        # the REGEN_TEST_KILL_AFTER hook both count from the start of the run
-        self.ticker = Ticker(options.kill_after, agent.stop)
+        # the harness's on_tick hook both count from the start of the run
+        self.ticker = Ticker(agent.stop, options.on_tick)
         self.started_ns = time.time_ns()
 
     # -- the run ---------------------------------------------------------------------------

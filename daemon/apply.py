@@ -11,8 +11,8 @@ managed path with its old content, its new content or absent, never a partial fi
 files are removed by the next run's plan. All paths go through SafeRoot (no symlink followed,
 nothing outside root). Failures are collected per entry; the rest of the plan goes on.
 
-Test hook: `kill_after=N` (regend reads REGEN_TEST_KILL_AFTER) sends SIGKILL to this process
-after N operations, so tests can crash a real run at every point of an apply.
+Every operation ticks the run's Ticker: SIGTERM is honoured between operations, and the crash
+tests' harness (tests/regend_harness.py) kills a real run at every point of an apply in turn.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 The environment is read here and nowhere deeper (R12):
   REGEND_CONFIG            default for --config (else /etc/regen/regend.toml)
-  REGEN_TEST_KILL_AFTER=N  test hook: the run SIGKILLs itself after N apply operations
-  REGEN_TEST_HARDWARE=F    test hook: a JSON file {"inventory": {...}, "findings": [...]} replaces the
-                           psutil probe by hardware.FakeProbe (tests simulate a dead disk this way)
+No test switch is read: the tests run regend through tests/regend_harness.py, which installs its
+substitutes (a FakeProbe, a crash hook) in-process (oneshot.Substitutes).
 """
 
 from __future__ import annotations

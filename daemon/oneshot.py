@@ -7,18 +7,20 @@ below (help, typos, odd spellings) goes to the typer app, which words the usage 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import render
 from .config import DEFAULT_PATH, load_config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .config import DaemonConfig
+    from .hardware import HardwareProbe
 
 _FLAGS = {"run": ("--once", "--verify", "--wait", "--json"), "check": ("--verify", "--json")}
 
@@ -72,7 +74,7 @@ def run_once(cfg: DaemonConfig, *, verify: bool, wait: bool, json_out: bool, qui
 
     stop = prepare_run()
     agent = Agent(cfg, probe(cfg), stop=stop)
-    result = agent.run(RunOptions(verify=verify, kill_after=kill_after(), wait_lock=wait))
+    result = agent.run(RunOptions(verify=verify, on_tick=Substitutes.on_tick, wait_lock=wait))
     render.run_summary(result.report, result.warnings, result.upload_error, json_out=json_out, quiet=quiet)
     return result.exit_code
 
@@ -107,25 +109,23 @@ def prepare_run() -> threading.Event:
     return stop
 
 
-def probe(cfg: DaemonConfig) -> Any:
-    """The hardware probe: psutil, or (test hook REGEN_TEST_HARDWARE=F) the inventory and findings in F."""
-    from .hardware import FakeProbe, PsutilProbe
+class Substitutes:
+    """What a test harness may replace in this process before it calls `regend`'s main: the hardware
+    probe (a FakeProbe: R10's one allowed substitute) and a hook called after every apply operation
+    (the crash tests kill the run there). tests/regend_harness.py is the only writer; the installed
+    regend leaves both unset and reads no test switch from its environment."""
 
-    fake = os.environ.get("REGEN_TEST_HARDWARE")
-    if fake:
-        from regen.store import HardwareFinding
+    probe: ClassVar[Callable[[DaemonConfig], HardwareProbe] | None] = None
+    on_tick: ClassVar[Callable[[int], None] | None] = None
 
-        with open(fake, encoding="utf-8") as fp:
-            data = json.load(fp)
-        return FakeProbe(data.get("inventory") or {},
-                         [HardwareFinding(**f) for f in data.get("findings") or []])
+
+def probe(cfg: DaemonConfig) -> HardwareProbe:
+    """The hardware probe: psutil (or the test harness's substitute)."""
+    if Substitutes.probe is not None:
+        return Substitutes.probe(cfg)
+    from .hardware import PsutilProbe
+
     return PsutilProbe(cfg.hardware)
 
 
-def kill_after() -> int | None:
-    """Test hook REGEN_TEST_KILL_AFTER=N: the run SIGKILLs itself after N apply operations."""
-    value = os.environ.get("REGEN_TEST_KILL_AFTER")
-    return int(value) if value and value.isdigit() else None
-
-
-__all__ = ["check", "config", "kill_after", "logging_setup", "main", "parse", "prepare_run", "probe", "run_once"]
+__all__ = ["Substitutes", "check", "config", "logging_setup", "main", "parse", "prepare_run", "probe", "run_once"]

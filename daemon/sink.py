@@ -39,7 +39,7 @@ class Sink:
             self.hash.update(view[:n])
             self.size += n
             view = view[n:]
-        if self.size and self.size == len(data) and self.ticker.kill_after is not None:
+        if self.size and self.size == len(data) and self.ticker.on_tick is not None:
             self.ticker.tick()  # a crash point with a partly written temp file
         return len(data)
 

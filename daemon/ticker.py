@@ -6,25 +6,29 @@ without importing each other.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
+from collections.abc import Callable
 
 from .errors import Interrupted, signal_name
 
 
 class Ticker:
-    """Counts operations; honours SIGTERM (stop) between them, and the crash test hook."""
+    """Counts operations; honours SIGTERM/SIGINT (`stop`) between them.
 
-    def __init__(self, kill_after: int | None = None, stop: threading.Event | None = None) -> None:
-        self.kill_after = kill_after
+    `on_tick(n)`, when given, is called after every operation with the count so far: the crash
+    tests' harness (tests/regend_harness.py) kills the run there, at every point of an apply in
+    turn. regend itself never sets it.
+    """
+
+    def __init__(self, stop: threading.Event | None = None, on_tick: Callable[[int], None] | None = None) -> None:
         self.stop = stop
+        self.on_tick = on_tick
         self.n = 0
 
     def tick(self) -> None:
         self.n += 1
-        if self.kill_after is not None and self.n >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if self.on_tick is not None:
+            self.on_tick(self.n)
         if self.stop is not None and self.stop.is_set():
             raise Interrupted(f"stopped by {signal_name(self.stop)} during apply")
 

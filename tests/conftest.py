@@ -15,6 +15,13 @@ import pytest
 from regen.store import SecretKey, Store, generate
 
 BIN = Path(sys.executable).parent
+HARNESS = Path(__file__).resolve().parent / "regend_harness.py"
+
+
+def argv_of(name: str) -> list[str]:
+    """How the tests start `regen` or `regend`: the installed regen; regend through the test harness,
+    which installs the fakes the test's environment asks for (REGEN_TEST_HARDWARE, ..._KILL_AFTER)."""
+    return [sys.executable, str(HARNESS)] if name == "regend" else [str(BIN / name)]
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +140,7 @@ def run_cli(command: str, *args: str, exit_code: int | None = 0, env: dict[str, 
     """Run the installed `regen` or `regend` as a real subprocess and check its exit status."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    proc = subprocess.run([str(BIN / command), *args], capture_output=True, text=True, env=full_env,
+    proc = subprocess.run([*argv_of(command), *args], capture_output=True, text=True, env=full_env,
                           timeout=timeout, input=input)
     res = Result(proc.returncode, proc.stdout, proc.stderr)
     if exit_code is not None and proc.returncode != exit_code:

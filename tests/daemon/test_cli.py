@@ -12,7 +12,7 @@ from regen.daemon.errors import ConfigInvalid, RunLocked, UsageError
 from regen.daemon.lock import RunLock
 from regen.store import Store
 
-from tests.conftest import BIN, run_cli
+from tests.conftest import argv_of, run_cli
 
 from .conftest import NO_FINDINGS, Client, expected, publish
 
@@ -50,7 +50,7 @@ def test_long_running_daemon_runs_on_schedule_and_stops_on_sigterm(client: Clien
     client.write_config(schedule={"interval": "1s", "jitter": 0, "verify_every": 0})
     hw = client.hardware(NO_FINDINGS)
     env = {**os.environ, "REGEN_TEST_HARDWARE": str(hw)}
-    proc = subprocess.Popen([str(BIN / "regend"), "run", "--config", str(client.config_path)], env=env,
+    proc = subprocess.Popen([*argv_of("regend"), "run", "--config", str(client.config_path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -84,7 +84,7 @@ def test_sigterm_during_a_boot_run_leaves_a_state_the_next_run_converges_from(cl
     spec = {f"d{i // 50}/f{i}": f"content {i}" for i in range(400)}
     publish(file_store, signing_key, spec, number=1)
     env = {**os.environ, "REGEN_TEST_HARDWARE": str(client.hardware(NO_FINDINGS))}
-    proc = subprocess.Popen([str(BIN / "regend"), "run", "--once", "--config", str(client.config_path)], env=env,
+    proc = subprocess.Popen([*argv_of("regend"), "run", "--once", "--config", str(client.config_path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = client.state / "lock"
     deadline = time.monotonic() + 30

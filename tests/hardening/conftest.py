@@ -33,7 +33,7 @@ from regen.store import (
     xxh,
 )
 
-from ..conftest import BIN, Mode, Symlink, run_cli
+from ..conftest import Mode, Symlink, argv_of, run_cli
 
 HERE = Path(__file__).parent
 
@@ -166,7 +166,7 @@ def assert_same_tree(before: dict[bytes, Node], after: dict[bytes, Node], what: 
 def spawn(command: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.Popen([str(BIN / command), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([*argv_of(command), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=full_env)
 
 

@@ -117,13 +117,13 @@ def test_a_signal_stops_a_run_within_a_second(tmp_path: Path, signame: str) -> N
     import subprocess
     import time
 
-    from ..conftest import BIN
+    from ..conftest import argv_of
     from .conftest import NO_FINDINGS
 
     conf = store_lacking_every_object(tmp_path, 50_000)
     hw = tmp_path / "hw.json"
     hw.write_text(json.dumps(NO_FINDINGS))
-    proc = subprocess.Popen([str(BIN / "regend"), "run", "--once", "--config", str(conf)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*argv_of("regend"), "run", "--once", "--config", str(conf)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env={**os.environ, "REGEN_TEST_HARDWARE": str(hw)})
     objects = tmp_path / "state" / "objects"
     deadline = time.monotonic() + 60
