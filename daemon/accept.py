@@ -16,8 +16,19 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from regen.store import (EMPTY_ID, Entry, Generation, NotFound, Overlay, PublicKey, RegenError, StoreNotFound, UnknownKey,
-                         layout, matches)
+from regen.store import (
+    EMPTY_ID,
+    Entry,
+    Generation,
+    NotFound,
+    Overlay,
+    PublicKey,
+    RegenError,
+    StoreNotFound,
+    UnknownKey,
+    layout,
+    matches,
+)
 from regen.store.errors import DAMAGED, MISCONFIGURED, UNREACHABLE
 
 from .errors import ChannelNotFound, FetchFailed

@@ -41,9 +41,9 @@ JUNK_MODES = ("quarantine", "keep")
 ON_REPEATED = ("report", "quarantine")
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 T = TypeVar("T")
-_TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "trust_root", "preserve",
-             "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports", "transfers",
-             "xattrs"}
+_TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "trust_root",
+             "preserve", "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports",
+             "transfers", "xattrs"}
 XATTR_MODES = ("required", "best-effort")
 
 
@@ -358,7 +358,8 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     report_store = (reports.text("store", default=None) or "").strip() or None
     report_options = _storage_options(reports, environ) if report_store else {}
     metrics_file = (reports.text("metrics", default=None) or "").strip() or None
-    own = [path, state_dir, *key_files, *([root_file] if root_file else []), *_option_files(options), *_option_files(report_options),
+    own = [path, state_dir, *key_files, *([root_file] if root_file else []), *_option_files(options),
+           *_option_files(report_options),
            *([metrics_file] if metrics_file else [])]
     preserve += tuple(g for g in implicit_preserve(root, own) if g not in preserve)
     junk = top.get("junk", " or ".join(map(repr, JUNK_MODES)), lambda v: v in JUNK_MODES)

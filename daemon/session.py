@@ -55,7 +55,8 @@ class StoreSession:
         if self.store is None:
             cached = self.index.state("store") if self.index is not None else None
             config = None
-            if cached and cached.get("url") == redact(self.cfg.store) and "features" in cached:  # (older caches lack it)
+            # (older caches lack "features")
+            if cached and cached.get("url") == redact(self.cfg.store) and "features" in cached:
                 config = StoreConfig(cached["store_id"], cached.get("compression", "zstd"),
                                      features=tuple(cached.get("features", ())))
             store = self.factory(self.cfg, config)

@@ -121,6 +121,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .procedure import Procedure
     from .report import Finding as HardwareFinding
     from .report import Report, drift_of
+    from .root import Role, Root, signatures_missing, update_root, verify_root
     from .schemes import parse_url
     from .signing import (
         PublicKey,
@@ -137,7 +138,6 @@ if TYPE_CHECKING:  # the static view of the same names
     )
     from .sizes import SIZE_EXPECTED, parse_size
     from .staging import StagedWrites
-    from .root import Role, Root, signatures_missing, update_root, verify_root
     from .store import Store, open_store
     from .text import RedactingFilter, json_safe, printable, redact
     from .transfer import TransferResult
@@ -149,7 +149,8 @@ __all__ = [
     "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
-    "Policy", "PublicKey", "Report", "Role", "Root", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock", "TransferResult",
+    "Policy", "PublicKey", "Report", "Role", "Root", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock",
+    "TransferResult",
     "TreeOrderChecker", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",
     "format_time", "fsck", "generate", "hash_file", "is_object_id", "iter_entries", "kept_numbers", "key_id",

@@ -35,7 +35,6 @@ from .manifest_meta import (
 from .objects import ObjectId, is_object_id
 from .paths import check_path, sort_key
 
-
 FORMAT = 1           # content and modes only
 FORMAT_META = 2      # + owners, mtimes, xattrs/ACLs, hard links, devices, FIFOs, sparse files
 FORMATS = (FORMAT, FORMAT_META)

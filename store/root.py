@@ -63,7 +63,8 @@ class Root:
             "features": [],
             "format": 1,
             "keys": {k: v.text().strip() for k, v in sorted(self.keys.items())},
-            "roles": {name: {"keys": sorted(r.keys), "threshold": r.threshold} for name, r in sorted(self.roles.items())},
+            "roles": {name: {"keys": sorted(r.keys), "threshold": r.threshold}
+                      for name, r in sorted(self.roles.items())},
             "store_id": self.store_id,
             "type": ROOT_TYPE,
             "version": self.version,
@@ -100,7 +101,8 @@ class Root:
         out: dict[str, Role] = {}
         for name in ROLES:
             r = roles.get(name)
-            if not isinstance(r, dict) or not isinstance(r.get("keys"), list) or not isinstance(r.get("threshold"), int):
+            if not isinstance(r, dict) or not isinstance(r.get("keys"), list) \
+                    or not isinstance(r.get("threshold"), int):
                 raise RecordInvalid(f"{where} has no valid {name!r} role", path=where)
             ids = tuple(str(k) for k in r["keys"])
             if not set(ids) <= set(parsed) or not 1 <= r["threshold"] <= len(ids):

@@ -35,7 +35,8 @@ def set_(
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "host set")
     result = overlays.set_overlay(
-        conn, host, str(directory), signing, trust=options.trust(signing, trusted_key, trust_root, conn), message=message,
+        conn, host, str(directory), signing, trust=options.trust(signing, trusted_key, trust_root, conn),
+        message=message,
         cache_dir=common.cache_dir(), expires=options.parse_expires(expires),
         progress=out.progress())
     out.overlay(result)
@@ -54,7 +55,8 @@ def show(
 ) -> None:
     """Show HOST's overlay: version, signature (checked with --key / --trusted-key) and its entries."""
     conn = options.connect(store, storage_option)
-    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host, options.trust(key, trusted_key, trust_root, conn)))
+    trust = options.trust(key, trusted_key, trust_root, conn)
+    Output(json=json, quiet=quiet).overlay_info(overlays.show_overlay(conn, host, trust))
 
 
 @app.command(epilog=common.EXIT)

@@ -33,7 +33,8 @@ def publish(
     use 'regen rollback' for that. A ref that does not verify is replaced (this repairs a tampered ref).
     """
     conn = options.connect(store, storage_option)
-    result = publishing.publish(conn, channel, number, options.trust(key, trusted_key, trust_root, conn).require("publish"))
+    trust = options.trust(key, trusted_key, trust_root, conn)
+    result = publishing.publish(conn, channel, number, trust.require("publish"))
     Output(json=json, quiet=quiet).publish(result)
 
 
@@ -90,6 +91,7 @@ def renumber(
     """
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "renumber")
-    result = publishing.renumber(conn, channel, signing, options.trust(signing, trusted_key, trust_root, conn), message=message,
+    trust = options.trust(signing, trusted_key, trust_root, conn)
+    result = publishing.renumber(conn, channel, signing, trust, message=message,
                                  expires=options.parse_expires(expires))
     Output(json=json, quiet=quiet).publish(result)

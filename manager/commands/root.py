@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -29,8 +29,9 @@ def init_(
     root_key: RootKeys,
     publisher_key: Annotated[list[str], typer.Option(
         "--publisher-key", metavar="FILE.pub", help="A publisher's public key (signs generations), repeatable.")],
-    threshold: Annotated[int, typer.Option("--threshold", min=1, help="Root keys that must sign each new version.")] = 1,
-    out: Annotated[Optional[str], typer.Option(
+    threshold: Annotated[int, typer.Option(
+        "--threshold", min=1, help="Root keys that must sign each new version.")] = 1,
+    out: Annotated[str | None, typer.Option(
         "--out", metavar="FILE", help="Write the pin file for clients (their trust_root) and publishers.")] = None,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
@@ -68,7 +69,7 @@ def add_key(
 def revoke_key(
     keyid: Annotated[str, typer.Argument(metavar="KEYID", help="The key id to remove from every role.")],
     root_key: RootKeys,
-    threshold: Annotated[Optional[int], typer.Option(
+    threshold: Annotated[int | None, typer.Option(
         "--threshold", min=1, help="New root threshold (default: unchanged, or lowered to the keys left).")] = None,
     trust_root: common.TrustRoot = None,
     store: common.Store = None,

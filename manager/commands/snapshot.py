@@ -55,7 +55,8 @@ def snapshot(
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "snapshot")
     result = take_snapshot(
-        conn, str(src), channel=channel, message=message, key=signing, trust=options.trust(signing, trusted_key, trust_root, conn),
+        conn, str(src), channel=channel, message=message, key=signing,
+        trust=options.trust(signing, trusted_key, trust_root, conn),
         policy=options.load_policy(policy), publish=publish, cache_dir=common.cache_dir(),
         expires=options.parse_expires(expires), progress=out.progress(),
         full=full, one_file_system=not cross)
