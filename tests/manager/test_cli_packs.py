@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from regen.store import UnsupportedFormat
-
 from tests.conftest import run_cli
 
 
