@@ -25,15 +25,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    import logging
-
     signal.signal(signal.SIGTERM, _terminate)
-    # the library's warnings (regen.store: a stray file skipped, a retry) as one line each on stderr
-    logging.basicConfig(level=logging.WARNING, format="regen: warning: %(message)s")
-    from regen.store import RedactingFilter
-
-    for h in logging.getLogger().handlers:
-        h.addFilter(RedactingFilter())
     from . import render  # imported here so an import-time bug still gets the handler below
     try:
         from .cli import app

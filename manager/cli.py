@@ -105,5 +105,9 @@ def logging_setup(prog: str, debug: bool) -> None:
     """Where library log records go: stderr, debug with -v or REGEN_DEBUG (configured here only, A2)."""
     import logging
 
+    from regen.store import RedactingFilter
+
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format=f"{prog}: %(message)s",
                         force=True)
+    for h in logging.getLogger().handlers:
+        h.addFilter(RedactingFilter())  # no store password in a log line (issue 13)
