@@ -7,6 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from regen.store import ObjectCorrupt, Store, fsck, object_id
 from regen.store.chunks import CHUNK_ABOVE, decode_list, encode_list
 
@@ -67,3 +70,13 @@ def test_fsck_finds_a_damaged_chunk(file_url: str, tmp_path: Path) -> None:
     assert result.damaged
     assert {f.kind for f in result.findings} >= {"corrupt"}
     assert any(f.subject == object_id(BIG) for f in result.findings)  # the file whose chunk it is, too
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_are_a_chunk_list_or_refused(data: bytes) -> None:
+    """A chunk list comes from an untrusted store: anything malformed is ObjectCorrupt, never a crash."""
+    try:
+        chunks = decode_list(data, "x", "here")
+    except ObjectCorrupt:
+        return
+    assert all(n > 0 for _, n in chunks)

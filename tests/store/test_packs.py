@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from regen.store import (
     Backend,
     Entry,
@@ -285,3 +286,20 @@ def test_a_client_whose_index_list_went_stale_reads_it_again(file_url: str, sign
     result = client.fetch_many(ids, lambda oid: str(out / oid))
     assert not result.errors and sorted(result.done) == sorted(ids)
     assert all((out / object_id(d)).read_bytes() == d for d in TREE2.values())
+
+
+_VALID = encode_index([object_id(b"p0"), object_id(b"p1")],
+                      [(object_id(bytes([i])), i % 2, 100 * i, 10 + i) for i in range(8)])
+
+
+@given(st.one_of(st.binary(max_size=600),
+                 st.tuples(st.integers(0, len(_VALID) - 1), st.integers(1, 255)).map(
+                     lambda t: _VALID[:t[0]] + bytes([_VALID[t[0]] ^ t[1]]) + _VALID[t[0] + 1:])))
+def test_any_bytes_are_a_valid_index_or_refused_as_corrupt(data: bytes) -> None:
+    """An index comes from an untrusted store: garbage or a flipped byte is refused, never a crash."""
+    try:
+        index = PackIndex("x" * 64, data)
+    except ObjectCorrupt:
+        return
+    for loc in index:  # what was accepted is self-consistent
+        assert index.find(loc.oid) == loc and 1 <= loc.length
