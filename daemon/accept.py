@@ -34,7 +34,7 @@ from regen.store.errors import DAMAGED, MISCONFIGURED, UNREACHABLE
 from .errors import ChannelNotFound, FetchFailed
 from .fetch import fetch_missing
 from .mirror import save_mirror
-from .monitor import read_generation, read_overlay
+from .monitor import read_overlay, read_stamped_generation
 from .scope import policy_of
 from .space import need_cache_space
 from .target import Target
@@ -78,22 +78,25 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
     store = session.open()
     seen_epoch = index.highest("epoch", cfg.channel)
 
-    def read(walk: bool) -> tuple[Generation | None, dict[str, PublicKey], str]:
+    stamp_seen = index.highest("timestamp", cfg.channel)
+
+    def read(walk: bool) -> tuple[Generation | None, int | None, dict[str, PublicKey], str]:
         trusted, store_id = publisher_trust(cfg, store, walk=walk, warnings=session.log.warnings)
-        return read_generation(store, cfg.channel, trusted, store_id=store_id,
-                               min_number=index.highest("channel", cfg.channel), min_epoch=seen_epoch,
-                               max_bytes=cfg.limits.max_record_bytes), trusted, store_id
+        gen, stamp = read_stamped_generation(
+            store, cfg.channel, trusted, store_id=store_id, min_number=index.highest("channel", cfg.channel),
+            min_epoch=seen_epoch, timestamp_seen=stamp_seen, max_bytes=cfg.limits.max_record_bytes)
+        return gen, stamp, trusted, store_id
 
     walked = False
     try:
-        gen, trusted, store_id = read(False)
+        gen, stamp, trusted, store_id = read(False)
     except UnknownKey:
         if cfg.trust_root is None:
             raise
-        gen, trusted, store_id, walked = *read(True), True  # signed by a key a newer root may list
+        gen, stamp, trusted, store_id, walked = *read(True), True  # signed by a key a newer root may list
     if cfg.trust_root is not None and not walked and gen is not None and (
             installed is None or installed.number != gen.number):
-        gen, trusted, store_id = read(True)  # a new generation: learn revocations before accepting it
+        gen, stamp, trusted, store_id = read(True)  # a new generation: learn revocations before accepting it
     if gen is None:
         if installed is not None:
             raise _missing_ref(cfg, store)
@@ -124,6 +127,8 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
             index.raise_highest("channel", cfg.channel, gen.number)
         if overlay is not None:
             index.raise_highest("overlay", cfg.host, overlay.number)
+        if stamp is not None:
+            index.raise_highest("timestamp", cfg.channel, stamp)
     save_mirror(cfg.state_dir, index)
     if installed is not None and target.same_tree(installed) and target.number == installed.number:
         return None

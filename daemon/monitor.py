@@ -66,6 +66,27 @@ def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *
                              where=f"refs/{channel}", max_bytes=max_bytes)
 
 
+def read_stamped_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *, store_id: str,
+                            min_number: int | None, min_epoch: int | None, timestamp_seen: int | None,
+                            max_bytes: int) -> tuple[Generation | None, int | None]:
+    """`read_generation` plus freeze protection (store/timestamp.py): the ref's timestamp must be
+    valid, not replayed and not expired once this channel had one; (generation, its version).
+
+    Still one read: the timestamp travels inside the ref.
+    """
+    from regen.store import check_timestamp, read_timestamp, utcnow
+
+    data = store.read_ref(channel, max_bytes=max_bytes)
+    if data is None:
+        return None, None
+    where = f"refs/{channel}"
+    gen = verify_generation(data, trusted, store_id=store_id, channel=channel, min_number=min_number,
+                            min_epoch=min_epoch, where=where, max_bytes=max_bytes)
+    ts = read_timestamp(data, trusted, gen, where=where)
+    check_timestamp(ts, seen=timestamp_seen, now=utcnow(), where=where)
+    return gen, ts.version if ts is not None else None
+
+
 def read_overlay(store: Store, host: str, trusted: dict[str, PublicKey], *, store_id: str,
                  min_number: int | None, max_bytes: int) -> Overlay | None:
     """This host's overlay record, verified; None if the host never had one."""

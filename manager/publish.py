@@ -31,6 +31,7 @@ from regen.store import (
     layout,
     utcnow,
 )
+from regen.store import Timestamp, read_timestamp, stamp, strip_timestamp
 from regen.store.errors import StoreExists
 
 from .errors import NotPublishable, RefMoved, Untrusted
@@ -67,12 +68,37 @@ def expiry(now: datetime, expires: timedelta | None) -> str | None:
     return None if expires is None else format_time(now + expires)
 
 
-def move_ref(store: Store, lock: StoreLock, channel: str, envelope: bytes, expected: bytes | None) -> None:
+DEFAULT_TIMESTAMP_TTL = timedelta(days=1)  # a withheld update shows within a day (refresh every 6 h)
+
+
+def stamped(store: Store, channel: str, envelope: bytes, key: SecretKey, trust: Trust, previous: bytes | None,
+            ttl: timedelta = DEFAULT_TIMESTAMP_TTL, now: datetime | None = None) -> bytes:
+    """`envelope` with a fresh timestamp (store/timestamp.py) whose version exceeds the previous ref's."""
+    now = now or utcnow()
+    gen = store.peek_generation(envelope, where="the new record")
+    old = None
+    if previous is not None:
+        prev = store.peek_generation(previous, where=f"refs/{channel}")
+        old = read_timestamp(previous, trust.keys, prev, where=f"refs/{channel}")
+    version = max(int(now.timestamp()), old.version + 1 if old else 1)  # grows even if clocks step back
+    ts = Timestamp(store.store_id, channel, gen.number, gen.epoch, version, format_time(now),
+                   format_time(now + ttl))
+    return stamp(strip_timestamp(envelope), ts, key)
+
+
+def move_ref(store: Store, lock: StoreLock, channel: str, envelope: bytes, expected: bytes | None,
+             key: SecretKey | None = None, trust: Trust | None = None) -> None:
     """Point the channel at `envelope` if the ref still holds `expected` (None: no ref) and our lease holds.
 
     The read-compare-write runs under a lease refreshed just before; backends offer no atomic
-    compare-and-swap on a plain file, so this closes the race to the time of one write.
+    compare-and-swap on a plain file, so this closes the race to the time of one write. A channel
+    whose ref carries a timestamp (freeze protection, enabled by 'regen refresh') keeps one: the
+    new ref is stamped with `key`, so clients that require it are not cut off by a publish.
     """
+    if expected is not None and strip_timestamp(expected) != expected:
+        if key is None:
+            raise NotPublishable(f"channel {channel!r} is timestamped (regen refresh); moving its ref needs --key")
+        envelope = stamped(store, channel, envelope, key, trust or Trust({key.public.keyid: key.public}), expected)
     lock.refresh()
     found = store.read_ref(channel)
     if found != expected:
@@ -105,7 +131,7 @@ def write_new_generation(store: Store, key: SecretKey, trust: Trust, lock: Store
         verified_generation(store, channel, gen.number, trust)  # Untrusted if a forged file holds the number
         raise
     if publish:
-        move_ref(store, lock, channel, envelope, expected_ref)
+        move_ref(store, lock, channel, envelope, expected_ref, key, trust)
     return gen
 
 
@@ -122,7 +148,8 @@ class PublishResult:
                 "content_of": self.content_of, "epoch": self.epoch}
 
 
-def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime | None = None) -> PublishResult:
+def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime | None = None,
+            key: SecretKey | None = None) -> PublishResult:
     """Point the channel at generation `number`, which must exist, verify and not go backwards.
 
     A ref that does not verify (tampered with) is replaced: publishing a verified generation is
@@ -143,7 +170,7 @@ def publish(store: Store, channel: str, number: int, trust: Trust, now: datetime
                 f"clients refuse to go back",
                 hint=f"republish its content as a new generation with "
                      f"'regen rollback --channel {channel} --to {number}'")
-        move_ref(store, lock, channel, data, before)
+        move_ref(store, lock, channel, data, before, key, trust)
     return PublishResult(channel, number, current.number if current else None, epoch=gen.epoch)
 
 
@@ -224,5 +251,23 @@ def _verified_records(store: Store, channel: str, trust: Trust) -> list[Generati
     return out
 
 
-__all__ = ["PublishResult", "current_generation", "expiry", "next_number", "publish", "renumber", "rollback",
+def refresh(store: Store, channel: str, key: SecretKey, trust: Trust, ttl: timedelta = DEFAULT_TIMESTAMP_TTL,
+            now: datetime | None = None) -> PublishResult:
+    """Renew the timestamp of the channel's ref (freeze protection): same generation, fresh expiry.
+
+    Run from a timer (contrib/systemd/regen-refresh.timer): once a channel has a timestamp its
+    clients refuse a ref whose timestamp expired, so a store that withholds updates is noticed.
+    """
+    check_channel(channel)
+    with StoreLock(store, "regen refresh") as lock:
+        found = verified_ref(store, channel, trust)
+        if found is None:
+            raise NotPublishable(f"channel {channel!r} has no published generation to timestamp")
+        gen, before = found
+        fresh = stamped(store, channel, before, key, trust, before, ttl, now)
+        move_ref(store, lock, channel, fresh, before, key, trust)
+    return PublishResult(channel, gen.number, gen.number, epoch=gen.epoch)
+
+
+__all__ = ["DEFAULT_TIMESTAMP_TTL", "PublishResult", "refresh", "stamped", "current_generation", "expiry", "next_number", "publish", "renumber", "rollback",
            "unknown_key_warning", "write_new_generation"]

@@ -47,6 +47,7 @@ for _mod, _names in {
     "sizes": "SIZE_EXPECTED parse_size",
     "staging": "StagedWrites",
     "root": "Role Root signatures_missing update_root verify_root",
+    "timestamp": "Timestamp check_timestamp read_timestamp stamp strip_timestamp",
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
     "transfer": "TransferResult",
@@ -138,6 +139,7 @@ if TYPE_CHECKING:  # the static view of the same names
     )
     from .sizes import SIZE_EXPECTED, parse_size
     from .staging import StagedWrites
+    from .timestamp import Timestamp, check_timestamp, read_timestamp, stamp, strip_timestamp
     from .store import Store, open_store
     from .text import RedactingFilter, json_safe, printable, redact
     from .transfer import TransferResult
@@ -149,7 +151,8 @@ __all__ = [
     "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
-    "Policy", "PublicKey", "Report", "Role", "Root", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock",
+    "Policy", "PublicKey", "Report", "Role", "Root", "Timestamp", "check_timestamp", "read_timestamp",
+    "stamp", "strip_timestamp", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock",
     "TransferResult",
     "TreeOrderChecker", "VerifyingWriter",
     "break_lock", "build_manifest", "check_entry", "check_glob", "check_path", "diff", "errors", "execute_gc",

@@ -19,6 +19,7 @@ from .packcheck import check_packs
 from .pool import bounded_map, window_for
 from .signing import PublicKey, open_envelope, peek_envelope
 from .store import Store
+from .timestamp import strip_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
                 if gen.channel != channel or gen.store_id != store.store_id:
                     findings.append(Finding("ref", f"refs/{channel}",
                                             f"holds a record of channel {gen.channel!r} of store {gen.store_id}"))
-                elif store.read_generation(channel, gen.number) != ref:
+                elif store.read_generation(channel, gen.number) != strip_timestamp(ref):
                     findings.append(Finding("ref", f"refs/{channel}", f"differs from generation {gen.number}'s record"))
             except StoreError as exc:
                 findings.append(Finding("ref", f"refs/{channel}", exc.message))

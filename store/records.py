@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import layout
 from .errors import InvalidInput, ObjectMissing, RecordInvalid, StoreError, StoreExists
 from .generation import Generation, Overlay
+from .timestamp import strip_timestamp
 from .signing import PublicKey, SecretKey, parse_public_key, sign_envelope
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def set_ref(store: ObjectStore, channel: str, envelope: bytes) -> None:
     if gen.channel != channel:
         raise InvalidInput(f"refs/{channel} cannot point at a record of channel {gen.channel!r}",
                            hint="publish the record on its own channel")
-    if store.read_generation(channel, gen.number) != envelope:
+    if store.read_generation(channel, gen.number) != strip_timestamp(envelope):  # a ref may carry a timestamp
         raise InvalidInput(f"refs/{channel} can only point at the stored record of generation {gen.number}",
                            hint="write the generation with write_generation first, then set the ref")
     store.backend.write(layout.ref_path(channel), envelope)

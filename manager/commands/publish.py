@@ -34,7 +34,7 @@ def publish(
     """
     conn = options.connect(store, storage_option)
     trust = options.trust(key, trusted_key, trust_root, conn)
-    result = publishing.publish(conn, channel, number, trust.require("publish"))
+    result = publishing.publish(conn, channel, number, trust.require("publish"), key=options.optional_key(key))
     Output(json=json, quiet=quiet).publish(result)
 
 
@@ -94,4 +94,30 @@ def renumber(
     trust = options.trust(signing, trusted_key, trust_root, conn)
     result = publishing.renumber(conn, channel, signing, trust, message=message,
                                  expires=options.parse_expires(expires))
+    Output(json=json, quiet=quiet).publish(result)
+
+
+@app.command(epilog=common.EXIT)
+def refresh(
+    channel: common.Channel,
+    expires: Annotated[str, typer.Option(
+        "--expires", metavar="DURATION", help="How long the timestamp is valid (run refresh well within it).")] = "1d",
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Renew the signed timestamp in the channel's ref (freeze protection; run it from a timer).
+
+    The first refresh turns freeze protection on for the channel: from then on its clients refuse a
+    ref whose timestamp expired (a store withholding an update), and every publish keeps one. See
+    contrib/systemd/regen-refresh.timer.
+    """
+    conn = options.connect(store, storage_option)
+    signing = options.load_key(key, "refresh")
+    result = publishing.refresh(conn, channel, signing, options.trust(signing, trusted_key, trust_root, conn),
+                                options.parse_duration(expires, "--expires"))
     Output(json=json, quiet=quiet).publish(result)

@@ -63,3 +63,24 @@ def test_overlay_is_applied_over_the_channel(mem_client: Client, mem_store: Stor
     assert mem_client.tree()["a/one"] == ("file", 0o644, b"host's own one")
     mem_client.run(verify=True)
     assert mem_client.tree() == expected(GEN1)
+
+
+def test_timestamped_ref_keeps_the_no_change_run_at_one_read(mem_client: Client, mem_store: Store,
+                                                             signing_key) -> None:
+    """Freeze protection (issue 12): the timestamp travels inside the ref, so still one small read."""
+    from datetime import timedelta
+
+    from regen.manager.publish import refresh
+    from regen.manager.trust import Trust
+
+    publish(mem_store, signing_key, GEN1, number=1)
+    refresh(mem_store, "stable", signing_key, Trust({signing_key.public.keyid: signing_key.public}),
+            timedelta(hours=1))
+    assert mem_client.run().exit_code == 0
+    for _ in range(2):
+        opened: list[Store] = []
+        res = mem_client.run(opened=opened)
+        assert res.report.outcome == "ok" and res.exit_code == 0
+        counters = opened[0].counters.as_dict()
+        assert counters["reads"] == 1 and counters["bytes_read"] < 4096, counters
+        assert counters["lists"] == 0 and counters["stats"] == 0
