@@ -336,8 +336,13 @@ class Applier:
 
     def _links(self) -> None:
         """Hard-link members: a link to the group's first member (in place by now), renamed over the path."""
+        failed = {path for path, _ in self.result.errors}
         for e in self.plan.link:
             if self._skip(e.path) or e.link is None:
+                continue
+            if e.link in failed:  # never link a member to a first member that is not the new content
+                self.result.errors.append((e.path, f"skipped: {e.link}, the first of its hard-link group, "
+                                                   f"could not be written"))
                 continue
             tmp = f"{TEMP_PREFIX}{self.run_id}-{self._n}"
             self._n += 1

@@ -24,11 +24,12 @@ def test_bench_tiny_produces_every_row(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
     rows = {(r["op"], r["tool"]) for r in data["results"]}
-    expected_ops = {"snapshot (first)", "snapshot (unchanged)", "no-change check", "full verify", "update A->B (1%)"}
+    expected_ops = {"snapshot (first)", "snapshot (unchanged)", "no-change check", "full verify", "update A->B (1%)",
+                    "first install"}
     assert {op for op, _ in rows} == expected_ops
     tools = {tool for _, tool in rows}
     for anchor in ("git status", "xxhsum -H2 (2 workers)", "ostree fsck", "restic backup", "ostree commit",
-                   "rsync -a --delete", "ostree pull-local+checkout"):
+                   "rsync -a --delete", "ostree pull-local+checkout", "rsync -aHAX + sync", "restic restore + sync"):
         assert anchor in tools, f"{anchor} missing from the benchmark table"
     for r in data["results"]:
         assert r["samples"] and all(s > 0 for s in r["samples"]), r

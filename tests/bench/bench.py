@@ -266,6 +266,23 @@ def main() -> None:
     b.facts["install_seconds"] = round(secs, 3)
     b.facts["install_rss_mb"] = round(rss, 1)
     print(f"   client installed in {secs:.2f}s", flush=True)
+    first = Timing("first install", "regend run --once", [secs], rss)
+    b.results.append(first)
+    print(f"  {first.op:28s} {first.tool:28s} {first.median:8.3f}s  (rss {rss:.0f} MiB)", flush=True)
+    # the same tree into an empty directory, same durability (synced before the command returns)
+    landing = work / "install-anchor"
+
+    def fresh_landing() -> None:
+        shutil.rmtree(landing, ignore_errors=True)
+
+    if "rsync" not in skip:
+        b.measure("first install", "rsync -aHAX + sync", f"rsync -aHAX {a_tree}/ {landing}/ && sync",
+                  setup=fresh_landing, warm=False)
+    if "restic" not in skip:
+        b.measure("first install", "restic restore + sync",
+                  f"restic restore -q latest --cache-dir {work / 'restic-cache'} --target {landing} && sync",
+                  setup=fresh_landing, env=renv, warm=False)
+    fresh_landing()
     # a client is checked long after it was written: let the racy-timestamp window (2 s) pass
     # and let one ordinary run settle the index, as the next scheduled run would
     time.sleep(2.5)
