@@ -55,7 +55,9 @@ def less_deb(debian_tarball: Path) -> Path:
     """less_*.deb of bookworm (fetched once with apt-get download, cached next to the root)."""
     found = sorted(CACHE.glob("less_*.deb"))
     if not found:
-        subprocess.run(["apt-get", "download", "less"], cwd=CACHE, check=True, capture_output=True)
+        if subprocess.run(["apt-get", "download", "less"], cwd=CACHE, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)  # (no package lists yet)
+            subprocess.run(["apt-get", "download", "less"], cwd=CACHE, check=True, capture_output=True)
         found = sorted(CACHE.glob("less_*.deb"))
     return found[-1]
 
