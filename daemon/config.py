@@ -444,8 +444,8 @@ def guard_trust_anchor(path: str, s: os.stat_result, what: str) -> None:
 def _load_key(r: _Reader, path: str) -> PublicKey:
     try:
         guard_trust_anchor(path, os.stat(path), "trusted key file")
-    except OSError:
-        pass  # load_public_key words a missing or unreadable file
+    except (OSError, ValueError):
+        pass  # load_public_key words a missing, unreadable or unnamable (NUL byte) file
     try:
         return load_public_key(path)
     except InvalidInput as exc:
@@ -461,8 +461,9 @@ def _load_root(r: _Reader, path: str) -> Root:
         guard_trust_anchor(path, os.stat(path), "trust_root file")
         with open(path, "rb") as fp:
             data = fp.read(1 << 20)
-    except OSError as exc:
-        raise ConfigInvalid(f"{r.where('trust_root')}: {path} cannot be read: {exc.strerror}",
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        reason = exc.strerror if isinstance(exc, OSError) else "not a file name"
+        raise ConfigInvalid(f"{r.where('trust_root')}: {path!r} cannot be read: {reason}",
                             hint="copy the file 'regen root init --out' wrote here") from None
     try:
         return verify_root(data, None, where=f"trust_root {path}")

@@ -29,7 +29,7 @@ def parse_value(text: str) -> Any:
     if low in ("true", "false"):
         return low == "true"
     if re.fullmatch(r"[+-]?\d+", text.strip()):
-        return int(text)
+        return int(text.strip())
     if text[:1] in ("{", "[", '"') or re.fullmatch(r"[+-]?\d+\.\d*(e[+-]?\d+)?", low):
         try:
             return json.loads(text)
