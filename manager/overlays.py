@@ -7,11 +7,12 @@ next version, so a client learns of the removal and cannot be replayed the old o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, format_time, peek_envelope, utcnow
+from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, encode_xattrs, format_time, peek_envelope, utcnow
 
 from .build import TreeBuild, build_tree
 from .errors import OverlayNotFound, RefMoved
@@ -102,8 +103,14 @@ class OverlayInfo:
 
 
 def entry_dict(e: Entry) -> dict[str, object]:
-    return {"path": e.path, "kind": e.kind, "mode": e.mode, "size": e.size, "oid": e.oid, "xxh": e.xxh,
-            "target": e.target}
+    """An entry as JSON; format-2 fields when it has them (attribute values in base64, as in manifests)."""
+    out: dict[str, object] = {"path": e.path, "kind": e.kind, "mode": e.mode, "size": e.size, "oid": e.oid,
+                              "xxh": e.xxh, "target": e.target}
+    if e.has_meta:
+        out.update(uid=e.uid, gid=e.gid, user=e.user, group=e.group, mtime=e.mtime,
+                   xattrs=json.loads(encode_xattrs(e.xattrs)), link=e.link,
+                   rdev=list(e.rdev) if e.rdev is not None else None, sparse=e.sparse)
+    return out
 
 
 def show_overlay(store: Store, host: str, trust: Trust) -> OverlayInfo:

@@ -55,7 +55,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from regen.store import Change, CheckResult, LeaseInfo, MigrateResult, Procedure, json_safe
+from regen.store import Change, CheckResult, Entry, LeaseInfo, MigrateResult, Procedure, json_safe
 from regen.store.errors import RegenError
 
 from . import fleetview
@@ -291,10 +291,10 @@ class Output:
         for c in changes:
             counts[c.kind] += 1
             if not self.quiet:
-                extra = f"  (mode {c.old.mode:o} -> {c.new.mode:o})" if c.kind == "meta" and c.old and c.new else ""
+                extra = f"  ({_meta_change(c.old, c.new)})" if c.kind == "meta" and c.old and c.new else ""
                 sys.stdout.write(f"{marks[c.kind]} {shown(c.path)}{extra}\n")
         sys.stdout.write(f"generation {spec.old.number} -> {spec.new.number}: {counts['added']} added, "
-                         f"{counts['removed']} removed, {counts['modified']} modified, {counts['meta']} mode changes\n")
+                         f"{counts['removed']} removed, {counts['modified']} modified, {counts['meta']} metadata changes\n")
 
     # -- host overlays ----------------------------------------------------------------------------------
     def overlay(self, r: OverlayResult) -> None:
@@ -429,3 +429,25 @@ class Output:
         else:
             self.line(f"removed the lock of {lease.owner} on {lease.host} (pid {lease.pid}), "
                       f"held since {lease.created}")
+
+
+def _meta_change(old: Entry, new: Entry) -> str:
+    """What a `meta` change changed: mode, owner, group, extended attributes, mtime, hard link."""
+    parts = []
+    if old.mode != new.mode:
+        parts.append(f"mode {old.mode:o} -> {new.mode:o}")
+    if (old.uid, old.user) != (new.uid, new.user):
+        parts.append(f"owner {old.user or old.uid} -> {new.user or new.uid}")
+    if (old.gid, old.group) != (new.gid, new.group):
+        parts.append(f"group {old.group or old.gid} -> {new.group or new.gid}")
+    if old.xattrs != new.xattrs:
+        names = sorted({n for n, _ in old.xattrs} ^ {n for n, _ in new.xattrs}
+                       | {n for n, v in old.xattrs if dict(new.xattrs).get(n, v) != v})
+        parts.append("xattrs " + ", ".join(names))
+    if old.mtime != new.mtime:
+        parts.append("mtime")
+    if old.link != new.link:
+        parts.append(f"hard link {old.link or '-'} -> {new.link or '-'}")
+    if old.sparse != new.sparse:
+        parts.append("sparse" if new.sparse else "not sparse")
+    return "; ".join(parts) or "metadata"

@@ -220,3 +220,19 @@ def test_a_file_system_refusing_an_attribute_is_one_line_or_a_warning_with_best_
     warned = [w for w in report["warnings"] if "user.origin" in w]
     assert warned and "opt/app/tagged" in warned[0] and "refused extended attribute" in warned[0]
     assert (s.root / "opt/app/tagged").read_text() == "has a user attribute\n"
+
+
+def test_regen_diff_names_what_metadata_changed(tmp_path: Path, file_target: Target) -> None:
+    s = Site(file_target, tmp_path, "diff-host")
+    s.create()
+    make_tree(s.ref, {"bin/tool": "t\n"})
+    s.snapshot("gen 1")
+    os.chown(s.ref / "bin/tool", 1500, 50)
+    os.setxattr(s.ref / "bin/tool", "security.capability", CAP_NET_RAW)
+    s.snapshot("gen 2")
+    text = s.regen("diff", "1", "2", "-c", "stable").stdout
+    line = next(t for t in text.splitlines() if t.startswith("m bin/tool"))
+    assert "owner root -> 1500" in line and "group root -> " in line and "xattrs security.capability" in line
+    data = json.loads(s.regen("diff", "1", "2", "-c", "stable", "--json").stdout)
+    new = next(c["new"] for c in data["changes"] if c["path"] == "bin/tool")
+    assert new["uid"] == 1500 and new["xattrs"] == {"security.capability": "AQAAAgAgAAAAAAAAAAAAAAAAAAA="}

@@ -61,7 +61,7 @@ def test_diff_lists_path_level_changes(cli, admin: Store, tmp_path: Path) -> Non
     assert link["old"]["target"] == "keep" and link["new"]["target"] == "change"
     text = cli("diff", "1", "2").stdout.splitlines()
     assert "+ new\\nline" in text and "- drop" in text and "M change" in text and "m mode  (mode 644 -> 700)" in text
-    assert text[-1] == "generation 1 -> 2: 1 added, 1 removed, 2 modified, 1 mode changes"
+    assert text[-1] == "generation 1 -> 2: 1 added, 1 removed, 2 modified, 1 metadata changes"
     assert cli("diff", "1", "2", "-q").stdout.splitlines() == [text[-1]]
 
 
