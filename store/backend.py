@@ -47,9 +47,11 @@ from .schemes import (
     capabilities,
     fs_root,
     make_fs,
+    max_rate,
     parse_url,
 )
 from .streams import CountingReader, RateGuard, open_stream, read_range, read_upto, s3_range
+from .throttle import Throttle
 from .translate import translate
 
 log = logging.getLogger("regen.store.backend")
@@ -116,6 +118,10 @@ class Backend:
         self.backoff = backoff
         self._sleep = sleep
         self.counters = Counters()
+        for option, counted in (("max_rate", "bytes_read"), ("max_upload_rate", "bytes_written")):
+            cap = max_rate(option, self.options.get(option), self.url)
+            if cap is not None:  # (every byte is counted: the counters pace them)
+                self.counters.caps[counted] = Throttle(cap)
         self.breaker = Breaker(self.url)
         self.capabilities = capabilities(self.scheme)
         self._root: str | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import StorageOptionInvalid
 
 # regen's own options (schemes.py maps them onto each library's settings)
-OWN_OPTIONS = ("timeout", "min_rate", "known_hosts")
+OWN_OPTIONS = ("timeout", "min_rate", "max_rate", "max_upload_rate", "known_hosts")
 # fsspec's own, taken by every filesystem
 _FSSPEC = ("skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths")
 # options whose value is a table (given as a JSON object on the command line)

@@ -78,6 +78,22 @@ def _min_rate(value: Any, url: str) -> float:
     return rate
 
 
+def max_rate(name: str, value: Any, url: str) -> float | None:
+    """A bandwidth cap in bytes/s from a number or a size ("10M" = 10 MiB/s); None: no cap."""
+    from .sizes import parse_size
+
+    if value is None or value == 0:
+        return None
+    try:
+        rate = float(parse_size(value)) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        rate = -1.0
+    if isinstance(value, bool) or not 0 < rate < float("inf"):
+        raise InvalidInput(f"storage option {name}={value!r} for {url} is not a rate in bytes per second",
+                           hint=f"set {name} to a number of bytes/s or a size per second such as \"10M\"; 0 for none")
+    return rate
+
+
 def _positive_seconds(value: Any, url: str) -> float:
     try:
         seconds = float(value)
@@ -202,5 +218,5 @@ def _known_hosts_policy(path: str) -> Any:
     return KnownHostsOnly()
 
 
-__all__ = ["DEFAULT_MIN_RATE", "DEFAULT_TIMEOUT", "SCHEMES", "Capabilities", "capabilities", "fs_options",
-           "fs_root", "make_fs", "parse_url"]
+__all__ = ["DEFAULT_MIN_RATE", "DEFAULT_TIMEOUT", "SCHEMES", "Capabilities", "capabilities", "fs_options", "fs_root",
+           "make_fs", "max_rate", "parse_url"]

@@ -32,6 +32,9 @@ def snapshot(
     cross: Annotated[bool, typer.Option(
         "--cross-file-systems", help="Also take in what other file systems mounted below SRC hold (default: "
                                      "their mount points are kept empty, one warning line each).")] = False,
+    limit_upload: Annotated[str | None, typer.Option(
+        "--limit-upload", metavar="RATE",
+        help="Upload at most RATE bytes per second, e.g. 2M (the storage option max_upload_rate).")] = None,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
@@ -52,7 +55,8 @@ def snapshot(
     out. Nothing is written if a file cannot be read or changes while it is read.
     """
     out = Output(json=json, quiet=quiet)
-    conn = options.connect(store, storage_option)
+    limits = [f"max_upload_rate={limit_upload}"] if limit_upload else []
+    conn = options.connect(store, [*(storage_option or []), *limits])
     signing = options.load_key(key, "snapshot")
     result = take_snapshot(
         conn, str(src), channel=channel, message=message, key=signing,
