@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from regen.store import Policy, SecretKey, Store, layout, load_policy_toml, load_secret_key, open_store
+from regen.store import parse_duration as store_duration
 
 from .errors import BadOption, MissingKey
 from .trust import Trust, load_trust
-
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_value(text: str) -> Any:
@@ -50,12 +48,15 @@ def parse_storage_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def parse_duration(text: str, option: str) -> timedelta:
-    """'30d', '12h', '90m', '45s', '2w' or plain seconds."""
-    m = _DURATION_RE.match(text or "")
-    if m is None or int(m.group(1)) <= 0:
+    """A positive duration in regen.store's one grammar: '30d', '12h', '1h30m', '45s', '2w' or seconds."""
+    try:
+        seconds = store_duration(text)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
         raise BadOption(f"{option} {text!r} is not a duration",
-                        hint="use a positive number with a unit: 45s, 90m, 12h, 30d, 2w")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+                        hint="use a positive number with a unit: 45s, 90m, 1h30m, 12h, 30d, 2w")
+    return timedelta(seconds=seconds)
 
 
 def parse_expires(text: str | None) -> timedelta | None:
