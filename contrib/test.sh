@@ -29,7 +29,8 @@ python -m ruff check --no-cache store daemon manager
 
 echo "== running the test suite"
 set +e
-python -m pytest -q -p no:cacheprovider -n "${REGEN_TEST_WORKERS:-auto}" "$@"
+HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci} \
+  python -m pytest -q -p no:cacheprovider -n "${REGEN_TEST_WORKERS:-auto}" "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then

@@ -11,8 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from regen.store import SecretKey, Store, generate
+
+# Hypothesis profiles (HYPOTHESIS_PROFILE=name; contrib/test.sh runs "ci"). Each keeps every
+# property and its assertions; they differ in how many examples they try and how long one may
+# take. "dev" (the default) is Hypothesis's own 100 examples; "ci" the same count without the
+# per-example deadline (a 2-core machine running the suite on every core is slow now and then:
+# a deadline failure there is the machine, not the code); "thorough" 1,000 examples.
+settings.register_profile("dev", settings())
+settings.register_profile("ci", settings(deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                                         print_blob=True))
+settings.register_profile("thorough", settings(max_examples=1000, deadline=None))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 BIN = Path(sys.executable).parent
 HARNESS = Path(__file__).resolve().parent / "regend_harness.py"

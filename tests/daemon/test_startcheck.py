@@ -102,10 +102,12 @@ def test_commands_are_not_run_through_a_shell(tmp_path: Path) -> None:
     assert result.output.strip() == f"hi; touch {marker}"
 
 
-@pytest.mark.parametrize("command", ["/nonexistent/regen-check", "'unterminated", "   "])
-def test_a_command_that_cannot_run_is_a_failed_check(command: str) -> None:
+@pytest.mark.parametrize(("command", "status"), [("/nonexistent/regen-check", 127), ("'unterminated", 126),
+                                                 ("   ", 126)])
+def test_a_command_that_cannot_run_is_a_failed_check(command: str, status: int) -> None:
+    """The shell's statuses: 127 for a command that is not found, 126 for one that cannot run."""
     (result,) = run_checks([command], timeout=10)
-    assert not result.ok and result.returncode in (126, 127) and result.output
+    assert not result.ok and result.returncode == status and result.output
 
 
 def test_the_quarantine_hook_runs_when_configured(tmp_path: Path) -> None:

@@ -101,10 +101,11 @@ def test_path_near_4096_on_a_client_with_a_longer_root(admin, tmp_path: Path, ke
     record.intact(1)
 
 
-def _refused(admin: dict[str, str], ref: Path, *words: str) -> str:
+def _refused(admin: dict[str, str], ref: Path, *words: str, code: int = 2) -> str:
+    """A snapshot refused with one line and exit status `code` (2: the input is invalid), nothing written."""
     res = run_cli("regen", "snapshot", str(ref), "-c", "stable", "-m", "m", "--publish", env=admin, exit_code=None)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert res.returncode in (1, 2) and len(lines) == 1 and lines[0].startswith("regen: error: "), res.stderr
+    assert res.returncode == code and len(lines) == 1 and lines[0].startswith("regen: error: "), res.stderr
     assert all(w in lines[0] for w in words), lines[0]
     store = Store.open(admin["REGEN_STORE"])
     assert store.read_ref("stable") is None and not store.generation_numbers("stable")  # nothing written

@@ -76,7 +76,7 @@ def test_credentials_in_urls_are_redacted() -> None:
 def test_a_store_password_never_reaches_output_or_report(make_client: Callable[..., Client]) -> None:
     c: Client = make_client("sftp://regen:s3cr3t@127.0.0.1:1/srv/regen", storage_options={"timeout": 1})
     res = c.regend("run", "--once", exit_code=None)
-    assert res.returncode in (1, 2), res
+    assert res.returncode == 1, res  # (never installed, the store unreachable: the run failed)
     saved = "".join(p.read_text() for p in (c.state / "reports").glob("*.json")) if (c.state / "reports").exists() \
         else ""
     assert "s3cr3t" not in res.stdout + res.stderr + saved, res.stdout + res.stderr
@@ -135,7 +135,7 @@ def test_status_survives_a_fifo_nan_and_escape_sequences_in_reports(tmp_path: Pa
     (reports / "h2").mkdir()
     (reports / "h2" / "latest.json").write_bytes(evil.to_json().replace(b"1.5", b"NaN"))
     res = run_cli("regen", "status", "--store", url, exit_code=None, timeout=60, env={"COLUMNS": "400"})
-    assert res.returncode in (0, 1), res
+    assert res.returncode == 0, res  # (status lists failing hosts; only --check exits 1 for them)
     assert "\x1b" not in res.stdout + res.stderr and "\x07" not in res.stdout + res.stderr
     assert f"h2: {EVIL_SHOWN}" in res.stdout, res.stdout
     assert "h1" in res.stdout and "Too many levels of symbolic links" in res.stdout, res.stdout

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from datetime import timedelta
 
 import pytest
@@ -28,7 +30,23 @@ def test_storage_option_values_are_typed() -> None:
 
 @given(st.text())
 def test_any_value_parses_without_error(text: str) -> None:
-    parse_value(text)
+    """Never an error; text that looks like no boolean, number or JSON is passed on unchanged."""
+    value = parse_value(text)
+    low = text.strip().lower()
+    typed = (low in ("true", "false") or text[:1] in ("{", "[", '"')
+             or re.fullmatch(r"[+-]?\d+(\.\d*(e[+-]?\d+)?)?", low))
+    if not typed:
+        assert value == text and type(value) is str
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                           max_leaves=8)
+
+
+@given(st.lists(json_values, max_size=3) | st.dictionaries(st.text(), json_values, max_size=3))
+def test_json_lists_and_tables_arrive_as_given(value: object) -> None:
+    assert parse_value(json.dumps(value)) == value
 
 
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["", "s", "m", "h", "d", "w"]))
