@@ -27,11 +27,14 @@ from regen.store import (
     SecretKey,
     Store,
     StoreLock,
+    Timestamp,
     format_time,
     layout,
+    read_timestamp,
+    stamp,
+    strip_timestamp,
     utcnow,
 )
-from regen.store import Timestamp, read_timestamp, stamp, strip_timestamp
 from regen.store.errors import StoreExists
 
 from .errors import NotPublishable, RefMoved, Untrusted
@@ -269,5 +272,5 @@ def refresh(store: Store, channel: str, key: SecretKey, trust: Trust, ttl: timed
     return PublishResult(channel, gen.number, gen.number, epoch=gen.epoch)
 
 
-__all__ = ["DEFAULT_TIMESTAMP_TTL", "PublishResult", "refresh", "stamped", "current_generation", "expiry", "next_number", "publish", "renumber", "rollback",
-           "unknown_key_warning", "write_new_generation"]
+__all__ = ["DEFAULT_TIMESTAMP_TTL", "PublishResult", "refresh", "stamped", "current_generation", "expiry", "next_number",
+           "publish", "renumber", "rollback", "unknown_key_warning", "write_new_generation"]

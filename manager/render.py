@@ -294,7 +294,8 @@ class Output:
                 extra = f"  ({_meta_change(c.old, c.new)})" if c.kind == "meta" and c.old and c.new else ""
                 sys.stdout.write(f"{marks[c.kind]} {shown(c.path)}{extra}\n")
         sys.stdout.write(f"generation {spec.old.number} -> {spec.new.number}: {counts['added']} added, "
-                         f"{counts['removed']} removed, {counts['modified']} modified, {counts['meta']} metadata changes\n")
+                         f"{counts['removed']} removed, {counts['modified']} modified, "
+                         f"{counts['meta']} metadata changes\n")
 
     # -- host overlays ----------------------------------------------------------------------------------
     def overlay(self, r: OverlayResult) -> None:

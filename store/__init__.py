@@ -139,9 +139,9 @@ if TYPE_CHECKING:  # the static view of the same names
     )
     from .sizes import SIZE_EXPECTED, parse_size
     from .staging import StagedWrites
-    from .timestamp import Timestamp, check_timestamp, read_timestamp, stamp, strip_timestamp
     from .store import Store, open_store
     from .text import RedactingFilter, json_safe, printable, redact
+    from .timestamp import Timestamp, check_timestamp, read_timestamp, stamp, strip_timestamp
     from .transfer import TransferResult
     from .tree import kind_of, node_kind, read_xattrs, syncfs, walk
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from . import layout
 from .errors import InvalidInput, ObjectMissing, RecordInvalid, StoreError, StoreExists
 from .generation import Generation, Overlay
-from .timestamp import strip_timestamp
 from .signing import PublicKey, SecretKey, parse_public_key, sign_envelope
+from .timestamp import strip_timestamp
 
 if TYPE_CHECKING:
     from .objectstore import ObjectStore

@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import RecordExpired, RecordInvalid, RollbackRefused
 from .generation import MAX_NUMBER, Generation, parse_time
