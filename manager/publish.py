@@ -272,5 +272,5 @@ def refresh(store: Store, channel: str, key: SecretKey, trust: Trust, ttl: timed
     return PublishResult(channel, gen.number, gen.number, epoch=gen.epoch)
 
 
-__all__ = ["DEFAULT_TIMESTAMP_TTL", "PublishResult", "refresh", "stamped", "current_generation", "expiry", "next_number",
-           "publish", "renumber", "rollback", "unknown_key_warning", "write_new_generation"]
+__all__ = ["DEFAULT_TIMESTAMP_TTL", "PublishResult", "current_generation", "expiry", "next_number", "publish",
+           "refresh", "renumber", "rollback", "stamped", "unknown_key_warning", "write_new_generation"]
