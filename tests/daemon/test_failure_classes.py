@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,10 @@ def test_server_dying_mid_update_gives_up_quietly_and_the_next_run_resumes(
     publish(file_store, signing_key, {**GEN1, **many}, number=2)
     faulty.object_gets.clear()
     faulty.die_after = 20
+    t0 = time.monotonic()
     out = web_client.regend("run", "--once", exit_code=EXIT_UNREACHABLE)
+    print(f"server died after 20 of 150 objects: the run gave up after {time.monotonic() - t0:.1f} s, "
+          f"{len(out.stderr.encode())} bytes on stderr")
     assert len(out.stderr.encode()) < 4096, out.stderr  # not one line per object and retry
     assert len(out.stderr.splitlines()) <= 6, out.stderr
     assert "objects could not be fetched: unreachable" in out.stdout
