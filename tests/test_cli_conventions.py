@@ -90,6 +90,7 @@ def test_completion_completes_commands() -> None:
     assert "recover" in out.split()
 
 
+@pytest.mark.slow  # (three runs retrying a dead port: ~6 s on 2 cores)
 def test_verbose_and_regen_debug_log_to_stderr() -> None:
     url = f"http://127.0.0.1:{dead_port()}/store"
     quiet = run_cli("regen", "log", "--store", url, "-o", "timeout=1", exit_code=1)
