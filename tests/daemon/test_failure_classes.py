@@ -33,6 +33,7 @@ class FaultyStore:
         self.status: dict[str, int] = {}
         self.die_after: int | None = None
         self.object_gets: list[str] = []
+        self.agents: set[str] = set()
         self._lock = threading.Lock()
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self.port = 0
@@ -52,6 +53,7 @@ class FaultyStore:
                 pass
 
             def do_GET(self) -> None:
+                outer.agents.add(self.headers.get("User-Agent", ""))
                 rel = self.path.split("?", 1)[0].lstrip("/")
                 for prefix, status in outer.status.items():
                     if rel.startswith(prefix):
@@ -97,6 +99,12 @@ def web_client(make_client: Callable[..., Client], faulty: FaultyStore, file_sto
     c = make_client(faulty.url, storage_options={"timeout": 2})
     c.regend("run", "--once")
     return c
+
+
+def test_requests_carry_regens_user_agent(web_client: Client, faulty: FaultyStore) -> None:
+    from regen.store.about import version
+
+    assert faulty.agents == {f"regen/{version()}"}  # not aiohttp's Python/3.x default
 
 
 def _status(c: Client) -> dict[str, Any]:
