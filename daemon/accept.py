@@ -34,14 +34,14 @@ from regen.store.errors import DAMAGED, MISCONFIGURED, UNREACHABLE
 from .errors import ChannelNotFound, FetchFailed
 from .fetch import fetch_missing
 from .mirror import save_mirror
-from .monitor import read_overlay, read_stamped_generation
+from .monitor import check_overlay_version, read_overlay, read_stamped_generation
 from .scope import policy_of
 from .space import need_cache_space
 from .target import Target
 from .trustroot import publisher_trust
 
 if TYPE_CHECKING:
-    from regen.store import Policy, Store
+    from regen.store import Policy, Store, Timestamp
 
     from .cache import ObjectCache
     from .config import DaemonConfig
@@ -80,7 +80,7 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
 
     stamp_seen = index.highest("timestamp", cfg.channel)
 
-    def read(walk: bool) -> tuple[Generation | None, int | None, dict[str, PublicKey], str]:
+    def read(walk: bool) -> tuple[Generation | None, Timestamp | None, dict[str, PublicKey], str]:
         trusted, store_id = publisher_trust(cfg, store, walk=walk, warnings=session.log.warnings)
         gen, stamp = read_stamped_generation(
             store, cfg.channel, trusted, store_id=store_id, min_number=index.highest("channel", cfg.channel),
@@ -110,6 +110,7 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
         overlay = read_overlay(store, cfg.host, trusted, store_id=store_id,
                                min_number=index.highest("overlay", cfg.host),
                                max_bytes=cfg.limits.max_record_bytes)
+        check_overlay_version(store, stamp, cfg.host, overlay, cfg.limits.max_record_bytes)
         if overlay is None and installed is not None and installed.overlay_number is not None:
             # regen never deletes an overlay file (removal writes a tombstone): keep ours, say so
             session.log.warnings.append(f"hosts/{cfg.host}/overlay.json is missing from the store; keeping "
@@ -128,7 +129,7 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
         if overlay is not None:
             index.raise_highest("overlay", cfg.host, overlay.number)
         if stamp is not None:
-            index.raise_highest("timestamp", cfg.channel, stamp)
+            index.raise_highest("timestamp", cfg.channel, stamp.version)
     save_mirror(cfg.state_dir, index)
     if installed is not None and target.same_tree(installed) and target.number == installed.number:
         return None

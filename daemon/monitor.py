@@ -26,6 +26,7 @@ from regen.store.errors import FAILURE_FIX, UNREACHABLE, RegenError
 from .cache import ObjectCache
 
 if TYPE_CHECKING:
+    from regen.store import Timestamp
     from .config import DaemonConfig
 
 OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"
@@ -68,9 +69,9 @@ def read_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *
 
 def read_stamped_generation(store: Store, channel: str, trusted: dict[str, PublicKey], *, store_id: str,
                             min_number: int | None, min_epoch: int | None, timestamp_seen: int | None,
-                            max_bytes: int) -> tuple[Generation | None, int | None]:
+                            max_bytes: int) -> tuple[Generation | None, Timestamp | None]:
     """`read_generation` plus freeze protection (store/timestamp.py): the ref's timestamp must be
-    valid, not replayed and not expired once this channel had one; (generation, its version).
+    valid, not replayed and not expired once this channel had one; (generation, its timestamp).
 
     Still one read: the timestamp travels inside the ref.
     """
@@ -84,7 +85,24 @@ def read_stamped_generation(store: Store, channel: str, trusted: dict[str, Publi
                             min_epoch=min_epoch, where=where, max_bytes=max_bytes)
     ts = read_timestamp(data, trusted, gen, where=where)
     check_timestamp(ts, seen=timestamp_seen, now=utcnow(), where=where)
-    return gen, ts.version if ts is not None else None
+    return gen, ts
+
+
+def check_overlay_version(store: Store, ts: Timestamp | None, host: str, overlay: Overlay | None,
+                          max_bytes: int) -> None:
+    """Refuse an overlay older than the version the signed timestamp lists for this host (a removed
+    overlay replayed to a client that never saw the tombstone); one object read, only when the
+    overlay is read at all (install, new generation, full verify)."""
+    if ts is None or ts.overlays is None:
+        return
+    from regen.store import RollbackRefused, parse_overlay_versions
+
+    want = parse_overlay_versions(store.get(ts.overlays, max_bytes), f"overlay versions {ts.overlays}").get(host)
+    have = overlay.number if overlay is not None else None
+    if want is not None and (have is None or have < want):
+        raise RollbackRefused(f"hosts/{host}/overlay.json is {'missing' if have is None else f'version {have}'}, but "
+                              f"the signed timestamp lists version {want}: a replayed or withheld overlay",
+                              path=f"hosts/{host}/overlay.json", number=have, seen=want)
 
 
 def read_overlay(store: Store, host: str, trusted: dict[str, PublicKey], *, store_id: str,

@@ -19,7 +19,7 @@ from .errors import OverlayNotFound, RefMoved
 from .history import signers
 from .options import check_host
 from .progress import Progress
-from .publish import expiry
+from .publish import expiry, restamp
 from .trust import Trust, verified_overlay, verifies
 
 
@@ -86,6 +86,7 @@ def _replace_overlay(store: Store, lock: StoreLock, overlay: Overlay, key: Secre
         raise RefMoved(f"hosts/{overlay.host}/overlay.json changed while this operation ran; it was not overwritten",
                        hint=f"see 'regen host show {overlay.host}' and run the command again")
     store.write_overlay(overlay, [key])
+    restamp(store, lock, key, Trust({key.public.keyid: key.public}))  # timestamped channels list the new version
 
 
 @dataclass(frozen=True, slots=True)

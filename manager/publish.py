@@ -30,6 +30,7 @@ from regen.store import (
     Timestamp,
     format_time,
     layout,
+    overlay_versions_bytes,
     read_timestamp,
     stamp,
     strip_timestamp,
@@ -39,7 +40,7 @@ from regen.store.errors import StoreExists
 
 from .errors import NotPublishable, RefMoved, Untrusted
 from .options import check_channel
-from .trust import Trust, newest_verified, verified_generation, verified_ref
+from .trust import Trust, newest_verified, verified_generation, verified_overlay, verified_ref
 
 
 def current_generation(store: Store, channel: str) -> Generation | None:
@@ -85,12 +86,38 @@ def stamped(store: Store, channel: str, envelope: bytes, key: SecretKey, trust: 
         old = read_timestamp(previous, trust.keys, prev, where=f"refs/{channel}")
     version = max(int(now.timestamp()), old.version + 1 if old else 1)  # grows even if clocks step back
     ts = Timestamp(store.store_id, channel, gen.number, gen.epoch, version, format_time(now),
-                   format_time(now + ttl))
+                   format_time(now + ttl), overlay_versions(store, trust))
     return stamp(strip_timestamp(envelope), ts, key)
 
 
+def overlay_versions(store: Store, trust: Trust) -> str:
+    """Store the list of every host's current (verified) overlay version; its object id.
+
+    The timestamp names it, so a client that never saw a removal (fresh, re-imaged) refuses an
+    old overlay replayed in place of the tombstone. One read per host, at each refresh.
+    """
+    versions: dict[str, int] = {}
+    for host in store.overlay_hosts():
+        try:
+            found = verified_overlay(store, host, trust)
+        except Untrusted:
+            continue  # forged: clients refuse it anyway
+        if found is not None:
+            versions[host] = found[0].number
+    return store.put(overlay_versions_bytes(versions))
+
+
+def restamp(store: Store, lock: StoreLock, key: SecretKey, trust: Trust) -> None:
+    """Renew the timestamp of every timestamped channel (after an overlay changed: its version is listed)."""
+    for channel in store.channels():
+        ref = store.read_ref(channel)
+        if ref is not None and strip_timestamp(ref) != ref:
+            move_ref(store, lock, channel, ref, ref, key, trust)  # move_ref stamps it afresh
+
+
 def move_ref(store: Store, lock: StoreLock, channel: str, envelope: bytes, expected: bytes | None,
-             key: SecretKey | None = None, trust: Trust | None = None) -> None:
+             key: SecretKey | None = None, trust: Trust | None = None, *, force_stamp: bool = False,
+             ttl: timedelta = DEFAULT_TIMESTAMP_TTL) -> None:
     """Point the channel at `envelope` if the ref still holds `expected` (None: no ref) and our lease holds.
 
     The read-compare-write runs under a lease refreshed just before; backends offer no atomic
@@ -98,10 +125,11 @@ def move_ref(store: Store, lock: StoreLock, channel: str, envelope: bytes, expec
     whose ref carries a timestamp (freeze protection, enabled by 'regen refresh') keeps one: the
     new ref is stamped with `key`, so clients that require it are not cut off by a publish.
     """
-    if expected is not None and strip_timestamp(expected) != expected:
+    if force_stamp or (expected is not None and strip_timestamp(expected) != expected):
         if key is None:
             raise NotPublishable(f"channel {channel!r} is timestamped (regen refresh); moving its ref needs --key")
-        envelope = stamped(store, channel, envelope, key, trust or Trust({key.public.keyid: key.public}), expected)
+        envelope = stamped(store, channel, envelope, key, trust or Trust({key.public.keyid: key.public}), expected,
+                           ttl)
     lock.refresh()
     found = store.read_ref(channel)
     if found != expected:
@@ -267,8 +295,7 @@ def refresh(store: Store, channel: str, key: SecretKey, trust: Trust, ttl: timed
         if found is None:
             raise NotPublishable(f"channel {channel!r} has no published generation to timestamp")
         gen, before = found
-        fresh = stamped(store, channel, before, key, trust, before, ttl, now)
-        move_ref(store, lock, channel, fresh, before, key, trust)
+        move_ref(store, lock, channel, before, before, key, trust, force_stamp=True, ttl=ttl)
     return PublishResult(channel, gen.number, gen.number, epoch=gen.epoch)
 
 

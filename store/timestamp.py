@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import RecordExpired, RecordInvalid, RollbackRefused
 from .generation import MAX_NUMBER, Generation, parse_time
+from .objects import is_object_id
 from .signing import PublicKey, SecretKey, canonical
 
 TIMESTAMP_TYPE = "regen-timestamp"
@@ -35,18 +36,24 @@ class Timestamp:
     version: int
     created: str
     expires: str
+    overlays: str | None = None  # object id of the overlay versions list (`overlay_versions`), or None
 
     def to_record(self) -> dict[str, Any]:
-        return {"channel": self.channel, "created": self.created, "epoch": self.epoch, "expires": self.expires,
-                "number": self.number, "store_id": self.store_id, "type": TIMESTAMP_TYPE, "version": self.version}
+        rec = {"channel": self.channel, "created": self.created, "epoch": self.epoch, "expires": self.expires,
+               "number": self.number, "store_id": self.store_id, "type": TIMESTAMP_TYPE, "version": self.version}
+        if self.overlays is not None:
+            rec["overlays"] = self.overlays
+        return rec
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], where: str) -> Timestamp:
         try:
             ts = cls(rec["store_id"], rec["channel"], rec["number"], rec["epoch"], rec["version"], rec["created"],
-                     rec["expires"])
+                     rec["expires"], rec.get("overlays"))
         except (KeyError, TypeError):
             raise RecordInvalid(f"{where}: malformed timestamp", path=where) from None
+        if ts.overlays is not None and not is_object_id(ts.overlays):
+            raise RecordInvalid(f"{where}: malformed timestamp", path=where)
         if rec.get("type") != TIMESTAMP_TYPE or not all(
                 isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_NUMBER
                 for v in (ts.number, ts.epoch, ts.version)):
@@ -106,6 +113,27 @@ def read_timestamp(envelope: bytes, trusted: Mapping[str, PublicKey], gen: Gener
     return None
 
 
+OVERLAYS_TYPE = "regen-overlay-versions"
+
+
+def overlay_versions_bytes(versions: Mapping[str, int]) -> bytes:
+    """The object a timestamp names in `overlays`: every host's current overlay version (tombstones too)."""
+    return canonical({"type": OVERLAYS_TYPE, "versions": dict(sorted(versions.items()))})
+
+
+def parse_overlay_versions(data: bytes, where: str) -> dict[str, int]:
+    try:
+        rec = json.loads(data)
+        versions = rec["versions"]
+        ok = rec.get("type") == OVERLAYS_TYPE and isinstance(versions, dict) and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in versions.items())
+    except (ValueError, KeyError, TypeError, RecursionError):
+        ok = False
+    if not ok:
+        raise RecordInvalid(f"{where} is not a list of overlay versions", path=where)
+    return dict(versions)
+
+
 def check_timestamp(ts: Timestamp | None, *, seen: int | None, now: datetime, where: str) -> None:
     """Refuse a ref whose timestamp is missing (once the channel had one), replayed or expired."""
     if seen is None and ts is None:
@@ -122,4 +150,5 @@ def check_timestamp(ts: Timestamp | None, *, seen: int | None, now: datetime, wh
                             f"since, and may be withholding updates", path=where, expires=ts.expires)
 
 
-__all__ = ["TIMESTAMP_TYPE", "Timestamp", "check_timestamp", "read_timestamp", "stamp", "strip_timestamp"]
+__all__ = ["OVERLAYS_TYPE", "TIMESTAMP_TYPE", "Timestamp", "check_timestamp", "overlay_versions_bytes",
+           "parse_overlay_versions", "read_timestamp", "stamp", "strip_timestamp"]

@@ -70,3 +70,24 @@ def test_refresh_keeps_clients_updating_and_the_ref_a_copy_of_its_record(world: 
     assert not fsck(store, trust_map([key.public]), read_data=False).damaged
     c.regend("run", "--once")
     assert (c.root / "etc/app.conf").read_text() == "v1\n"
+
+
+def test_replayed_removed_overlay_is_refused_by_a_fresh_client(world: dict[str, Any]) -> None:
+    """A host's overlay was removed (tombstone); the store serves the old overlay again to a fresh
+    (re-imaged) client that never saw the removal: the timestamp's overlay versions refuse it."""
+    store, c, env = world["store"], world["client"], world["env"]
+    files = make_tree(world["tmp"] / "host-files", {"etc/wifi.psk": "old secret\n"})
+    run_cli("regen", "refresh", "-c", "stable", env=env)
+    run_cli("regen", "host", "set", c.host, str(files), env=env)
+    old = store.read_overlay(c.host)
+    run_cli("regen", "host", "rm", c.host, env=env)  # a tombstone, and the timestamp lists version 2
+    tombstone = store.read_overlay(c.host)
+    store.backend.write(layout.overlay_path(c.host), old or b"")  # the replay
+    res = c.regend("run", "--once", exit_code=None)
+    out = res.stdout + res.stderr
+    assert "replayed or withheld overlay" in out, out
+    assert not (c.root / "etc/wifi.psk").exists()
+    store.backend.write(layout.overlay_path(c.host), tombstone or b"")  # the administrator repairs it
+    run_cli("regen", "host", "set", c.host, str(files), env=env)  # version 3, listed by a fresh stamp
+    c.regend("run", "--once")
+    assert (c.root / "etc/wifi.psk").read_text() == "old secret\n"
