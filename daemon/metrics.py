@@ -8,10 +8,7 @@ read at any moment. `run_metrics` is pure; `write_metrics` is the only I/O.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-from regen.store import MetricFamily, Report, drift_of, metrics_exposition, parse_time
+from regen.store import MetricFamily, Report, drift_of, metrics_exposition, parse_time, save_atomic
 from regen.store.errors import RegenError
 
 OUTCOMES = ("ok", "repaired", "updated", "quarantined", "failing")
@@ -57,14 +54,4 @@ def run_metrics(report: Report, *, quarantined_bytes: int) -> str:
 
 def write_metrics(path: str, text: str) -> None:
     """Replace `path` atomically (node_exporter may read it at any moment); mode 0644."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".regen-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fp:
-            fp.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_atomic(path, text.encode("utf-8"), mode=0o644)

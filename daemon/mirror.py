@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from regen.store import Entry, RegenError
+from regen.store import Entry, RegenError, save_atomic
 
 from .index import Index, IndexRow
 from .target import Manifests, Target
@@ -25,17 +24,7 @@ MIRROR_NAME = "state.json"
 
 def save_mirror(state_dir: str, index: Index) -> None:
     data = {"store": index.state("store"), "installed": index.state("installed"), "highest": index.all_highest()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w") as fp:
-            json.dump(data, fp, sort_keys=True, indent=1)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, os.path.join(state_dir, MIRROR_NAME))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_atomic(os.path.join(state_dir, MIRROR_NAME), json.dumps(data, sort_keys=True, indent=1).encode())
 
 
 def load_mirror(state_dir: str) -> dict[str, Any]:

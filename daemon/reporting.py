@@ -13,7 +13,6 @@ old (regen.store.history_due; issue 16). What the last entry was is remembered i
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from regen.store import (
     format_time,
     history_due,
     history_marker,
+    save_atomic,
     utcnow,
 )
 
@@ -79,17 +79,7 @@ def save_report(state_dir: str, report: Report, keep: int) -> str:
     d = os.path.join(state_dir, REPORTS_DIR)
     os.makedirs(d, mode=0o700, exist_ok=True)
     path = os.path.join(d, f"{report.run_id}.json")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(report.to_json())
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_atomic(path, report.to_json())
     names = sorted(n for n in os.listdir(d) if n.endswith(".json"))
     for old in names[:-keep] if keep > 0 else []:
         os.unlink(os.path.join(d, old))

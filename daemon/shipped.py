@@ -16,6 +16,8 @@ import sys
 from importlib import resources
 from importlib.abc import Traversable
 
+from regen.store import save_atomic
+
 from .errors import UsageError
 
 UNITS = ("regend-boot.service", "regend.service", "regen-protected.target")
@@ -64,10 +66,6 @@ def install_units(directory: str, regend: str | None = None) -> list[str]:
     written = []
     for name in UNITS:
         dest = os.path.join(directory, name)
-        tmp = dest + ".regen-tmp"
-        with open(tmp, "w", encoding="utf-8") as fp:
-            fp.write(unit_text(name, path))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        save_atomic(dest, unit_text(name, path).encode("utf-8"), mode=0o644)
         written.append(dest)
     return written

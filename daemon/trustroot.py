@@ -15,7 +15,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from regen.store import PublicKey, RecordMismatch, RegenError
+from regen.store import PublicKey, RecordMismatch, RegenError, save_atomic
 
 if TYPE_CHECKING:
     from regen.store import Root, Store
@@ -37,12 +37,7 @@ def _saved(cfg: DaemonConfig) -> Root | None:
 
 def _save(cfg: DaemonConfig, root: Root) -> None:
     path = os.path.join(cfg.state_dir, _STATE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fp:
-        json.dump(root.to_record(), fp, sort_keys=True)
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.replace(tmp, path)
+    save_atomic(path, json.dumps(root.to_record(), sort_keys=True).encode(), mode=0o644)
 
 
 def current_root(cfg: DaemonConfig) -> Root | None:

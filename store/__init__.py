@@ -45,6 +45,7 @@ for _mod, _names in {
     "delta": "ManifestDelta manifest_delta",
     "durations": "parse_duration",
     "sizes": "SIZE_EXPECTED parse_size",
+    "localfile": "save_atomic",
     "staging": "StagedWrites",
     "root": "Role Root signatures_missing update_root verify_root",
     "timestamp": "Timestamp check_timestamp overlay_versions_bytes parse_overlay_versions read_timestamp stamp "
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .globs import check_glob, literal_glob, matches
     from .history import HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker, prune_history
     from .history import parse_entry as parse_history_entry
+    from .localfile import save_atomic
     from .lock import LeaseInfo, StoreLock, break_lock
     from .manifest import (
         FORMAT_META,
@@ -166,7 +168,7 @@ __all__ = [
     "verify_generation", "verify_overlay", "verify_root", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
     "Procedure", "parse_duration",
-    "SIZE_EXPECTED", "parse_size", "StagedWrites",
+    "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic",
     "RedactingFilter", "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",

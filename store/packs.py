@@ -27,6 +27,7 @@ import blake3
 from . import layout
 from .config import DEFAULT_PACK_SIZE
 from .errors import NotFound, ObjectCorrupt, ObjectMissing, RecordTooLarge, StoreError
+from .localfile import save_atomic
 from .objects import FileDigest, ObjectId, decode, encode, object_id
 from .packindex import (
     MAX_INDEX_BYTES,
@@ -116,10 +117,7 @@ def read_index(store: ObjectStore, name: str, cache_dir: str | None = None) -> P
     index = PackIndex(name, data)
     if local is not None and cache_dir is not None:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=cache_dir)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, local)
+        save_atomic(local, data, durable=False)  # (a cache: fetched again if a crash loses it)
     return index
 
 

@@ -39,7 +39,7 @@ PUBLIC = sorted([
     "literal_glob", "load_policy_toml", "load_public_key", "load_secret_key", "manifest_delta", "matches",
     "metrics_exposition", "migrate_to_packs", "node_kind", "object_id", "open_backend", "open_envelope", "open_store",
     "parse_duration", "parse_history_entry", "parse_manifest", "parse_size", "parse_time", "parse_url",
-    "peek_envelope", "plan_gc", "printable", "prune_history", "read_xattrs", "redact", "sign_envelope", "sort_key",
+    "peek_envelope", "plan_gc", "printable", "prune_history", "read_xattrs", "redact", "save_atomic", "sign_envelope", "sort_key",
     "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
 ])
 # submodules of regen.store that are themselves part of the API (listed in __all__)
