@@ -27,6 +27,7 @@ from .cache import ObjectCache
 
 if TYPE_CHECKING:
     from regen.store import Timestamp
+
     from .config import DaemonConfig
 
 OFFLINE_WARNING = "ran from cache, could not confirm the newest generation"

@@ -144,8 +144,15 @@ if TYPE_CHECKING:  # the static view of the same names
     from .staging import StagedWrites
     from .store import Store, open_store
     from .text import RedactingFilter, json_safe, printable, redact
-    from .timestamp import (Timestamp, check_timestamp, overlay_versions_bytes, parse_overlay_versions, read_timestamp,
-                            stamp, strip_timestamp)
+    from .timestamp import (
+        Timestamp,
+        check_timestamp,
+        overlay_versions_bytes,
+        parse_overlay_versions,
+        read_timestamp,
+        stamp,
+        strip_timestamp,
+    )
     from .transfer import TransferResult
     from .tree import kind_of, node_kind, read_xattrs, syncfs, walk
 
@@ -155,7 +162,8 @@ __all__ = [
     "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
-    "Policy", "PublicKey", "Report", "Role", "Root", "Timestamp", "check_timestamp", "overlay_versions_bytes", "parse_overlay_versions", "read_timestamp",
+    "Policy", "PublicKey", "Report", "Role", "Root", "Timestamp", "check_timestamp", "overlay_versions_bytes",
+    "parse_overlay_versions", "read_timestamp",
     "stamp", "strip_timestamp", "SecretKey", "Stat", "Store", "StoreConfig", "StoreLock",
     "TransferResult",
     "TreeOrderChecker", "VerifyingWriter",
