@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RegenError, Report, matches
+from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RACY_WINDOW_NS, RegenError, Report, matches
 from regen.store.about import version
 from regen.store.errors import MISCONFIGURED
 
@@ -50,7 +50,6 @@ from .procedures import Procedures
 from .quarantine import Quarantine, new_run_id
 from .repair import Repair
 from .reporting import RunLog, deliver, save_report
-from .scan import RACY_WINDOW_NS
 from .scope import clean_key_of, policy_of, pruner
 from .session import StoreFactory, StoreSession
 from .steps import Steps, looping

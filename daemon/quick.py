@@ -24,8 +24,9 @@ from typing import Any
 
 import xxhash
 
+from regen.store import racy as is_racy
+
 # the same rules as scan.py (kept here, not imported, so this path imports nothing heavy)
-RACY_WINDOW_NS = 2_000_000_000
 TEMP_PREFIX = ".regen-tmp-"
 _S_IFMT = 0o170000
 _S_IFDIR, _S_IFREG, _S_IFLNK = 0o040000, 0o100000, 0o120000
@@ -85,7 +86,7 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
             if (m != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]
                     or (fmt == _S_IFREG and s.st_size != row[2])):
                 return None
-            if m >= row[7] - RACY_WINDOW_NS:
+            if is_racy(m, row[7]):
                 if racy is None or fmt not in (_S_IFREG, _S_IFLNK):
                     return None
                 racy.append(rel)

@@ -21,7 +21,7 @@ from typing import Any
 
 import xxhash
 
-from regen.store import decode_xattrs, encode_xattrs, kind_of, node_kind, read_xattrs, walk
+from regen.store import RACY_WINDOW_NS, decode_xattrs, encode_xattrs, kind_of, node_kind, racy, read_xattrs, walk
 
 from .errors import Interrupted, signal_name
 from .index import IndexRow, path_key
@@ -31,7 +31,6 @@ log = logging.getLogger("regen.daemon.scan")
 
 # 2 s: FAT's timestamp granularity, and far above the coarse kernel clock (one jiffy, <= 10 ms)
 # that stamps mtimes on ext4/xfs/btrfs.
-RACY_WINDOW_NS = 2_000_000_000
 BUF_SIZE = 1 << 20
 UNKNOWN, UNCHANGED, CHANGED = "unknown", "unchanged", "changed"
 
@@ -82,7 +81,7 @@ def classify(facts: StatFacts, known: IndexRow | None) -> Verdict:
     for name in ("size", "mtime_ns", "ctime_ns", "inode", "mode"):
         if getattr(facts, name) != getattr(known, name):
             return Verdict(CHANGED, name.removesuffix("_ns"))
-    if facts.mtime_ns >= known.checked_ns - RACY_WINDOW_NS:
+    if racy(facts.mtime_ns, known.checked_ns):
         return Verdict(CHANGED, "racy")
     return Verdict(UNCHANGED)
 

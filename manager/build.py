@@ -28,12 +28,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from regen.store import FORMAT_META, Entry, ManifestWriter, ObjectId, StagedWrites, Store, diff, is_object_id
+from regen.store import (
+    FORMAT_META,
+    RACY_WINDOW_NS,
+    Entry,
+    ManifestWriter,
+    ObjectId,
+    StagedWrites,
+    Store,
+    diff,
+    is_object_id,
+)
 from regen.store.errors import IntegrityError, ManifestInvalid, StoreError
 
 from .errors import FileChanged, SourceInvalid
 from .progress import NoProgress, Progress
-from .scan import RACY_WINDOW_NS, Scanner, shown
+from .scan import Scanner, shown
 from .statcache import StatCache
 
 UPLOAD_BATCH = 4096  # objects per put_many (on file:// one filesystem sync each)

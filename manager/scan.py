@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from regen.store import (
+    RACY_WINDOW_NS,
     Entry,
     FileDigest,
     IdNames,
@@ -28,6 +29,7 @@ from regen.store import (
     node_kind,
     object_id,
     printable,
+    racy,
     read_xattrs,
     sort_key,
     walk,
@@ -38,7 +40,6 @@ from .errors import FileChanged, SnapshotFailed, SourceInvalid
 from .progress import Progress
 from .statcache import CachedFile, StatCache
 
-RACY_WINDOW_NS = 2_000_000_000  # covers 2 s timestamp granularity (FAT, SMB) and small clock steps
 WHOLE_READ_BYTES = 4 << 20  # with a content sink, files up to this size are read into one buffer
 _SPECIAL = ((st.S_ISSOCK, "socket"), (st.S_ISFIFO, "FIFO"), (st.S_ISCHR, "character device"),
             (st.S_ISBLK, "block device"))
@@ -59,7 +60,8 @@ def stat_matches(s: os.stat_result, cached: CachedFile) -> bool:
 
 def reusable(s: os.stat_result, cached: CachedFile | None, safe_before_ns: int) -> bool:
     """True if the cached digests still describe the file (pure)."""
-    return cached is not None and stat_matches(s, cached) and cached.mtime_ns < safe_before_ns
+    # (safe_before_ns is the previous scan's start less the racy window: the rule with no further window)
+    return cached is not None and stat_matches(s, cached) and not racy(cached.mtime_ns, safe_before_ns, 0)
 
 
 def special_kind(mode: int) -> str:

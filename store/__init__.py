@@ -46,6 +46,7 @@ for _mod, _names in {
     "durations": "parse_duration",
     "sizes": "SIZE_EXPECTED parse_size",
     "localfile": "save_atomic",
+    "racywindow": "RACY_WINDOW_NS racy",
     "staging": "StagedWrites",
     "root": "Role Root signatures_missing update_root verify_root",
     "timestamp": "Timestamp check_timestamp overlay_versions_bytes parse_overlay_versions read_timestamp stamp "
@@ -123,6 +124,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .paths import check_path, sort_key
     from .policy import Policy, load_policy_toml
     from .procedure import Procedure
+    from .racywindow import RACY_WINDOW_NS, racy
     from .report import Finding as HardwareFinding
     from .report import Report, drift_of
     from .root import Role, Root, signatures_missing, update_root, verify_root
@@ -176,7 +178,7 @@ __all__ = [
     "verify_generation", "verify_overlay", "verify_root", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
     "Procedure", "parse_duration",
-    "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic",
+    "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic", "RACY_WINDOW_NS", "racy",
     "RedactingFilter", "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",
