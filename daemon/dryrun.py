@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from regen.store import RegenError, StoreConfig, matches, redact
 
+from . import scope
 from .index import Index, open_index_readonly
 from .lock import check_free
 from .monitor import _open_store, failure_line, read_generation, read_overlay
-from .scope import make_pruner
 from .target import Manifests, Target
 from .trustroot import publisher_trust
 
@@ -67,10 +67,9 @@ def _check(config: DaemonConfig, index: Index | None, verify: bool) -> dict[str,
 
 def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, target: Target,
            verify: bool) -> dict[str, Any]:
-    policy = target.policy.merged(config.preserve, config.junk)
-    root, state = config.root, config.state_dir
-    state_rel = os.path.relpath(state, root) if (state + "/").startswith(root.rstrip("/") + "/") else None
-    prune = make_pruner(root, state_rel, policy.preserve, policy.exclude)
+    policy = scope.policy_of(config, target)  # the run's own scope (scope.py), not a copy of it
+    root, state_rel = config.root, scope.state_rel(config)
+    prune = scope.pruner(config, policy)
 
     if not os.path.isdir(root):
         return {"errors": [f"root {root} does not exist"]}
@@ -116,13 +115,10 @@ def _if_clean(config: DaemonConfig, index: Index, target: Target, policy: Any,
               state_rel: str | None) -> tuple[str, Callable[[str], bool] | None] | None:
     """The fast paths' premise: the index is recorded as matching `target` (quick.clean_key).
     Then (the key, what the walk prunes: the state dir, preserved paths); else None."""
-    from .quick import clean_key
-
-    key = clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir)
+    key = scope.clean_key_of(config, target)
     if index.state("clean") != key:
         return None
-    prune = None if not policy.preserve and not policy.exclude and state_rel is None else make_pruner(
-        config.root, state_rel, policy.preserve, policy.exclude)
+    prune = None if not policy.preserve and not policy.exclude and state_rel is None else scope.pruner(config, policy)
     return key, prune
 
 
@@ -205,9 +201,9 @@ def _clean_repair(config: DaemonConfig, index: Index, target: Target, policy: An
                   paths: int) -> dict[str, Any] | None:
     """After a full scan without drift: the repair plan without reading the manifest, when the
     index is recorded as matching the target (quick.clean_key); else None."""
-    from .quick import Unchanged, clean_key, keep_plan
+    from .quick import Unchanged, keep_plan
 
-    if index.state("clean") != clean_key(target.as_dict(), policy.as_dict(), config.root, config.state_dir):
+    if index.state("clean") != scope.clean_key_of(config, target):
         return None
     preserve = policy.preserve
     unmanaged = [(p, k) for p, k in index.unmanaged() if not (preserve and matches(p, preserve))]
