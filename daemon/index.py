@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from regen.store import sort_key
+
 from .errors import IndexCorrupt
 
 if TYPE_CHECKING:
@@ -83,8 +85,9 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 
 
 def path_key(path: str) -> bytes:
-    """Tree-order key of a path: its bytes (surrogate-escaped names too) with '/' as 0x00."""
-    return path.encode(_FS_ENCODING, _FS_ERRORS).replace(b"/", b"\x00")
+    """Tree-order key of a path: regen.store.sort_key, the one key (its bytes, surrogate-escaped
+    names too, with '/' as 0x00)."""
+    return sort_key(path)
 
 
 def key_path(key: bytes) -> str:

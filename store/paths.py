@@ -13,8 +13,16 @@ MAX_NAME_BYTES = 255
 
 
 def sort_key(path: str) -> bytes:
-    """Tree order: '/' ranks below every byte, so descendants follow their directory."""
-    return path.encode("utf-8", "surrogatepass").replace(b"/", b"\x00")
+    """Tree order, the one key of every merge-join in regen: the path's bytes as the filesystem
+    holds them (os.fsencode: a name that is not UTF-8 keeps its raw bytes, so the index, the walk
+    and the manifests order it alike) with '/' ranked below every other byte, so descendants follow
+    their directory. A lone surrogate that is no escaped byte (only in hostile input) is kept as its
+    UTF-8 form rather than refused here."""
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogatepass")
+    return raw.replace(b"/", b"\x00")
 
 
 def check_path(path: object) -> str:
