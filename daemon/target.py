@@ -17,7 +17,7 @@ from typing import Any
 
 import blake3
 
-from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, sort_key
+from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, merge_join, sort_key
 
 from .errors import ContentError, PathCollision, PathTooLong
 from .plan import TEMP_PREFIX
@@ -70,25 +70,21 @@ def merge_overlay(channel: Iterable[Entry], overlay: Iterable[Entry]) -> Iterato
     """The host's tree (FORMAT.md §8): an overlay entry replaces the channel's at the same path
     (a channel directory replaced by a non-directory takes its subtree with it); overlay-only
     paths are added; nothing of the channel is removed otherwise. Both inputs in tree order."""
-    a_it, b_it = iter(channel), iter(overlay)
-    a, b = next(a_it, None), next(b_it, None)
     dropped: str | None = None
-    while a is not None or b is not None:
+    for a, b in merge_join(channel, overlay, _entry_key, _entry_key):
         if a is not None and dropped is not None and a.path.startswith(dropped + "/"):
-            a = next(a_it, None)
+            a = None  # below a channel directory the overlay replaced by a non-directory
+        if b is None:
+            if a is not None:
+                yield a
             continue
-        if b is None or (a is not None and sort_key(a.path) < sort_key(b.path)):
-            assert a is not None
-            yield a
-            a = next(a_it, None)
-        elif a is None or sort_key(b.path) < sort_key(a.path):
-            yield b
-            b = next(b_it, None)
-        else:
-            if a.kind == "dir" and b.kind != "dir":
-                dropped = a.path
-            yield b
-            a, b = next(a_it, None), next(b_it, None)
+        if a is not None and a.kind == "dir" and b.kind != "dir":
+            dropped = a.path
+        yield b
+
+
+def _entry_key(e: Entry) -> bytes:
+    return sort_key(e.path)
 
 
 PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096

@@ -25,7 +25,7 @@ for _mod, _names in {
     "generation": "MAX_NUMBER Generation Overlay format_time parse_time utcnow verify_generation verify_overlay",
     "lock": "LeaseInfo StoreLock break_lock",
     "entry": "Entry",
-    "paths": "check_path sort_key",
+    "paths": "check_path merge_join sort_key",
     "manifest": "Change DiffStats ManifestStats ManifestWriter TreeOrderChecker check_entry diff "
                 "iter_entries build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS",
     "manifest_meta": "encode_xattrs decode_xattrs",
@@ -121,7 +121,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .migrate import MigrateResult, migrate_to_packs
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
     from .owners import IdNames
-    from .paths import check_path, sort_key
+    from .paths import check_path, merge_join, sort_key
     from .policy import Policy, load_policy_toml
     from .procedure import Procedure
     from .racywindow import RACY_WINDOW_NS, racy
@@ -178,7 +178,7 @@ __all__ = [
     "verify_generation", "verify_overlay", "verify_root", "write_keypair",
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
     "Procedure", "parse_duration",
-    "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic", "RACY_WINDOW_NS", "racy",
+    "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic", "RACY_WINDOW_NS", "racy", "merge_join",
     "RedactingFilter", "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",

@@ -33,7 +33,7 @@ from .manifest_meta import (
     xattrs_of,
 )
 from .objects import ObjectId, is_object_id
-from .paths import check_path, sort_key
+from .paths import check_path, merge_join, sort_key
 
 FORMAT = 1           # content and modes only
 FORMAT_META = 2      # + owners, mtimes, xattrs/ACLs, hard links, devices, FIFOs, sparse files
@@ -408,27 +408,17 @@ class DiffStats:
 
 def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[Change]:
     """Merge-join two tree-ordered entry streams; memory O(1) in the manifests' size."""
-    a_it, b_it = iter(old), iter(new)
-    a = next(a_it, None)
-    b = next(b_it, None)
-    ka = sort_key(a.path) if a is not None else b""
-    kb = sort_key(b.path) if b is not None else b""
-    while a is not None or b is not None:
-        if b is None or (a is not None and ka < kb):
+    for a, b in merge_join(old, new, _entry_key, _entry_key):
+        if b is None:
             assert a is not None
             yield Change("removed", a.path, a, None)
-            a = next(a_it, None)
-            ka = sort_key(a.path) if a is not None else b""
-        elif a is None or kb < ka:
+        elif a is None:
             yield Change("added", b.path, None, b)
-            b = next(b_it, None)
-            kb = sort_key(b.path) if b is not None else b""
-        else:
-            if not a.same_content(b):
-                yield Change("modified", a.path, a, b)
-            elif not a.same_meta(b):
-                yield Change("meta", a.path, a, b)
-            a = next(a_it, None)
-            b = next(b_it, None)
-            ka = sort_key(a.path) if a is not None else b""
-            kb = sort_key(b.path) if b is not None else b""
+        elif not a.same_content(b):
+            yield Change("modified", a.path, a, b)
+        elif not a.same_meta(b):
+            yield Change("meta", a.path, a, b)
+
+
+def _entry_key(e: Entry) -> bytes:
+    return sort_key(e.path)

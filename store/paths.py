@@ -6,7 +6,13 @@ directory is directly followed by all of its descendants; `sort_key` is that ord
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
 from .errors import ManifestInvalid
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
@@ -51,4 +57,29 @@ def check_path(path: object) -> str:
     return path
 
 
-__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "check_path", "sort_key"]
+def merge_join(left: Iterable[A], right: Iterable[B], left_key: Callable[[A], bytes],
+               right_key: Callable[[B], bytes]) -> Iterator[tuple[A | None, B | None]]:
+    """Walk two streams in tree order together (each already sorted by `sort_key` of its path):
+    (a, None) for a key only on the left, (None, b) only on the right, (a, b) for the same key.
+    Memory O(1) in the streams' length: how regen compares manifests, index and trees."""
+    a_it, b_it = iter(left), iter(right)
+    a, b = next(a_it, None), next(b_it, None)
+    ka = left_key(a) if a is not None else b""
+    kb = right_key(b) if b is not None else b""
+    while a is not None or b is not None:
+        if b is None or (a is not None and ka < kb):
+            yield a, None
+            a = next(a_it, None)
+            ka = left_key(a) if a is not None else b""
+        elif a is None or kb < ka:
+            yield None, b
+            b = next(b_it, None)
+            kb = right_key(b) if b is not None else b""
+        else:
+            yield a, b
+            a, b = next(a_it, None), next(b_it, None)
+            ka = left_key(a) if a is not None else b""
+            kb = right_key(b) if b is not None else b""
+
+
+__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "check_path", "merge_join", "sort_key"]
