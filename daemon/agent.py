@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RACY_WINDOW_NS, RegenError, Report, matches
-from regen.store.about import version
+from regen.store import about
 from regen.store.errors import MISCONFIGURED
 
 from . import startcheck
@@ -61,7 +61,7 @@ from .writer import TreeWriter
 log = logging.getLogger("regen.daemon")
 
 
-__version__ = version()
+__version__ = about.version()
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,9 +67,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 def _version(value: bool) -> None:
     if value:
-        from regen.store.about import version_line
+        from regen.store import about
 
-        sys.stdout.write(version_line("regend") + "\n")
+        sys.stdout.write(about.version_line("regend") + "\n")
         raise typer.Exit(0)
 
 

@@ -40,11 +40,11 @@ class ConfigInvalid(DaemonError):
 
 
 class HardwareConfigInvalid(ConfigInvalid):
-    default_hint = "see the expected keys: regend example-config"
+    default_hint = "see the expected keys in the example regend.toml: regend example-config"
 
 
 class ScheduleConfigInvalid(ConfigInvalid):
-    default_hint = "see the expected keys: regend example-config"
+    default_hint = "see the expected keys in the example regend.toml: regend example-config"
 
 
 class UsageError(DaemonError):

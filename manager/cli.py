@@ -78,9 +78,9 @@ for module in (fleet, timeline, serve, maintenance):
 
 def _version(value: bool) -> None:
     if value:
-        from regen.store.about import version_line
+        from regen.store import about
 
-        sys.stdout.write(version_line("regen") + "\n")
+        sys.stdout.write(about.version_line("regen") + "\n")
         raise typer.Exit(0)
 
 

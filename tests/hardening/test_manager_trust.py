@@ -113,8 +113,8 @@ def test_trusted_key_option_is_the_only_other_trust(admin: dict[str, Any], run_r
     regen(admin, run_regen, "publish", "3", "-c", "stable", "--trusted-key", str(pub))
     assert store.peek_generation(store.read_ref("stable") or b"").number == 3
     env = {**admin["env"], "REGEN_KEY": "", "REGEN_TRUSTED_KEYS": str(pub)}
-    res = run_regen("fsck", "--no-data", env=env, exit_code=1)  # generations 1, 2 are not the colleague's
-    assert "unknown key" in res.stdout
+    res = run_regen("fsck", "--no-data", "--json", env=env, exit_code=1)  # generations 1, 2: not the colleague's
+    assert any("unknown key" in f["detail"] for f in json.loads(res.stdout)["findings"])
     res = run_regen("fsck", "--no-data", env={**env, "REGEN_TRUSTED_KEYS": ""}, exit_code=2)
     assert "no trusted key is configured" in one_line(res.stderr)
 
