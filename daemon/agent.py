@@ -30,8 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RACY_WINDOW_NS, RegenError, Report, matches
-from regen.store import about
+from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RACY_WINDOW_NS, RegenError, Report, about, matches
 from regen.store.errors import MISCONFIGURED
 
 from . import startcheck
