@@ -21,7 +21,17 @@ from typing import Any
 
 import xxhash
 
-from regen.store import RACY_WINDOW_NS, decode_xattrs, encode_xattrs, kind_of, node_kind, racy, read_xattrs, walk
+from regen.store import (
+    RACY_WINDOW_NS,
+    decode_xattrs,
+    encode_xattrs,
+    kind_of,
+    merge_join,
+    node_kind,
+    racy,
+    read_xattrs,
+    walk,
+)
 
 from .errors import Interrupted, signal_name
 from .index import IndexRow, path_key
@@ -220,26 +230,21 @@ class _Prehashed:
 
 def _merge(disk: Iterator[tuple[str, os.stat_result]], known: Iterator[IndexRow]
            ) -> Iterator[tuple[str, os.stat_result | None, IndexRow | None]]:
-    d = next(disk, None)
-    k = next(known, None)
-    dk = path_key(d[0]) if d else b""
-    kk = path_key(k.path) if k else b""
-    while d is not None or k is not None:
-        if k is None or (d is not None and dk < kk):
-            assert d is not None
-            yield d[0], d[1], None
-            d = next(disk, None)
-            dk = path_key(d[0]) if d else b""
-        elif d is None or kk < dk:
-            yield k.path, None, k
-            k = next(known, None)
-            kk = path_key(k.path) if k else b""
-        else:
+    """(path, its stat on disk or None, its index row or None), in tree order (regen.store.merge_join)."""
+    for d, k in merge_join(disk, known, _disk_key, _row_key):
+        if d is not None:
             yield d[0], d[1], k
-            d = next(disk, None)
-            k = next(known, None)
-            dk = path_key(d[0]) if d else b""
-            kk = path_key(k.path) if k else b""
+        else:
+            assert k is not None
+            yield k.path, None, k
+
+
+def _disk_key(d: tuple[str, os.stat_result]) -> bytes:
+    return path_key(d[0])
+
+
+def _row_key(k: IndexRow) -> bytes:
+    return path_key(k.path)
 
 
 def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], verify: bool = False,
