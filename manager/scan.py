@@ -164,6 +164,8 @@ class Scanner:
         try:
             xattrs = read_xattrs(full)
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                self._walk_error(e.path, exc)
             raise SnapshotFailed(f"cannot read the extended attributes of {shown(full)}: {exc.strerror or exc}",
                                  path=e.path, hint="run the snapshot as root, or exclude it in the policy file; "
                                                    "no generation was written") from None
