@@ -17,7 +17,7 @@ from typing import Any
 
 import blake3
 
-from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, merge_join, sort_key
+from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, merge_join, patched_manifest, sort_key
 
 from .errors import ContentError, PathCollision, PathTooLong
 from .plan import TEMP_PREFIX
@@ -186,10 +186,15 @@ class Manifests:
         if self.has(oid):
             return
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        # a client holding the base of the manifest's patch reads only the changed lines (verified)
+        data = patched_manifest(store, oid, self._local, max_bytes) if store.config.packed else None
         fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=self.dir)
         try:
             with os.fdopen(fd, "wb") as out:
-                store.get_to(oid, out, max_bytes=max_bytes)
+                if data is not None:
+                    out.write(data)
+                else:
+                    store.get_to(oid, out, max_bytes=max_bytes)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path(oid))
@@ -197,6 +202,14 @@ class Manifests:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+    def _local(self, oid: str) -> bytes | None:
+        """The bytes of a manifest held here (a patch's base; the patched result is verified)."""
+        try:
+            with open(self.path(oid), "rb") as fp:
+                return fp.read()
+        except (OSError, ValueError):
+            return None
 
     def verify(self, oid: str) -> None:
         h = blake3.blake3()

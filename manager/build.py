@@ -38,6 +38,8 @@ from regen.store import (
     Store,
     diff,
     is_object_id,
+    put_manifest_patch,
+    wants_manifest_patch,
 )
 from regen.store.errors import IntegrityError, ManifestInvalid, StoreError
 
@@ -148,9 +150,20 @@ def _build_tree(store: Store, src: str, *, exclude: tuple[str, ...], base: Objec
         finally:
             progress.finish()  # an error line must not be drawn over by a live bar
         store.put_file(mpath, writer.oid)
+        _put_patch(store, base, mpath, writer.oid)
     counts = scanner.counts
     return TreeBuild(writer.oid, writer.stats.as_dict(), changes, uploaded + inline.objects, nbytes + inline.nbytes,
                      counts.files_hashed, counts.files_reused, counts.bytes_hashed, tuple(counts.skipped))
+
+
+def _put_patch(store: Store, base: ObjectId | None, mpath: str, oid: ObjectId) -> None:
+    """A big manifest of a packed store also gets a line patch from its base: a client holding the base
+    reads the changed lines instead of the whole manifest (regen.store.patches, FORMAT.md §3.3)."""
+    if base is None or not wants_manifest_patch(store, base, oid, os.path.getsize(mpath)):
+        return
+    with open(mpath, "rb") as fp:
+        new = fp.read()
+    put_manifest_patch(store, base, store.get(base), oid, new)
 
 
 def _workers(store: Store, batch: StagedWrites) -> int:

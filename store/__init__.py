@@ -53,6 +53,7 @@ for _mod, _names in {
                  "strip_timestamp",
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
+    "patches": "patched:patched_manifest put_patch:put_manifest_patch wants_patch:wants_manifest_patch",
     "transfer": "TransferResult",
     "text": "RedactingFilter json_safe printable redact",
 }.items():
@@ -121,6 +122,9 @@ if TYPE_CHECKING:  # the static view of the same names
     from .migrate import MigrateResult, migrate_to_packs
     from .objects import EMPTY_ID, FileDigest, ObjectId, VerifyingWriter, hash_file, is_object_id, object_id, xxh
     from .owners import IdNames
+    from .patches import patched as patched_manifest
+    from .patches import put_patch as put_manifest_patch
+    from .patches import wants_patch as wants_manifest_patch
     from .paths import check_path, merge_join, sort_key
     from .policy import Policy, load_policy_toml
     from .procedure import Procedure
@@ -183,6 +187,6 @@ __all__ = [
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",
     "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",
-    "MetricFamily", "metrics_exposition",
+    "MetricFamily", "metrics_exposition", "patched_manifest", "put_manifest_patch", "wants_manifest_patch",
     *errors.__all__,
 ]

@@ -33,6 +33,7 @@ class GcPlan:
     referenced_objects: int
     young_unreferenced: int
     repack: RepackPlan | None = None  # a packed store's packs (repack.py)
+    delete_patches: tuple[ObjectId, ...] = ()  # manifest patches of manifests no longer kept (§3.3)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -42,6 +43,7 @@ class GcPlan:
             "generations_kept": len(self.kept_generations),
             "referenced_objects": self.referenced_objects,
             "young_unreferenced_kept": self.young_unreferenced,
+            "patches_to_delete": len(self.delete_patches),
             **(self.repack.stats() if self.repack is not None else {}),
         }
 
@@ -107,7 +109,25 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
             young += 1
             continue
         to_delete.append((oid, st.size))
-    return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young, repack)
+    return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young, repack,
+                  _stale_patches(store, manifests, now, grace))
+
+
+def _stale_patches(store: Store, manifests: set[ObjectId], now: datetime, grace: timedelta) -> tuple[ObjectId, ...]:
+    """Patches making a manifest no kept record names, older than the grace period (a snapshot in
+    progress writes its patch before its record)."""
+    stale = []
+    for p in store.backend.list(layout.PATCHES):
+        target = layout.parse_hashed_path(p, layout.PATCHES)
+        if target is None or target in manifests:
+            continue
+        try:
+            st = store.backend.stat(p)
+        except NotFound:
+            continue
+        if st.mtime is not None and now.timestamp() - st.mtime >= grace.total_seconds():
+            stale.append(target)
+    return tuple(sorted(stale))
 
 
 def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] | None = None,
@@ -132,5 +152,10 @@ def execute_gc(store: Store, plan: GcPlan, progress: Callable[[int, int], None] 
             pass
         if progress:
             progress(1, size)
+    for target in plan.delete_patches:
+        try:
+            store.backend.delete(layout.patch_path(target))
+        except NotFound:
+            pass
     if plan.repack is not None:  # after the records: no surviving record names a blob it drops
         execute_repack(store, plan.repack, lock=lock)

@@ -23,6 +23,7 @@ KEYS = "keys"
 PACKS = "packs"
 INDEX = "index"
 INDEX_LIST = "index/current.json"
+PATCHES = "patches"
 TEMP_PREFIX = ".tmp-"  # temp files of atomic writes: readers, gc and fsck ignore them
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -45,6 +46,13 @@ def pack_path(pid: str) -> str:
     if not is_object_id(pid):
         raise StoreError(f"invalid pack id {pid!r}")
     return f"{PACKS}/{pid[:2]}/{pid[2:]}"
+
+
+def patch_path(target: ObjectId) -> str:
+    """The line patch that makes manifest `target` from its base (FORMAT.md §3.3)."""
+    if not is_object_id(target):
+        raise StoreError(f"invalid manifest id {target!r}")
+    return f"{PATCHES}/{target[:2]}/{target[2:]}"
 
 
 def index_path(iid: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_tree
+from tests.servers import Target
 
 from .conftest import Site
 
@@ -82,3 +83,38 @@ def test_migrate_packs_a_loose_store_and_clients_keep_updating(scheme: str, requ
     s.assert_converged()
     again = json.loads(s.regen("migrate", "--json").stdout)
     assert again["was_packed"] and again["packed"] == 1  # generation 2's manifest: snapshots write manifests loose
+
+
+def _pack_sizes(store_dir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in (store_dir / "packs").rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_update_of_a_big_tree_reads_little_more_than_its_new_content(http_target: Target, tmp_path: Path) -> None:
+    """A 1% update of a 2,000-file tree over HTTP: the client holds the previous manifest, so it reads
+    the manifest's line patch, not the whole manifest; server-side bytes <= 1.05x the new packs' size
+    plus a few KiB of records and index (the whole manifest alone would be ~3x the new content)."""
+    s = Site(http_target, tmp_path, "host-big")
+    s.create("--packs")
+    rng = random.Random(15)
+    files = {f"srv/d{i // 100:02d}/f{i:05d}": rng.randbytes(rng.randint(1024, 8192)) for i in range(2000)}
+    make_tree(s.ref, files)
+    s.snapshot("generation 1")
+    s.install_client()
+    assert s.run_once()[0]["outcome"] == "updated"
+    store_dir = Path(s.target.write_url.removeprefix("file://"))
+    before = _pack_sizes(store_dir)
+    make_tree(s.ref, {p: rng.randbytes(rng.randint(1024, 8192)) for p in rng.sample(sorted(files), 20)})
+    s.snapshot("1% changed")
+    new_content = sum(n for p, n in _pack_sizes(store_dir).items() if p not in before)
+    assert s.target.log is not None
+    sent = s.target.log.bytes_sent(s.target.prefix)
+    mark = s.target.log.mark()
+    report, _ = s.run_once()
+    assert report["outcome"] == "updated", report
+    s.assert_converged()
+    read = s.target.log.bytes_sent(s.target.prefix) - sent
+    gets = _gets(s, mark)
+    assert any("/patches/" in p for p in gets), gets
+    assert not any("/objects/" in p for p in gets), gets  # the manifest itself is not read
+    assert read <= 1.05 * new_content + 16_384, (read, new_content, gets)

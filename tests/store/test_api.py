@@ -37,9 +37,12 @@ PUBLIC = sorted([
     "json_safe", "kept_numbers", "key_id", "kind_of", "layout", "literal_glob", "load_policy_toml",
     "load_public_key", "load_secret_key", "manifest_delta", "matches", "merge_join", "metrics_exposition",
     "migrate_to_packs", "node_kind", "object_id", "open_backend", "open_envelope", "open_store", "parse_duration",
-    "parse_history_entry", "parse_manifest", "parse_size", "parse_time", "parse_url", "peek_envelope", "plan_gc",
-    "printable", "prune_history", "racy", "read_xattrs", "redact", "save_atomic", "sign_envelope", "sort_key",
-    "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "write_keypair", "xxh",
+    "parse_history_entry", "parse_manifest", "patched_manifest", "parse_size", "parse_time", "parse_url",
+    "peek_envelope", "plan_gc",
+    "printable", "prune_history", "put_manifest_patch", "racy", "read_xattrs", "redact", "save_atomic",
+    "sign_envelope", "sort_key",
+    "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "wants_manifest_patch",
+    "write_keypair", "xxh",
 ])
 # submodules of regen.store that are themselves part of the API (listed in __all__)
 PUBLIC_MODULES = {"regen.store.about", "regen.store.errors", "regen.store.layout"}

@@ -148,3 +148,14 @@ def test_sweep_under_a_held_lock(store: Store, history: dict[str, list[str]]) ->
     with StoreLock(store, "regen gc") as lock:
         execute_gc(store, plan_gc(store, keep=1, grace=GRACE, now=later()), lock=lock)
     assert store.missing(history["gone"]) == set(history["gone"])
+
+
+def test_gc_deletes_the_patches_of_manifests_no_longer_kept(store: Store, history: dict[str, list[str]]) -> None:
+    kept, gone = history["kept"][0], history["gone"][0]
+    for target in (kept, gone):
+        store.backend.write(layout.patch_path(target), b"r")
+    plan = plan_gc(store, keep=1, grace=GRACE, now=later())
+    assert plan.delete_patches == (gone,) and plan.stats()["patches_to_delete"] == 1
+    assert plan_gc(store, keep=1, grace=GRACE).delete_patches == ()  # young: kept (a snapshot in progress)
+    execute_gc(store, plan)
+    assert store.backend.absent([layout.patch_path(gone), layout.patch_path(kept)]) == [True, False]
