@@ -11,12 +11,14 @@ a space check. `prepare` does both for an install.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from regen.store import (
+    CHUNK_ABOVE,
     EMPTY_ID,
     Entry,
     Generation,
@@ -153,12 +155,14 @@ def fetch_manifests(session: StoreSession, manifests: Manifests, target: Target)
 
 
 def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, phase: str,
-                  sizes: dict[str, int]) -> None:
-    """Fetch (verified) every object of `sizes` the cache lacks, after a space check."""
+                  sizes: dict[str, int], big: dict[str, str] | None = None) -> None:
+    """Fetch (verified) every object of `sizes` the cache lacks, after a space check; `big` (object ->
+    path, from `collect`): the files in the tree whose chunks may seed the rebuild of their new version."""
     store = session.open()
     missing = cache.missing(sizes)
     need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
-    result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop)
+    seeds = {o: os.path.join(session.cfg.root, p) for o, p in big.items()} if big else None
+    result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop, seeds=seeds)
     session.remember_config()  # (changed if the store was packed since it was cached)
     session.log.bytes_fetched += result.bytes
     session.log.action("objects_fetched", result.fetched)
@@ -168,15 +172,19 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
                           failure=worst)
 
 
-def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str]) -> Iterator[Entry]:
+def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str],
+            big: dict[str, str] | None = None) -> Iterator[Entry]:
     """Pass `entries` through, noting every file object (`keep`) and those the cache must hold
-    (`sizes`: oid -> size; not preserved, not base paths, which come from the store)."""
+    (`sizes`: oid -> size; not preserved, not base paths, which come from the store); `big`: the
+    path of each file a packed store may hold as chunks (its installed version seeds the fetch)."""
     preserve, base = policy.preserve, policy.base
     for e in entries:
         if e.kind == "file" and e.oid:
             keep.add(e.oid)
             if e.oid != EMPTY_ID and not matches(e.path, preserve) and not (base and matches(e.path, base)):
                 sizes[e.oid] = e.size
+                if big is not None and e.size > CHUNK_ABOVE:
+                    big.setdefault(e.oid, e.path)
         yield e
 
 

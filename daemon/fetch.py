@@ -35,13 +35,19 @@ class FetchResult:
 
 def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
                   progress: Callable[[int, int], None] | None = None,
-                  sizes: Mapping[str, int] | None = None, stop: threading.Event | None = None) -> FetchResult:
+                  sizes: Mapping[str, int] | None = None, stop: threading.Event | None = None,
+                  seeds: Mapping[str, str] | None = None) -> FetchResult:
     """`sizes`: each object's size from the manifest; an object inflating past it is refused.
-    `stop` set (SIGINT/SIGTERM): Interrupted once the transfers in flight are done."""
+    `stop` set (SIGINT/SIGTERM): Interrupted once the transfers in flight are done.
+    `seeds`: big file object -> the local file holding its installed previous version: its chunks
+    seed the rebuild (verified as read), so an update fetches only the changed chunks even when no
+    chunk list of the old version was kept (after `regen migrate` or a lost cache)."""
     wanted = cache.missing(oids)
     result = FetchResult()
     if not wanted:
         return result
+    if seeds:
+        store.seed_chunks(seeds[o] for o in wanted if o in seeds)
     before = store.counters.as_dict()
     transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes, stop=stop)
     if transfer.stopped:

@@ -108,20 +108,21 @@ class Update:
         """Fetch the manifests, plan (from the delta when possible), fetch the objects the plan
         needs; `keep` collects the target's file objects (what the cache keeps afterwards)."""
         sizes: dict[str, int] = {}
+        big: dict[str, str] = {}  # big files: their installed version seeds the fetch of the new one
         fetch_manifests(self.session, self.manifests, target)
         delta = self._delta(installed, target, policy)
         owners = Owners.of_root(self.cfg.root)
         if delta is not None:  # only what differs from the installed manifest (delta.py)
             the_plan = plan_delta(self.manifests, self.index, delta, policy, prune,
-                                  lambda entries: collect(entries, policy, sizes, keep), owners.map)
+                                  lambda entries: collect(entries, policy, sizes, keep, big), owners.map)
             keep.update(delta.objects)
         else:
             observed = observed_from_facts(self.index.observed_facts(), prune)
             # one pass over the manifest: the plan, the objects to fetch, the objects the cache keeps
             with self.manifests.entries(target) as entries:
-                the_plan = plan(collect(entries, policy, sizes, keep), observed, policy, owners.map)
+                the_plan = plan(collect(entries, policy, sizes, keep, big), observed, policy, owners.map)
         self.log.warnings.extend(owners.warnings)
-        fetch_objects(self.session, self.cache, target, "update", sizes)
+        fetch_objects(self.session, self.cache, target, "update", sizes, big)
         return the_plan, delta
 
     def _delta(self, installed: Target, target: Target, policy: Policy) -> ManifestDelta | None:

@@ -53,6 +53,7 @@ for _mod, _names in {
                  "strip_timestamp",
     "store": "Store open_store",
     "migrate": "MigrateResult migrate_to_packs",
+    "chunks": "CHUNK_ABOVE",
     "patches": "patched:patched_manifest put_patch:put_manifest_patch wants_patch:wants_manifest_patch",
     "transfer": "TransferResult",
     "text": "RedactingFilter json_safe printable redact",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from . import about, layout
     from .backend import Backend, Stat, open_backend
     from .check import CheckResult, fsck
+    from .chunks import CHUNK_ABOVE
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
     from .counters import Counters
     from .delta import ManifestDelta, manifest_delta
@@ -165,7 +167,7 @@ if TYPE_CHECKING:  # the static view of the same names
 __version__ = "0.1.0"
 
 __all__ = [
-    "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
+    "CHUNK_ABOVE", "COMPRESSIONS", "DEFAULT_GRACE", "DEFAULT_PACK_SIZE", "DEFAULT_KEEP", "EMPTY_ID", "MAX_NUMBER",
     "Backend", "Change", "CheckResult", "Counters", "DiffStats", "Entry", "FileDigest", "Finding", "GcPlan",
     "Generation", "HardwareFinding", "LeaseInfo", "ManifestStats", "ManifestWriter", "ObjectId", "Overlay",
     "Policy", "PublicKey", "Report", "Role", "Root", "Timestamp", "check_timestamp", "overlay_versions_bytes",

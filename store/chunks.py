@@ -15,6 +15,7 @@ import json
 import logging
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +175,37 @@ def _read_run(store: ObjectStore, run: Run, local: dict[ObjectId, tuple[str, int
     return out
 
 
+def chunks_of_file(path: str) -> dict[ObjectId, tuple[str, int, int]]:
+    """Chunk id -> (path, offset, length) of local file `path` cut as a writer cuts it: the installed
+    previous version of a big file seeds its rebuild when no chunk list of it was kept (the first update
+    after `regen migrate` or after the cache was lost). Empty unless a regular file above CHUNK_ABOVE.
+    Nothing here is trusted: every chunk is verified against its id when it is read for a rebuild."""
+    found: dict[ObjectId, tuple[str, int, int]] = {}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return found
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= CHUNK_ABOVE:
+            return found
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                offset = 0
+                for part in cut(view):
+                    found.setdefault(blake3.blake3(part).hexdigest(), (path, offset, len(part)))
+                    offset += len(part)
+                    part.release()
+            finally:
+                view.release()
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
+    return found
+
+
 def local_chunk_map(lists_dir: str, content: Callable[[ObjectId], str | None]) -> dict[ObjectId, tuple[str, int, int]]:
     """Chunk id -> (local file, offset, length) over the chunk lists kept in `lists_dir` whose content
     the client still holds (`content(oid)`: its local path or None); lists of content gone are removed."""
@@ -203,5 +235,5 @@ def local_chunk_map(lists_dir: str, content: Callable[[ObjectId], str | None]) -
     return found
 
 
-__all__ = ["CHUNK_ABOVE", "TAG_CHUNKS", "assemble", "cut", "decode_list", "encode_list", "local_chunk_map",
-           "stage_chunked"]
+__all__ = ["CHUNK_ABOVE", "TAG_CHUNKS", "assemble", "chunks_of_file", "cut", "decode_list", "encode_list",
+           "local_chunk_map", "stage_chunked"]

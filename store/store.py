@@ -78,6 +78,9 @@ class Store:
         self._config_lock = threading.Lock()
         # a client's resolver: the local file holding content `oid`, or None (its chunks are reused)
         self.local_object: Callable[[ObjectId], str | None] | None = None
+        self._seed_lock = threading.Lock()
+        self._seeds: list[str] = []  # seed_chunks: local files not cut yet
+        self._seeded: dict[ObjectId, tuple[str, int, int]] = {}  # ... and the chunks of those cut
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -245,9 +248,21 @@ class Store:
 
     def local_chunks(self) -> dict[ObjectId, tuple[str, int, int]]:
         """Chunks of content this client holds (chunk id -> file, offset, length), for rebuilding big files."""
+        with self._seed_lock:  # the seeds are cut once, by the first rebuild that needs chunks
+            while self._seeds:
+                for cid, where in chunks.chunks_of_file(self._seeds.pop()).items():
+                    self._seeded.setdefault(cid, where)
+            found = dict(self._seeded)
         if self.index_cache is None or self.local_object is None:
-            return {}
-        return chunks.local_chunk_map(os.path.join(self.index_cache, "chunklists"), self.local_object)
+            return found
+        found.update(chunks.local_chunk_map(os.path.join(self.index_cache, "chunklists"), self.local_object))
+        return found
+
+    def seed_chunks(self, paths: Iterable[str]) -> None:
+        """Local files (the installed previous versions of big files being updated) whose chunks rebuilds
+        may reuse, each verified when read; cut only if a chunk list is rebuilt (chunks.chunks_of_file)."""
+        with self._seed_lock:
+            self._seeds.extend(paths)
 
     def remember_chunks(self, oid: ObjectId, parts: list[tuple[ObjectId, int]]) -> None:
         """Keep the chunk list of content just rebuilt, so the next version reuses its chunks."""

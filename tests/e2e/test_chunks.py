@@ -5,6 +5,7 @@ the client rebuilds the new version from the chunks it already holds plus the fe
 from __future__ import annotations
 
 import random
+import shutil
 
 import pytest
 
@@ -46,3 +47,34 @@ def _sent(s: Site) -> int:
     """Body bytes the server sent for this store (its request log counts them)."""
     assert s.target.log is not None
     return s.target.log.bytes_sent(s.target.prefix)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lost", ["cache", "migrate"])
+def test_the_installed_file_seeds_the_update_without_a_kept_chunk_list(lost: str, http_target, tmp_path) -> None:
+    """No chunk list of the installed version is kept -- the client's cache was lost, or the store was
+    loose when the client installed and `regen migrate` packed it since -- yet the update fetches only
+    the changed chunks: the client cuts the installed file in the tree and reuses its chunks (verified)."""
+    s = Site(http_target, tmp_path, f"host-{lost}")
+    s.create(*(["--packs"] if lost == "cache" else []))
+    rng = random.Random(12)
+    size = 12 << 20
+    big = bytearray(rng.randbytes(size))
+    make_tree(s.ref, {"var/lib/image.bin": bytes(big), "etc/small.conf": b"x = 1\n"})
+    s.snapshot("generation 1")
+    s.install_client()
+    assert s.run_once()[0]["outcome"] == "updated"
+    if lost == "cache":
+        shutil.rmtree(s.state / "objects")
+        shutil.rmtree(s.state / "packindex" / "chunklists")
+    else:
+        s.regen("migrate")
+    big[size // 2: size // 2 + (256 << 10)] = rng.randbytes(256 << 10)
+    make_tree(s.ref, {"var/lib/image.bin": bytes(big)})
+    s.snapshot("generation 2")
+    before = _sent(s)
+    report, _ = s.run_once()
+    assert report["outcome"] == "updated", report
+    s.assert_converged()
+    fetched = _sent(s) - before
+    assert fetched <= 2 << 20, fetched  # not 12 MiB: the changed chunks, the manifest, the index

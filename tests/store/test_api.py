@@ -18,7 +18,8 @@ PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.
 PUBLIC = sorted([
     "Role", "Root", "signatures_missing", "update_root", "verify_root", "Timestamp", "check_timestamp",
     "overlay_versions_bytes", "parse_overlay_versions", "read_timestamp", "stamp", "strip_timestamp", "Backend",
-    "BadSignature", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DAMAGED", "DEFAULT_GRACE", "DEFAULT_KEEP",
+    "BadSignature", "CHUNK_ABOVE", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DAMAGED", "DEFAULT_GRACE",
+    "DEFAULT_KEEP",
     "DEFAULT_PACK_SIZE", "DiffStats", "EMPTY_ID", "EXIT_DAMAGED", "EXIT_FAILED", "EXIT_INTERNAL",
     "EXIT_INTERRUPTED", "EXIT_MISCONFIGURED", "EXIT_OK", "EXIT_QUARANTINED", "EXIT_SIGPIPE", "EXIT_SIGTERM",
     "EXIT_UNREACHABLE", "EXIT_USAGE", "Entry", "FAILURES", "FAILURE_FIX", "FORMAT_META", "FileDigest", "Finding",
