@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -117,11 +116,8 @@ def accept(session: StoreSession, installed: Target | None, *, overlay_check: bo
             # regen never deletes an overlay file (removal writes a tombstone): keep ours, say so
             session.log.warnings.append(f"hosts/{cfg.host}/overlay.json is missing from the store; keeping "
                                         f"overlay version {installed.overlay_number}")
-    if overlay is not None:
-        target = target.with_overlay(overlay)
-    elif installed is not None:
-        target = replace(target, overlay_number=installed.overlay_number,
-                         overlay_manifest=installed.overlay_manifest)
+    if overlay is not None or installed is not None:
+        target = Target.of(gen, overlay, kept=installed)  # no overlay read: keep the installed one's
     with index.atomic():
         if gen.epoch > (seen_epoch or 0):  # a signed new numbering: the old highest number no longer counts
             index.raise_highest("epoch", cfg.channel, gen.epoch)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from regen.store import RegenError, StoreConfig, matches, redact
@@ -240,13 +239,11 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
         overlay = read_overlay(store, config.host, trusted, store_id=store_id,
                                min_number=index.highest("overlay", config.host) if index is not None else None,
                                max_bytes=config.limits.max_record_bytes)
+        new = Target.of(gen, overlay, kept=installed)
     except RegenError as exc:
         key = "warnings" if exc.offline else "errors"
         out[key].append(exc.one_line() if key == "errors" else failure_line(exc))
         return None
-    new = Target.of(gen, overlay)
-    if overlay is None and installed is not None:
-        new = replace(new, overlay_number=installed.overlay_number, overlay_manifest=installed.overlay_manifest)
     if installed is not None and new.same_tree(installed) and new.number == installed.number:
         return {"available": gen.number, "pending": False}
     cache = ObjectCache(config.state_dir)

@@ -17,7 +17,20 @@ from typing import Any
 
 import blake3
 
-from regen.store import Entry, Generation, Overlay, Policy, Store, iter_entries, merge_join, patched_manifest, sort_key
+from regen.store import (
+    Entry,
+    Generation,
+    Overlay,
+    Policy,
+    PolicyInvalid,
+    Procedure,
+    RecordInvalid,
+    Store,
+    iter_entries,
+    merge_join,
+    patched_manifest,
+    sort_key,
+)
 
 from .errors import ContentError, PathCollision, PathTooLong
 from .plan import TEMP_PREFIX
@@ -37,17 +50,21 @@ class Target:
     expires: str | None = None
     overlay_number: int | None = None      # None: this host never had an overlay
     overlay_manifest: str | None = None    # None with a number: the overlay was removed (tombstone)
+    overlay_procedures: tuple[Procedure, ...] = ()  # the overlay's own; `policy` already runs them
 
     @classmethod
-    def of(cls, gen: Generation, overlay: Overlay | None) -> Target:
-        return cls(gen.channel, gen.number, gen.manifest, gen.policy, gen.created, gen.expires,
-                   overlay.number if overlay else None, overlay.manifest if overlay else None)
-
-    def with_overlay(self, overlay: Overlay | None) -> Target:
-        if overlay is None:
-            return self
-        return Target(self.channel, self.number, self.manifest, self.policy, self.created, self.expires,
-                      overlay.number, overlay.manifest)
+    def of(cls, gen: Generation, overlay: Overlay | None, *, kept: Target | None = None) -> Target:
+        """The host's target: `gen` plus `overlay` or, without one, the overlay `kept` had.
+        An overlay's procedures join the policy only where the channel's policy allows them."""
+        number, manifest, procs = ((overlay.number, overlay.manifest, overlay.procedures) if overlay else
+                                   (kept.overlay_number, kept.overlay_manifest, kept.overlay_procedures) if kept else
+                                   (None, None, ()))
+        where = f"the overlay (version {number}) of this host"
+        try:
+            policy = gen.policy.with_overlay(procs, where)
+        except PolicyInvalid as exc:
+            raise RecordInvalid(exc.message, path=where) from None
+        return cls(gen.channel, gen.number, gen.manifest, policy, gen.created, gen.expires, number, manifest, procs)
 
     def manifests(self) -> list[str]:
         return [m for m in (self.manifest, self.overlay_manifest) if m]
@@ -58,12 +75,15 @@ class Target:
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "number": self.number, "manifest": self.manifest,
                 "policy": self.policy.as_dict(), "created": self.created, "expires": self.expires,
-                "overlay_number": self.overlay_number, "overlay_manifest": self.overlay_manifest}
+                "overlay_number": self.overlay_number, "overlay_manifest": self.overlay_manifest,
+                **({"overlay_procedure": [p.as_dict() for p in self.overlay_procedures]}
+                   if self.overlay_procedures else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Target:
         return cls(d["channel"], int(d["number"]), d["manifest"], Policy.from_dict(d.get("policy") or {}),
-                   d.get("created", ""), d.get("expires"), d.get("overlay_number"), d.get("overlay_manifest"))
+                   d.get("created", ""), d.get("expires"), d.get("overlay_number"), d.get("overlay_manifest"),
+                   tuple(Procedure.from_dict(p, "installed overlay") for p in d.get("overlay_procedure", ())))
 
 
 def merge_overlay(channel: Iterable[Entry], overlay: Iterable[Entry]) -> Iterator[Entry]:

@@ -10,11 +10,22 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from regen.store import Policy, SecretKey, Store, layout, load_policy_toml, load_secret_key, open_store
+from regen.store import (
+    Policy,
+    PolicyInvalid,
+    Procedure,
+    SecretKey,
+    Store,
+    layout,
+    load_policy_toml,
+    load_secret_key,
+    open_store,
+)
 from regen.store import parse_duration as store_duration
 
 from .errors import BadOption, MissingKey
@@ -103,6 +114,19 @@ def optional_key(path: str | None) -> SecretKey | None:
 def load_policy(path: Path | None) -> Policy | None:
     """The policy file's rules, or None to inherit the channel's current policy."""
     return None if path is None else load_policy_toml(os.path.expanduser(str(path)))
+
+
+def load_overlay_procedures(path: Path | None) -> tuple[Procedure, ...]:
+    """`regen host set --procedures FILE`: only `[[procedure]]` tables (an overlay has no other rules)."""
+    if path is None:
+        return ()
+    where = os.path.expanduser(str(path))
+    policy = load_policy_toml(where)
+    if replace(policy, procedures=()) != Policy():
+        raise PolicyInvalid(f"procedures file {where} may only hold [[procedure]] tables",
+                            hint="a host overlay carries files and procedures; other rules belong to the "
+                                 "channel's policy (regen snapshot --policy)")
+    return policy.procedures
 
 
 def check_channel(channel: str) -> str:

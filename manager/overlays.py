@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from regen.store import Entry, Overlay, SecretKey, Store, StoreLock, encode_xattrs, format_time, peek_envelope, utcnow
+from regen.store import (
+    Entry,
+    Overlay,
+    Procedure,
+    SecretKey,
+    Store,
+    StoreLock,
+    encode_xattrs,
+    format_time,
+    peek_envelope,
+    utcnow,
+)
 
 from .build import TreeBuild, build_tree
 from .errors import OverlayNotFound, RefMoved
@@ -50,7 +61,10 @@ class OverlayResult:
 
 def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: str, cache_dir: Path,
                 expires: timedelta | None = None, progress: Progress | None = None,
-                now: datetime | None = None, trust: Trust | None = None) -> OverlayResult:
+                now: datetime | None = None, trust: Trust | None = None,
+                procedures: tuple[Procedure, ...] = ()) -> OverlayResult:
+    """The host's next overlay version: DIR's files and `procedures` (which its clients run only
+    where the channel's signed policy says `overlay_procedures = true`)."""
     check_host(host)
     trust = trust or Trust({key.public.keyid: key.public})
     with StoreLock(store, "regen host set", heartbeat=True) as lock:
@@ -60,7 +74,7 @@ def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: s
                           progress=progress)
         when = now or utcnow()
         overlay = Overlay(store.store_id, host, next_version(current), tree.manifest, format_time(when), message,
-                          expiry(when, expires))
+                          expiry(when, expires), procedures)
         _replace_overlay(store, lock, overlay, key, found[1] if found else None)
     return OverlayResult(host, overlay.number, overlay.manifest, tree)
 
@@ -100,7 +114,8 @@ class OverlayInfo:
         o = self.overlay
         return {"host": o.host, "number": o.number, "manifest": o.manifest, "removed": o.manifest is None,
                 "created": o.created, "message": o.message, "expires": o.expires, "signed_by": list(self.signed_by),
-                "verified": self.verified, "entries": [entry_dict(e) for e in self.entries]}
+                "verified": self.verified, "procedures": [p.as_dict() for p in o.procedures],
+                "entries": [entry_dict(e) for e in self.entries]}
 
 
 def entry_dict(e: Entry) -> dict[str, object]:

@@ -320,6 +320,9 @@ class Output:
                   f"signed by {', '.join(info.signed_by) or '-'} ({'verifies' if info.verified else 'NOT verified'})")
         if o.message:
             self.line(f"message: {shown(o.message)}")
+        for p in o.procedures:  # run by the host only where its channel's policy allows overlay procedures
+            self.line(f"procedure {shown(p.name)}: {p.stage} {'/'.join(p.on)}, when {', '.join(map(shown, p.when))}: "
+                      f"{' '.join(map(shown, p.run))}")
         if info.entries and not self.quiet:
             table = Table("kind", "mode", "size", "path")
             for e in info.entries:

@@ -20,6 +20,7 @@ from typing import Any
 from .errors import RecordExpired, RecordInvalid, RecordMismatch, RollbackRefused, UnsupportedFormat
 from .objects import ObjectId, is_object_id
 from .policy import Policy
+from .procedure import Procedure, parse_procedures
 from .signing import MAX_RECORD_BYTES, PublicKey, open_envelope
 
 FORMAT = 1
@@ -141,12 +142,13 @@ class Overlay:
     created: str
     message: str = ""
     expires: str | None = None
+    procedures: tuple[Procedure, ...] = ()  # run only where the channel's policy allows (Policy.with_overlay)
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        rec: dict[str, Any] = {
             "created": self.created,
             "expires": self.expires,
-            "features": [],
+            "features": [PROCEDURES] if self.procedures else [],
             "format": FORMAT,
             "host": self.host,
             "manifest": self.manifest,
@@ -155,10 +157,13 @@ class Overlay:
             "store_id": self.store_id,
             "type": OVERLAY_TYPE,
         }
+        if self.procedures:  # absent otherwise: records without procedures stay those of older regens
+            rec["procedure"] = [p.as_dict() for p in self.procedures]
+        return rec
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], where: str = "overlay record") -> Overlay:
-        _check_common(rec, OVERLAY_TYPE, where, frozenset())  # an overlay never carries procedures
+        _check_common(rec, OVERLAY_TYPE, where, frozenset({PROCEDURES}))
         try:
             host, number, manifest, created, store_id = (
                 rec["host"], rec["number"], rec["manifest"], rec["created"], rec["store_id"]
@@ -175,7 +180,29 @@ class Overlay:
         if expires is not None:
             parse_time(expires, where)
         message = rec.get("message", "")
-        return cls(store_id, host, number, manifest, created, message if isinstance(message, str) else "", expires)
+        procedures = _overlay_procedures(rec, where)
+        return cls(store_id, host, number, manifest, created, message if isinstance(message, str) else "", expires,
+                   procedures)
+
+
+def _overlay_procedures(rec: Mapping[str, Any], where: str) -> tuple[Procedure, ...]:
+    """An overlay's `procedure` list (FORMAT.md §8): with the feature, and only with it."""
+    from .errors import PolicyInvalid
+
+    has_feature = PROCEDURES in rec.get("features", [])
+    if "procedure" not in rec:
+        if has_feature:
+            raise RecordInvalid(f"{where} requires the {PROCEDURES!r} feature but carries no procedure", path=where)
+        return ()
+    if not has_feature:
+        raise RecordInvalid(f"{where} carries procedures but not the {PROCEDURES!r} feature", path=where)
+    try:
+        procedures = parse_procedures(rec["procedure"], where)
+    except PolicyInvalid as exc:
+        raise RecordInvalid(exc.message, path=where) from None
+    if not procedures:
+        raise RecordInvalid(f"{where} has an empty procedure list", path=where)
+    return procedures
 
 
 def _check_int(value: object, name: str, where: str) -> None:

@@ -22,6 +22,10 @@ def set_(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="A tree of the host's own files.")],
     message: Annotated[str, typer.Option("--message", "-m", metavar="MSG", help="What this overlay is about.")] = "",
     expires: common.Expires = None,
+    procedures: Annotated[Path | None, typer.Option(
+        "--procedures", metavar="FILE",
+        help="TOML file of [[procedure]] tables the overlay carries; clients run them only if the channel's "
+             "policy has 'overlay_procedures = true'.")] = None,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
@@ -32,13 +36,14 @@ def set_(
 ) -> None:
     """Snapshot DIR as HOST's overlay (its next version), signed with --key."""
     out = Output(json=json, quiet=quiet)
+    procs = options.load_overlay_procedures(procedures)  # refused before anything is read or written
     conn = options.connect(store, storage_option)
     signing = options.load_key(key, "host set")
     result = overlays.set_overlay(
         conn, host, str(directory), signing, trust=options.trust(signing, trusted_key, trust_root, conn),
         message=message,
         cache_dir=common.cache_dir(), expires=options.parse_expires(expires),
-        progress=out.progress())
+        progress=out.progress(), procedures=procs)
     out.overlay(result)
 
 

@@ -437,18 +437,36 @@ def test_procedure_in_a_record_signed_by_an_unknown_key(world: World, record: Re
 
 
 def test_overlay_cannot_add_procedures(world: World, record: Recorder) -> None:
-    """Even signed with the trusted key, an overlay record carrying procedures is refused: a
-    host's overlay adds files, never commands."""
+    """Even signed with the trusted key, an overlay record carrying procedures is refused unless
+    the channel's signed policy allows them (`overlay_procedures`): by default a host's overlay
+    adds files, never commands."""
     _, moid, _ = world.valid_manifest()
     ov = Overlay(world.store.store_id, world.client.host, 1, world.valid_manifest({"etc/hostname": b"h\n"})[1],
                  format_time(utcnow()))
-    rec = {**ov.to_record(), "features": ["procedures"], "policy": {"procedure": [pwn_procedure(world)]}}
+    rec = {**ov.to_record(), "features": ["procedures"], "procedure": [pwn_procedure(world)]}
     path = Path(world.store.url.removeprefix("file://")) / layout.overlay_path(world.client.host)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(sign_envelope(rec, [world.key]))
     world.publish_record(world.record(moid))
     try:
-        run_refused(world, record, "features")
+        run_refused(world, record, "does not allow them")
+    finally:
+        path.unlink()
+
+
+def test_overlay_procedures_without_the_feature(world: World, record: Recorder) -> None:
+    """An overlay record with procedures that does not list the feature is malformed (an old
+    client would otherwise install its files and silently skip its commands)."""
+    _, moid, _ = world.valid_manifest()
+    ov = Overlay(world.store.store_id, world.client.host, 1, world.valid_manifest({"etc/hostname": b"h\n"})[1],
+                 format_time(utcnow()))
+    rec = {**ov.to_record(), "procedure": [pwn_procedure(world)]}
+    path = Path(world.store.url.removeprefix("file://")) / layout.overlay_path(world.client.host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(sign_envelope(rec, [world.key]))
+    world.publish_record(world.record(moid, policy=replace(POLICY, overlay_procedures=True)))
+    try:
+        run_refused(world, record, "not the 'procedures' feature")
     finally:
         path.unlink()
 

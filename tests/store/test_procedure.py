@@ -124,12 +124,31 @@ def test_a_generation_with_procedures_requires_the_feature() -> None:
         Generation.from_record({**rec, "features": []})
 
 
-def test_an_overlay_never_carries_the_procedures_feature() -> None:
+def test_an_overlay_carries_procedures_only_with_the_feature() -> None:
     from regen.store import Overlay
 
-    rec = Overlay(GEN["store_id"], "pc-01", 1, None, GEN["created"]).to_record()
-    with pytest.raises(UnsupportedFormat):
-        Overlay.from_record({**rec, "features": [PROCEDURES]})
+    proc = Procedure("reload", ("etc/x",), ("/bin/true",))
+    ov = Overlay(GEN["store_id"], "pc-01", 1, None, GEN["created"], procedures=(proc,))
+    rec = ov.to_record()
+    assert rec["features"] == [PROCEDURES] and Overlay.from_record(rec) == ov
+    with pytest.raises(RecordInvalid, match="not the 'procedures' feature"):
+        Overlay.from_record({**rec, "features": []})
+    with pytest.raises(RecordInvalid, match="carries no procedure"):
+        Overlay.from_record({**Overlay(GEN["store_id"], "pc-01", 1, None, GEN["created"]).to_record(),
+                             "features": [PROCEDURES]})
+    assert "procedure" not in Overlay(GEN["store_id"], "pc-01", 1, None, GEN["created"]).to_record()
+
+
+def test_a_channel_policy_decides_whether_overlay_procedures_run() -> None:
+    mine = Procedure("host reload", ("etc/x",), ("/bin/true",))
+    channel = Procedure("reload", ("etc/y",), ("/bin/true",))
+    with pytest.raises(PolicyInvalid, match="does not allow them"):
+        Policy(procedures=(channel,)).with_overlay((mine,), "overlay")
+    allowed = Policy(procedures=(channel,), overlay_procedures=True)
+    assert allowed.with_overlay((mine,), "overlay").procedures == (channel, mine)  # channel's first
+    assert Policy().with_overlay((), "overlay") == Policy()
+    with pytest.raises(PolicyInvalid, match="used twice"):
+        allowed.with_overlay((channel,), "overlay")
 
 
 names = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF, exclude_characters="\x7f"),
