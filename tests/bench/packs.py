@@ -1,5 +1,6 @@
 """Packed stores over HTTP: requests and bytes of a first install and a 1% update, loose store vs packed
-store; and a big file changed by 1 MiB, regen next to casync and rsync.
+store; the store's size after the bench's versions and the snapshot times next to restic's (same
+tree, same points); and a big file changed by 1 MiB, regen next to casync and rsync.
 
     .venv/bin/python tests/bench/packs.py [--files 100000] [--big-mib 256] [--json out.json]
     contrib/bench.sh --packs [same options]
@@ -83,7 +84,12 @@ def bench_tree(http: servers.HttpServer, base: Path, n: int, packed: bool) -> di
     (site.tmp / "policy.toml").write_text('junk = "quarantine"\n')
     rng = random.Random(100)
     files = make_tree(site.ref, n, rng)
-    site.snapshot("generation 1")
+    first_s, _ = timed(lambda: site.snapshot("generation 1"))
+    unchanged_s, _ = timed(lambda: site.snapshot("unchanged"))
+    restic = Restic(base / f"restic-{name}", site.ref) if shutil.which("restic") else None
+    if restic is not None:
+        restic.backup("first")
+        restic.backup("unchanged")
     site.install_client()
     wire = Http(http, target.prefix)
     wire.mark()
@@ -93,6 +99,8 @@ def bench_tree(http: servers.HttpServer, base: Path, n: int, packed: bool) -> di
     for p in rng.sample(files, max(1, n // 100)):
         p.write_bytes(rng.randbytes(rng.randint(1024, 8192)))
     site.snapshot("1% changed")
+    if restic is not None:
+        restic.backup("1% changed")
     wire.mark()
     usecs, (report, _) = timed(site.run_once)
     assert report["outcome"] == "updated", report
@@ -102,7 +110,31 @@ def bench_tree(http: servers.HttpServer, base: Path, n: int, packed: bool) -> di
     return {"store": name, "files": n, "install_requests": install[0], "install_bytes": install[1],
             "install_s": round(secs, 2), "update_requests": update[0], "update_bytes": update[1],
             "update_s": round(usecs, 2), "update_content_bytes": report["bytes_fetched"],
-            "store_bytes": sum(f.stat().st_size for f in store.rglob("*") if f.is_file())}
+            "store_bytes": _du(store), "snapshot_first_s": round(first_s, 2),
+            "snapshot_unchanged_s": round(unchanged_s, 2),
+            **({"restic_bytes": _du(restic.repo), **{f"restic_{k}_s": round(v, 2) for k, v in restic.secs.items()}}
+               if restic is not None else {})}
+
+
+def _du(top: Path) -> int:
+    return sum(f.stat().st_size for f in top.rglob("*") if f.is_file())
+
+
+class Restic:
+    """restic on the same reference tree at the same points: first, unchanged, after the 1% change
+    (the store holds the same three versions as regen's)."""
+
+    def __init__(self, repo: Path, tree: Path) -> None:
+        self.repo, self.tree = repo, tree
+        self.env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(repo)}
+        self.secs: dict[str, float] = {}
+        subprocess.run(["restic", "init", "-q"], env=self.env, check=True, capture_output=True)
+
+    def backup(self, what: str) -> None:
+        secs, _ = timed(lambda: subprocess.run(
+            ["restic", "backup", "-q", "--cache-dir", str(self.repo.parent / f"{self.repo.name}-cache"),
+             str(self.tree)], env=self.env, check=True, capture_output=True))
+        self.secs[{"first": "first", "unchanged": "unchanged"}.get(what, "update")] = secs
 
 
 def bench_big(http: servers.HttpServer, base: Path, mib: int) -> list[dict[str, Any]]:
@@ -195,6 +227,19 @@ def main() -> int:
         print(f"| {r['store']} | {r['install_requests']:,} | {r['install_bytes'] / 1e6:.1f} | {r['install_s']} | "
               f"{r['update_requests']:,} | {r['update_bytes'] / 1e6:.2f} | {r['update_s']} | "
               f"{r['store_bytes'] / 1e6:.1f} |")
+    if any("restic_bytes" in r for r in out["trees"]):
+        print("\nStore after the three versions (first, unchanged, 1% changed) and snapshot times, next to "
+              "restic on the same tree at the same points\n")
+        print("| store | store MB | restic repo MB | store / restic | first snapshot s (restic) | ratio | "
+              "unchanged snapshot s (restic) | ratio |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in out["trees"]:
+            if "restic_bytes" in r:
+                print(f"| {r['store']} | {r['store_bytes'] / 1e6:.1f} | {r['restic_bytes'] / 1e6:.1f} | "
+                      f"{r['store_bytes'] / r['restic_bytes']:.2f} | {r['snapshot_first_s']} "
+                      f"({r['restic_first_s']}) | {r['snapshot_first_s'] / r['restic_first_s']:.2f} | "
+                      f"{r['snapshot_unchanged_s']} ({r['restic_unchanged_s']}) | "
+                      f"{r['snapshot_unchanged_s'] / r['restic_unchanged_s']:.2f} |")
     if out["big"]:
         print(f"\n1 MiB changed in the middle of a {args.big_mib} MiB random file: what the client side costs\n")
         print("| tool | requests | MB transferred | seconds |")
