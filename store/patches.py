@@ -30,8 +30,9 @@ def put_patch(store: Store, base: ObjectId, base_data: bytes, target: ObjectId, 
 
 
 def wants_patch(store: Store, base: ObjectId | None, target: ObjectId, size: int) -> bool:
-    """A packed store keeps a patch for a big manifest that has a different base."""
-    return base is not None and base != target and size > PATCH_ABOVE and store.config.packed
+    """A packed store keeps a patch for a big manifest that has a different base (up to MAX_PATCH_BYTES:
+    making and applying one holds both manifests in memory)."""
+    return base is not None and base != target and PATCH_ABOVE < size <= MAX_PATCH_BYTES and store.config.packed
 
 
 def patched(store: Store, target: ObjectId, local: Callable[[ObjectId], bytes | None],
