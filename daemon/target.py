@@ -207,7 +207,9 @@ class Manifests:
             return
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         # a client holding the base of the manifest's patch reads only the changed lines (verified)
-        data = patched_manifest(store, oid, self._local, max_bytes) if store.config.packed else None
+        # (a first install holds no manifest: no base, so no patch is asked for)
+        held = any(len(n) == 64 for n in os.listdir(self.dir))
+        data = patched_manifest(store, oid, self._local, max_bytes) if held and store.config.packed else None
         fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=self.dir)
         try:
             with os.fdopen(fd, "wb") as out:
