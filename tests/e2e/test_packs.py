@@ -118,3 +118,36 @@ def test_update_of_a_big_tree_reads_little_more_than_its_new_content(http_target
     assert any("/patches/" in p for p in gets), gets
     assert not any("/objects/" in p for p in gets), gets  # the manifest itself is not read
     assert read <= 1.05 * new_content + 16_384, (read, new_content, gets)
+
+
+@pytest.mark.slow
+def test_a_forged_manifest_patch_is_ignored_and_the_manifest_read_whole(http_target: Target, tmp_path: Path) -> None:
+    """The patch is not signed: one that makes other bytes than the signed manifest id (here: a patch
+    re-targeted to insert a file the publisher never shipped) is dropped and the manifest read whole."""
+    from regen.store.mpatch import lines_of, make_patch
+    from regen.store.objects import encode
+
+    s = Site(http_target, tmp_path, "host-forged")
+    s.create("--packs")
+    files = {f"srv/d{i // 100:02d}/f{i:05d}": f"file {i}\n".encode() for i in range(800)}
+    make_tree(s.ref, files)
+    s.snapshot("generation 1")
+    s.install_client()
+    assert s.run_once()[0]["outcome"] == "updated"
+    make_tree(s.ref, {"srv/d00/f00000": b"changed\n"})
+    s.snapshot("generation 2")
+    store_dir = Path(s.target.write_url.removeprefix("file://"))
+    (patch_file,) = [p for p in (store_dir / "patches").rglob("*") if p.is_file()]
+    target = patch_file.parent.name + patch_file.name
+    base_id = next(p.name for p in (s.state / "manifests").iterdir() if len(p.name) == 64)
+    base = (s.state / "manifests" / base_id).read_bytes()
+    forged = b"".join(line.replace(b"srv/d07/f00799", b"srv/d07/f00799x") for line in lines_of(base))
+    patch_file.write_bytes(encode(make_patch(base_id, base, target, forged)))
+    assert s.target.log is not None
+    mark = s.target.log.mark()
+    report, _ = s.run_once()
+    assert report["outcome"] == "updated", report
+    s.assert_converged()
+    gets = _gets(s, mark)
+    assert any("/patches/" in p for p in gets) and any(f"/objects/{target[:2]}/" in p for p in gets), gets
+    assert not (s.root / "srv/d07/f00799x").exists()
