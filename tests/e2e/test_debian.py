@@ -157,3 +157,57 @@ def test_a_debian_root_is_installed_identical_repaired_and_updated(
     _same(s, skip, policy.exclude)
     assert (s.root / "usr/bin/less").is_file()
     assert _dpkg_verify(s.root) == ""
+
+
+LIBRARY_C = "int regen_test_answer(void) { return 42; }\n"
+LDCONFIG = """
+[[procedure]]
+name   = "ldconfig"
+when   = ["usr/lib/**/*.so*", "etc/ld.so.conf.d"]
+run    = ["/sbin/ldconfig"]
+chroot = true
+"""
+
+
+def _ld_cache(root: Path) -> str:
+    """What the root's dynamic linker knows: `ldconfig -p` run inside it."""
+    return subprocess.run(["chroot", str(root), "/sbin/ldconfig", "-p"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_a_chroot_procedure_runs_ldconfig_after_a_library_is_added(
+        tmp_path: Path, file_target: Target, debian_tarball: Path) -> None:
+    """Issue 18: a `chroot = true` procedure runs /sbin/ldconfig inside the managed root when a
+    library arrives, so the client's dynamic linker finds it (`ldconfig -p` lists it)."""
+    s = Site(file_target, tmp_path, "debian-02")
+    s.create()
+    # the cache ldconfig writes is the machine's own: preserved, so no repair undoes it
+    (tmp_path / "policy.toml").write_text(
+        POLICY.read_text().replace("preserve = [\n", 'preserve = [\n  "etc/ld.so.cache",\n', 1) + LDCONFIG)
+    s.ref.mkdir()
+    subprocess.run(["tar", *TAR_META, "-xpf", str(debian_tarball), "-C", str(s.ref)], check=True)
+    s.install_client()
+    s.snapshot("bookworm minbase")
+    report, res = s.run_once()
+    assert report["outcome"] == "updated", res.stderr
+    ran = report["steps"]["procedures"]["ran"]
+    assert [(r["name"], r["exit_status"]) for r in ran] == [("ldconfig", 0)]  # the install fired it once
+    assert "libregentest" not in _ld_cache(s.root)
+
+    # a library added to the reference (as its package would: the file and its soname link)
+    libdir = s.ref / "usr/lib/x86_64-linux-gnu"
+    src = tmp_path / "regentest.c"
+    src.write_text(LIBRARY_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libregentest.so.1", "-o",
+                    str(libdir / "libregentest.so.1.0.0"), str(src)], check=True)
+    os.symlink("libregentest.so.1.0.0", libdir / "libregentest.so.1")
+    s.snapshot("libregentest")
+    report, res = s.run_once()
+    assert report["outcome"] == "updated", res.stderr
+    ran = report["steps"]["procedures"]["ran"]
+    assert [(r["name"], r["exit_status"], r["phase"]) for r in ran] == [("ldconfig", 0, "update")], ran
+    listed = [line.strip() for line in _ld_cache(s.root).splitlines() if "libregentest" in line]
+    assert listed and all(line.startswith("libregentest.so.1 (libc6,x86-64) => ") for line in listed), listed
+
+    report, res = s.run_once()  # nothing changed: nothing fires, and the rewritten cache is no drift
+    assert report["outcome"] == "ok" and not report["steps"].get("procedures"), report
