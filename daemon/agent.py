@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RACY_WINDOW_NS, RegenError, Report, about, matches
+from regen.store import EXIT_FAILED, EXIT_QUARANTINED, RACY_WINDOW_NS, RegenError, Report, SecretKey, about, matches
 from regen.store.errors import MISCONFIGURED
 
 from . import startcheck
@@ -40,6 +40,7 @@ from .config import DaemonConfig
 from .errors import DaemonError, Interrupted, NotInstalled
 from .hardware import HardwareProbe
 from .health import gauges
+from .hostid import host_key
 from .index import Index, open_index
 from .lock import RunLock
 from .metrics import run_metrics, write_metrics
@@ -260,7 +261,8 @@ class _Cycle:
         report = self.log.build(host=cfg.host, outcome="quarantined", exit_code=EXIT_QUARANTINED, version=__version__)
         if writable:
             self._save(report)
-        upload_error = deliver(self.session.report_target(self.session.open_quiet()), self.index, report)
+        upload_error = deliver(self.session.report_target(self.session.open_quiet()), self.index, report,
+                               self._host_key(writable))
         hook = startcheck.run_quarantine_hook(cfg.hooks.quarantine, cfg.hooks.timeout)
         warnings = list(self.log.warnings)
         if hook is not None and not hook.ok:
@@ -313,6 +315,15 @@ class _Cycle:
         except OSError as exc:
             self.log.warnings.append(f"quarantine retention: {exc.strerror or exc}")
 
+    def _host_key(self, create: bool) -> SecretKey | None:
+        """The host's signing key (made on the first run); None, with a warning, if it cannot be had."""
+        try:
+            return host_key(self.cfg.state_dir, create=create)
+        except (RegenError, OSError) as exc:
+            msg = exc.one_line() if isinstance(exc, RegenError) else (exc.strerror or str(exc))
+            self.log.warnings.append(f"the report is sent unsigned: the host key cannot be used: {msg}")
+            return None
+
     def _save(self, report: Report) -> None:
         try:
             save_report(self.cfg.state_dir, report, self.cfg.reports_keep)
@@ -336,7 +347,8 @@ class _Cycle:
                 self.log.warnings.append(f"quarantine hook {hook.describe()}")
         report = self.log.build(host=self.cfg.host, outcome=outcome, exit_code=exit_code, version=__version__)
         self._save(report)
-        upload_error = deliver(self.session.report_target(self.session.reachable()), self.index, report)
+        upload_error = deliver(self.session.report_target(self.session.reachable()), self.index, report,
+                               self._host_key(True))
         return RunResult(report, exit_code, list(self.log.warnings), upload_error, self.session.retry_after)
 
 

@@ -165,6 +165,18 @@ def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> int:
     return 0
 
 
+@app.command("host-key")
+def host_key_cmd(config: ConfigOpt = None) -> int:
+    """Print this host's public key (made on first use in state_dir, the secret half mode 0600), for
+    the admin's 'regen host enroll HOST FILE'. Exit 0; 1 if state_dir cannot hold the key."""
+    from .hostid import host_key
+
+    key = host_key(_config(config).state_dir)
+    assert key is not None
+    sys.stdout.write(key.public.text())
+    return 0
+
+
 @app.command()
 def recover(
     run_id: Annotated[str | None, typer.Argument(help="A quarantine run id (see --list).")] = None,

@@ -303,6 +303,17 @@ def _entries(store: Store, target: Target, config: DaemonConfig) -> list[Any]:
     return lists[0] if len(lists) == 1 else list(merge_overlay(lists[0], lists[1]))
 
 
+def _host_public(state_dir: str) -> str | None:
+    """The host's public key as `regend host-key` prints it; None before the first run made it."""
+    from .hostid import host_key
+
+    try:
+        key = host_key(state_dir, create=False)
+    except RegenError:
+        return None
+    return None if key is None else key.public.text().strip()
+
+
 def status(config: DaemonConfig) -> dict[str, Any]:
     from .quarantine import Quarantine
     from .reporting import last_report
@@ -332,6 +343,7 @@ def status(config: DaemonConfig) -> dict[str, Any]:
             "failures": {s: {"count": c, "message": m} for s, (_sig, c, m) in
                          (index.failures().items() if index is not None else [])},
             "indexed_paths": index.count() if index is not None else 0,
+            "host_key": _host_public(config.state_dir),
         }
     finally:
         if index is not None:

@@ -137,6 +137,8 @@ def status(data: dict[str, Any], *, json_out: bool) -> None:
         _line(f"run {data['interrupted_run']} was interrupted; the next run finishes it")
     for step, f in data.get("failures", {}).items():
         _line(f"step {step} failed {f['count']} runs in a row: {f['message']}")
+    if data.get("host_key"):
+        _line(f"host key (enroll with 'regen host enroll'): {data['host_key']}")
 
 
 def recover_list(runs: list[Any], items: dict[str, list[Any]] | None, *, json_out: bool) -> None:

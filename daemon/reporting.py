@@ -8,6 +8,10 @@ latest.json is rewritten after every run; a history entry is added only when the
 from the last entry in state, generation, drift or hardware findings, or that entry is a day
 old (regen.store.history_due; issue 16). What the last entry was is remembered in the index
 (state "report_history"); without an index every report gets an entry.
+
+With the host's key (hostid.py) each report is signed before it is sent or queued, with the
+next value of the counter kept in the index (state "report_counter"): `regen status` refuses a
+report whose counter is not above the last one it saw (issue 12: replayed reports).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from regen.store import (
     HardwareFinding,
     RegenError,
     Report,
+    SecretKey,
     Store,
     StoreError,
     format_time,
     history_due,
     history_marker,
     save_atomic,
+    sign_report,
     utcnow,
 )
 
@@ -34,6 +40,7 @@ from .index import Index
 REPORTS_DIR = "reports"
 STEP_NAMES = ("hardware", "start", "install", "scan", "repair", "update", "report")
 HISTORY_STATE = "report_history"
+COUNTER_STATE = "report_counter"
 
 
 @dataclass(slots=True)
@@ -110,8 +117,21 @@ def _put(store: Store, index: Index | None, report: Report) -> None:
             index.set_state(HISTORY_STATE, history_marker(report))
 
 
-def deliver(store: Store | None, index: Index | None, report: Report) -> str | None:
-    """Upload queued reports, then this one; on failure queue it. Returns the error, or None if sent."""
+def signed(index: Index | None, report: Report, key: SecretKey | None) -> Report:
+    """`report` signed with the host key and the next counter (unsigned without a key or an index)."""
+    if key is None or index is None:
+        return report
+    last = index.state(COUNTER_STATE, 0)
+    counter = (last if isinstance(last, int) and not isinstance(last, bool) else 0) + 1
+    with index.atomic():
+        index.set_state(COUNTER_STATE, counter)
+    return sign_report(report, key, counter)
+
+
+def deliver(store: Store | None, index: Index | None, report: Report, key: SecretKey | None = None) -> str | None:
+    """Upload queued reports, then this one (signed with `key`); on failure queue it.
+    Returns the error, or None if sent."""
+    report = signed(index, report, key)
     error: str | None = "the store cannot be reached" if store is None else None
     if store is not None and index is not None:
         for ident, _run, data in index.outbox():
@@ -136,4 +156,4 @@ def deliver(store: Store | None, index: Index | None, report: Report) -> str | N
     return error
 
 
-__all__ = ["REPORTS_DIR", "RunLog", "deliver", "last_report", "save_report"]
+__all__ = ["REPORTS_DIR", "RunLog", "deliver", "last_report", "save_report", "signed"]

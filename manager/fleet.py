@@ -13,7 +13,14 @@ and the actions a person must take:
   its URL, an unknown channel, bad storage options): its regend.toml needs fixing;
 - hosts quarantined, failing or stale: each needs a person (issue 16: they were shown in
   the table only, and a monitoring check could not see them);
-- procedures that failed in a host's last run (the report's "procedures" step, issue 18).
+- procedures that failed in a host's last run (the report's "procedures" step, issue 18);
+- untrusted reports (issue 12): forged (the signature does not verify with the host's enrolled
+  key), replayed (its counter is not above the last one seen) or unsigned from an enrolled host.
+  Such a host is "failing": what its report says cannot be believed.
+
+A host is stale when its report is old by the report's own time or by the store's (when the
+backend gives the object's modification time): a client clock ahead must not keep a dead host
+looking fresh.
 
 `select` narrows a FleetStatus to some states and orders its rows; `check_line` is the
 one-line, Nagios-style verdict of `regen status --check`.
@@ -33,6 +40,8 @@ from typing import Any
 from regen.store import HardwareFinding, Report, drift_of, format_time, parse_time
 from regen.store.errors import RegenError
 
+from .hostkeys import UNSIGNED, Verdict
+
 STATES = ("ok", "repaired", "updated", "quarantined", "failing", "stale")
 ATTENTION_STATES = ("quarantined", "failing", "stale")
 SEVERITY = ("quarantined", "failing", "stale", "updated", "repaired", "ok")  # --sort state: worst first
@@ -49,6 +58,8 @@ class HostInput:
     host: str
     report: Report | None
     error: str | None = None
+    stored: datetime | None = None  # when the store wrote latest.json (its clock), if the backend says
+    verdict: Verdict | None = None  # the report's signature, when trusted keys were given
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,7 @@ class HostStatus:
     drift: Mapping[str, int]
     findings: tuple[HardwareFinding, ...]
     errors: tuple[str, ...]
+    report_auth: str | None = None  # signed / unsigned / forged / replayed; None: not checked (no trusted key)
 
     @property
     def behind(self) -> bool:
@@ -81,7 +93,19 @@ class HostStatus:
                 "channel": self.channel, "generation": self.generation, "current": self.current,
                 "behind": self.behind, "last_seen": self.last_seen, "age_seconds": self.age_seconds,
                 "drift": dict(self.drift), "findings": [f.as_dict() for f in self.findings],
-                "errors": list(self.errors)}
+                "errors": list(self.errors), "report_auth": self.report_auth}
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedReport:
+    """A report that cannot be believed: forged, replayed, or unsigned although the host is enrolled."""
+
+    host: str
+    auth: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "auth": self.auth, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +200,7 @@ class FleetStatus:
     counted: Mapping[str, int] | None = None  # counts of the whole fleet, kept by `select` (None: count `hosts`)
     misconfigured: tuple[MisconfiguredHost, ...] = ()
     procedures: tuple[FailedProcedure, ...] = ()
+    untrusted: tuple[UntrustedReport, ...] = ()
 
     def counts(self) -> dict[str, int]:
         if self.counted is not None:
@@ -192,7 +217,7 @@ class FleetStatus:
     @property
     def needs_attention(self) -> bool:
         return bool(self.replace_hardware or self.stuck or self.drifting or self.misconfigured or self.procedures
-                    or any(h.state in ATTENTION_STATES for h in self.hosts))
+                    or self.untrusted or any(h.state in ATTENTION_STATES for h in self.hosts))
 
     def action_count(self) -> int:
         """Distinct hosts that need a person, plus drifting paths (the --check figure)."""
@@ -201,6 +226,7 @@ class FleetStatus:
         hosts.update(s.host for s in self.stuck)
         hosts.update(m.host for m in self.misconfigured)
         hosts.update(p.host for p in self.procedures)
+        hosts.update(u.host for u in self.untrusted)
         return len(hosts) + len(self.drifting)
 
     def as_dict(self) -> dict[str, Any]:
@@ -211,6 +237,7 @@ class FleetStatus:
                             "misconfigured": [m.as_dict() for m in self.misconfigured],
                             "drifting_paths": [d.as_dict() for d in self.drifting],
                             "failed_procedures": [p.as_dict() for p in self.procedures],
+                            "untrusted_reports": [u.as_dict() for u in self.untrusted],
                             "drift_min_hosts": self.drift_min_hosts,
                             **{state: [_attention_dict(h) for h in self.attention(state)]
                                for state in ATTENTION_STATES}}}
@@ -239,14 +266,22 @@ def _host_status(item: HostInput, heads: Mapping[str, ChannelHead], now: datetim
     errors = list(r.errors)
     try:
         seen = parse_time(r.finished, f"report of host {item.host}")
-        age: int | None = int((now - seen).total_seconds())
         last_seen: str | None = r.finished
+        if item.stored is not None and item.stored < seen:  # a client clock ahead: the store's time counts
+            seen, last_seen = item.stored, format_time(item.stored)
+        age: int | None = int((now - seen).total_seconds())
     except RegenError as exc:
         age, last_seen = None, None
         errors.insert(0, exc.message)
     generation = r.generation_after if r.generation_after is not None else r.generation_before
     head = heads.get(r.channel) if r.channel else None
-    if item.error or last_seen is None:
+    v = item.verdict
+    untrusted = v is not None and v.note is not None and (v.auth != UNSIGNED or v.enrolled)
+    if v is not None and v.note is not None:
+        errors.insert(0, f"{v.auth} report: {v.note}")
+    elif v is not None and v.auth == UNSIGNED:
+        errors.append("unsigned report (host not enrolled)")
+    if item.error or last_seen is None or untrusted:
         state = "failing"
     elif r.outcome == "quarantined":
         state = "quarantined"
@@ -258,7 +293,7 @@ def _host_status(item: HostInput, heads: Mapping[str, ChannelHead], now: datetim
         errors.insert(0, item.error)
     counts, _paths = drift_of(r.drift)
     return HostStatus(item.host, state, r.outcome, r.channel, generation, head.number if head else None,
-                      last_seen, age, counts, tuple(r.findings), tuple(errors))
+                      last_seen, age, counts, tuple(r.findings), tuple(errors), v.auth if v is not None else None)
 
 
 def _is_stuck(h: HostStatus, head: ChannelHead | None) -> bool:
@@ -279,6 +314,7 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
     tallies: dict[str, _DriftTally] = {}
     misconfigured: list[MisconfiguredHost] = []
     failed: list[FailedProcedure] = []
+    untrusted: list[UntrustedReport] = []
     for item in sorted(inputs, key=lambda i: i.host):
         if channel is not None and item.report is not None and item.report.channel not in (channel, None):
             continue
@@ -286,6 +322,9 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
         if item.report is not None and item.report.store_state == "misconfigured":
             misconfigured.append(MisconfiguredHost(item.host, item.report.store_error or "misconfigured"))
         hosts.append(h)
+        v = item.verdict
+        if v is not None and v.note is not None and (v.auth != UNSIGNED or v.enrolled):
+            untrusted.append(UntrustedReport(item.host, v.auth, v.note))
         if item.report is not None:
             failed.extend(failed_procedures(item.host, item.report.steps))
             for kind, paths in drift_of(item.report.drift)[1].items():
@@ -303,7 +342,7 @@ def analyse(inputs: Iterable[HostInput], heads: Mapping[str, ChannelHead], *, no
     shown_heads = {c: h.number for c, h in heads.items() if channel is None or c == channel}
     return FleetStatus(format_time(now), channel, int(stale_after.total_seconds()), shown_heads, tuple(hosts), replace,
                        stuck, tuple(drifting), drift_min_hosts, misconfigured=tuple(misconfigured),
-                       procedures=tuple(failed))
+                       procedures=tuple(failed), untrusted=tuple(untrusted))
 
 
 def _kind_order(kind: str) -> tuple[int, str]:
@@ -348,6 +387,7 @@ def select(fleet: FleetStatus, *, states: Sequence[str] = (), sort: str = "host"
                    stuck=tuple(s for s in fleet.stuck if s.host in names), drifting=drifting,
                    misconfigured=tuple(m for m in fleet.misconfigured if m.host in names),
                    procedures=tuple(p for p in fleet.procedures if p.host in names),
+                   untrusted=tuple(u for u in fleet.untrusted if u.host in names),
                    counted=fleet.counted if fleet.counted is not None else fleet.counts())
 
 
@@ -370,5 +410,7 @@ def check_line(fleet: FleetStatus) -> tuple[int, str]:
         parts.append(f"{len(fleet.drifting)} paths drifting")
     if fleet.procedures:
         parts.append(f"{len({p.host for p in fleet.procedures})} with failed procedures")
+    if fleet.untrusted:
+        parts.append(f"{len(fleet.untrusted)} untrusted reports")
     return 1, (f"REGEN WARNING - {fleet.action_count()} actions on {total} hosts: {', '.join(parts)} "
                f"| hosts={total} {perf}")

@@ -159,6 +159,9 @@ def action_lines(fleet: FleetStatus, shown: Callable[[str], str]) -> Iterator[st
         tail = f": {shown(p.last_line)}" if p.last_line else ""
         yield f"  failed procedure  {shown(p.host)}: {shown(p.name)!r} ({why}, on failure {p.failure}){tail}"
     yield from _more(len(fleet.procedures), "failed procedures")
+    for u in fleet.untrusted[:ACTIONS_SHOWN]:
+        yield f"  untrusted report  {shown(u.host)}: {u.auth}: {shown(u.message)}"
+    yield from _more(len(fleet.untrusted), "untrusted reports")
 
 
 def _why(h: HostStatus, shown: Callable[[str], str]) -> str:

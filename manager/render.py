@@ -61,6 +61,7 @@ from regen.store.errors import RegenError
 from . import fleetview
 from .fleet import FleetStatus
 from .history import ChannelLog, DiffSpec, GenerationInfo
+from .hostkeys import EnrollResult
 from .maintenance import GcResult, InitResult, KeygenResult
 from .overlays import OverlayInfo, OverlayResult, entry_dict
 from .progress import NoProgress
@@ -310,6 +311,14 @@ class Output:
         self.line(f"overlay version {r.number} of host {r.host}: {s['files']:,} files, {s['dirs']:,} dirs, "
                   f"{s['symlinks']:,} symlinks, {decimal(s['bytes'])}; {r.tree.objects_uploaded:,} new objects "
                   f"({decimal(r.tree.bytes_uploaded)}) uploaded")
+
+    def enrolled(self, r: EnrollResult) -> None:
+        if self.json:
+            return self._json(r.as_dict())
+        if self.quiet:
+            return self.line(r.keyid)
+        was = f" (replacing key {r.replaced})" if r.replaced else ""
+        self.line(f"host {r.host} enrolled with key {r.keyid}{was}; its reports must now be signed with it")
 
     def overlay_info(self, info: OverlayInfo) -> None:
         if self.json:

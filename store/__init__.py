@@ -34,6 +34,7 @@ for _mod, _names in {
     "globs": "check_glob literal_glob matches",
     "procedure": "Procedure",
     "report": "Finding:HardwareFinding Report drift_of",
+    "hostkey": "REPORT_AUTH HostKey report_auth sign_report verify_host_key",
     "metrics": "Family:MetricFamily exposition:metrics_exposition",
     "history": "HISTORY_EVERY HistoryEntry HistoryPrunePlan history_due history_marker parse_entry:parse_history_entry "
                "prune_history",
@@ -102,6 +103,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .globs import check_glob, literal_glob, matches
     from .history import HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker, prune_history
     from .history import parse_entry as parse_history_entry
+    from .hostkey import REPORT_AUTH, HostKey, report_auth, sign_report, verify_host_key
     from .localfile import save_atomic
     from .lock import LeaseInfo, StoreLock, break_lock
     from .manifest import (
@@ -190,5 +192,6 @@ __all__ = [
     "parse_history_entry", "prune_history",
     "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",
     "MetricFamily", "metrics_exposition", "patched_manifest", "put_manifest_patch", "wants_manifest_patch",
+    "REPORT_AUTH", "HostKey", "report_auth", "sign_report", "verify_host_key",
     *errors.__all__,
 ]

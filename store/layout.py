@@ -110,6 +110,11 @@ def overlay_path(host: str) -> str:
     return f"{HOSTS}/{check_name(host, 'host')}/overlay.json"
 
 
+def host_key_path(host: str) -> str:
+    """The admin-signed record of the host's public key (issue 12: host identities)."""
+    return f"{HOSTS}/{check_name(host, 'host')}/key.json"
+
+
 def report_path(host: str, when: datetime, state: str | None = None) -> str:
     """A history entry: the UTC time of writing, then the state the run left (see history.py)."""
     stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")

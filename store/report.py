@@ -1,7 +1,8 @@
 """The run report a client writes and the manager reads (pure).
 
-Reports are not signed (clients hold no signing keys); the manager treats them as
-untrusted input: `Report.from_json` validates shape and types and raises RecordInvalid.
+A client signs its reports with its own host key and a counter (hostkey.py, issue 12); the
+manager still treats every report as untrusted input: `Report.from_json` validates shape and
+types and raises RecordInvalid, and keeps the exact bytes the signature covers (`signed_body`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .text import json_safe
 
 FORMAT = 1
 REPORT_TYPE = "regen-report"
-MAX_REPORT_BYTES = 4 << 20
+MAX_REPORT_BYTES = 1 << 20  # read side: a larger latest.json is refused (issue 12 step 6)
 OUTCOMES = ("ok", "repaired", "updated", "quarantined", "failing")
 SEVERITIES = ("info", "warn", "fail")
 STORE_STATES = ("ok", "unreachable", "misconfigured", "damaged")  # errors.FAILURES, and ok
@@ -73,9 +74,15 @@ class Report:
     version: str = ""
     store_state: str | None = None  # STORE_STATES; None: the run did not need the store (or an older client)
     store_error: str | None = None  # the one line saying what was wrong and the fix
+    counter: int | None = None  # the host's report counter (signed reports only; strictly increasing)
+    signature: Mapping[str, str] | None = None  # {"keyid", "sig"}: ed25519 over `signed_body`
+    signed_body: bytes | None = field(default=None, compare=False, repr=False)  # canonical JSON without signature
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        signed: dict[str, Any] = {} if self.counter is None else {"counter": self.counter}
+        if self.signature is not None:
+            signed["signature"] = dict(self.signature)
+        return {**signed,
             "actions": dict(self.actions),
             "bytes_fetched": self.bytes_fetched,
             "channel": self.channel,
@@ -158,7 +165,29 @@ class Report:
             version=get("version", str, ""),
             store_state=store_state,
             store_error=get("store_error", str),
+            counter=get("counter", int),
+            signature=_signature(d.get("signature"), where),
+            signed_body=_signed_body(d, where) if d.get("signature") is not None else None,
         )
+
+
+def _signature(value: Any, where: str) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or not isinstance(value.get("keyid"), str)
+            or not isinstance(value.get("sig"), str)):
+        raise RecordInvalid(f"{where} has a malformed signature", path=where)
+    return {"keyid": value["keyid"], "sig": value["sig"]}
+
+
+def _signed_body(d: Mapping[str, Any], where: str) -> bytes:
+    """The bytes a report's signature covers: its canonical JSON without the signature itself."""
+    from .signing import canonical  # late: signing loads PyNaCl, which an unsigned report never needs
+
+    try:
+        return canonical({k: v for k, v in d.items() if k != "signature"})
+    except (ValueError, TypeError):
+        raise RecordInvalid(f"{where} holds values that have no canonical form", path=where) from None
 
 
 def drift_of(drift: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, list[str]]]:

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from . import chunks, layout, records, transfer
@@ -40,6 +40,7 @@ from .errors import (
 )
 from .generation import Generation, Overlay, format_time, utcnow
 from .history import HistoryEntry, parse_entry
+from .hostkey import HostKey
 from .manifest import iter_entries
 from .objects import (
     FileDigest,
@@ -53,8 +54,8 @@ from .objects import (
     object_id,
 )
 from .packindex import Location
-from .report import Report
-from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope
+from .report import MAX_REPORT_BYTES, Report
+from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope, sign_envelope
 from .staging import StagedWrites
 from .text import printable
 from .transfer import Progress, Stopping, TransferResult
@@ -421,6 +422,17 @@ class Store:
     def overlay_hosts(self) -> list[str]:
         return self.backend.list_dirs(layout.HOSTS)
 
+    # -- host identities -----------------------------------------------------------------------
+    def read_host_key(self, host: str) -> bytes | None:
+        """hosts/<host>/key.json (the enrolled public key, signed by the admin), or None if not enrolled."""
+        return self._read_optional(layout.host_key_path(host))
+
+    def write_host_key(self, host_key: HostKey, keys: list[SecretKey]) -> bytes:
+        """Sign and (re)place hosts/<host>/key.json: enrolling, or re-enrolling a host with a new key."""
+        env = sign_envelope(host_key.to_record(), keys)
+        self.backend.write(layout.host_key_path(host_key.host), env)
+        return env
+
     # -- reports -------------------------------------------------------------------------------
     def put_report(self, report: Report, *, history: bool = True, now: datetime | None = None) -> str | None:
         """latest.json always; a history entry (named by time and outcome) only with `history`.
@@ -436,10 +448,18 @@ class Store:
         return path
 
     def read_latest_report(self, host: str) -> Report | None:
-        data = self._read_optional(layout.report_latest_path(host), max_bytes=4 << 20)
+        data = self._read_optional(layout.report_latest_path(host), max_bytes=MAX_REPORT_BYTES)
         if data is None:
             return None
         return Report.from_json(data, where=f"report of host {host}")
+
+    def latest_report_mtime(self, host: str) -> datetime | None:
+        """When the store last wrote the host's latest.json (its clock, not the client's); None if unknown."""
+        try:
+            mtime = self.backend.stat(layout.report_latest_path(host)).mtime
+        except NotFound:
+            return None
+        return None if mtime is None else datetime.fromtimestamp(mtime, UTC)
 
     def report_hosts(self) -> list[str]:
         return self.backend.list_dirs(layout.REPORTS)
@@ -466,7 +486,7 @@ class Store:
         return out
 
     def read_report(self, path: str) -> Report:
-        return Report.from_json(self.backend.read(path, max_bytes=4 << 20), where=path)
+        return Report.from_json(self.backend.read(path, max_bytes=MAX_REPORT_BYTES), where=path)
 
     # -- publisher keys (informational: clients trust only their configured keys) ---------------
     def put_public_key(self, key: PublicKey) -> None:

@@ -58,6 +58,9 @@ def status(
              "node_exporter's textfile collector or a push gateway).")] = "table",
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
@@ -67,6 +70,10 @@ def status(
     Actions: hardware to replace (host and part), quarantined, failing and stale hosts, hosts
     stuck on an old generation, paths that drift on many hosts (candidates for 'preserve' or for
     fixing the reference). The host name is never cut: on a narrow screen other columns are left out.
+
+    With --key or --trusted-key (the admin keys), each report is checked against its host's enrolled
+    key ('regen host enroll'): forged, replayed and (from an enrolled host) unsigned reports make the
+    host failing and are listed as untrusted reports; unsigned reports of hosts not enrolled are noted.
     """
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})", param_hint="--format")
@@ -78,7 +85,8 @@ def status(
     conn = options.connect(store, storage_option)
     result = reports.fleet_status(conn, channel=channel, stale_after=options.parse_duration(stale, "--stale"),
                                   drift_min_hosts=drift_min_hosts, hosts=hosts or (), jobs=jobs,
-                                  progress=out.progress())
+                                  progress=out.progress(), trust=options.trust(key, trusted_key, trust_root, conn),
+                                  cache_dir=common.cache_dir())
     view = select(result, states=states, sort=sort)
     if check:
         code, line = check_line(view)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .. import options, overlays
+from .. import hostkeys, options, overlays
 from ..render import Output
 from . import common
 
@@ -80,3 +80,27 @@ def rm(
     signing = options.load_key(key, "host rm")
     Output(json=json, quiet=quiet).overlay(
         overlays.remove_overlay(conn, host, signing, trust=options.trust(signing, trusted_key, trust_root, conn)))
+
+
+@app.command(epilog=common.EXIT)
+def enroll(
+    host: Host,
+    public_key: Annotated[Path, typer.Argument(
+        metavar="PUBKEYFILE", help="The host's public key, as 'regend host-key' prints it on the host.")],
+    store: common.Store = None,
+    storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
+    json: common.Json = False,
+    quiet: common.Quiet = False,
+) -> None:
+    """Enroll HOST's own key: publish it signed with --key, so 'regen status' can check its reports.
+
+    Re-enrolling (a re-imaged host) replaces the key; the store cannot swap it without the admin key.
+    """
+    out = Output(json=json, quiet=quiet)
+    conn = options.connect(store, storage_option)
+    signing = options.load_key(key, "host enroll")
+    r = hostkeys.enroll(conn, host, str(public_key), signing, options.trust(signing, trusted_key, trust_root, conn))
+    out.enrolled(r)

@@ -25,7 +25,8 @@ def commands() -> Iterator[tuple[str, object]]:
 
 EXPECTED = {"regen init", "regen keygen", "regen snapshot", "regen publish", "regen rollback", "regen renumber", "regen refresh", "regen root init", "regen root add-key",
             "regen root revoke-key", "regen root sign", "regen log",
-            "regen show", "regen diff", "regen host set", "regen host show", "regen host rm", "regen status",
+            "regen show", "regen diff", "regen host set", "regen host show", "regen host rm",
+            "regen host enroll", "regen status",
             "regen history", "regen serve", "regen gc", "regen fsck", "regen migrate", "regen unlock"}
 
 

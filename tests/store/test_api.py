@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.manager"}
 
 PUBLIC = sorted([
+    "REPORT_AUTH", "HostKey", "report_auth", "sign_report", "verify_host_key",
     "Role", "Root", "signatures_missing", "update_root", "verify_root", "Timestamp", "check_timestamp",
     "overlay_versions_bytes", "parse_overlay_versions", "read_timestamp", "stamp", "strip_timestamp", "Backend",
     "BadSignature", "CHUNK_ABOVE", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DAMAGED", "DEFAULT_GRACE",
