@@ -23,7 +23,8 @@ def commands() -> Iterator[tuple[str, object]]:
     yield from walk(root, "regen")
 
 
-EXPECTED = {"regen init", "regen keygen", "regen snapshot", "regen publish", "regen rollback", "regen renumber", "regen refresh", "regen root init", "regen root add-key",
+EXPECTED = {"regen init", "regen keygen", "regen snapshot", "regen publish", "regen rollback", "regen renumber",
+            "regen refresh", "regen root init", "regen root add-key",
             "regen root revoke-key", "regen root sign", "regen log",
             "regen show", "regen diff", "regen host set", "regen host show", "regen host rm",
             "regen host enroll", "regen status",
