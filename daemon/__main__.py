@@ -22,16 +22,16 @@ from regen.store.errors import EXIT_INTERNAL, RegenError, exit_status
 
 
 def main() -> None:
-    from . import render
+    from regen.daemon import render
     try:
-        from . import oneshot
+        from regen.daemon import oneshot
 
         lean = oneshot.parse(sys.argv[1:])
         if lean is not None:  # run --once and check, without the typer app
             code = oneshot.main(*lean)
             sys.stdout.flush()
             sys.exit(code)
-        from .cli import app
+        from regen.daemon.cli import app
 
         app(prog_name="regend")
     except RegenError as exc:

@@ -17,11 +17,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from regen.daemon import oneshot, render
+from regen.daemon.config import DEFAULT_PATH, DaemonConfig
+from regen.daemon.errors import UsageError
 from regen.store.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, RegenError, exit_status
-
-from . import oneshot, render
-from .config import DEFAULT_PATH, DaemonConfig
-from .errors import UsageError
 
 
 class RegendGroup(TyperGroup):
@@ -121,8 +120,8 @@ def run(
     cfg = _config(config)
     if once:
         return oneshot.run_once(cfg, verify=verify, wait=wait, json_out=json_out, quiet=_quiet(ctx))
-    from .agent import Agent, RunOptions
-    from .schedule import run_forever
+    from regen.daemon.run.agent import Agent, RunOptions
+    from regen.daemon.schedule import run_forever
 
     stop = oneshot.prepare_run()
     agent = Agent(cfg, oneshot.probe(cfg), stop=stop)
@@ -159,7 +158,7 @@ def check(
 @app.command()
 def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> int:
     """Installed generation, last run's outcome, outbox and quarantine sizes. Exit 0."""
-    from .dryrun import status as do_status
+    from regen.daemon.run.dryrun import status as do_status
 
     render.status(do_status(_config(config)), json_out=json_out)
     return 0
@@ -169,7 +168,7 @@ def status(json_out: JsonOpt = False, config: ConfigOpt = None) -> int:
 def host_key_cmd(config: ConfigOpt = None) -> int:
     """Print this host's public key (made on first use in state_dir, the secret half mode 0600), for
     the admin's 'regen host enroll HOST FILE'. Exit 0; 1 if state_dir cannot hold the key."""
-    from .hostid import host_key
+    from regen.daemon.run.hostid import host_key
 
     key = host_key(_config(config).state_dir)
     assert key is not None
@@ -192,7 +191,7 @@ def recover(
     or you) or --in-place (over the managed paths; the next run repairs managed paths again unless you
     add them to preserve). Owner and group are restored before the mode; where the owner cannot be,
     set-id bits are cleared (and said so). No symlink is followed."""
-    from .quarantine import Quarantine, new_run_id
+    from regen.daemon.tree.quarantine import Quarantine, new_run_id
 
     cfg = _config(config)
     q = Quarantine(cfg.state_dir)
@@ -207,13 +206,13 @@ def recover(
         raise UsageError("choose where to recover to: --to DIR (outside the tree) or --in-place",
                          hint="regend recover RUN_ID [PATH...] --to DIR")
     chosen = q.select(run_id, paths or [])
-    from .recover import restore_in_place, restore_to
+    from regen.daemon.tree.recover import restore_in_place, restore_to
 
     if to is not None:
         render.recovered(restore_to(q, chosen, str(to), root=cfg.root, preserve=cfg.preserve))
         return 0
-    from .fsops import SafeRoot
-    from .lock import RunLock
+    from regen.daemon.run.lock import RunLock
+    from regen.daemon.tree.fsops import SafeRoot
 
     with RunLock(cfg.state_dir) as lock:
         lock.acquire()
@@ -231,7 +230,7 @@ def example_config(
 ) -> int:
     """Print the example regend.toml, every key with its meaning (or the example policy):
     regend example-config > /etc/regen/regend.toml. Exit 0."""
-    from .shipped import example
+    from regen.daemon.shipped import example
 
     sys.stdout.write(example("policy" if policy else "config"))
     return 0
@@ -246,7 +245,7 @@ def install_units(
     this installation's regend by its absolute path (a venv's regend is not on systemd's path);
     then: systemctl daemon-reload; systemctl enable regend-boot.service regen-protected.target
     regend.service. Exit 0; 2 if regend cannot be found."""
-    from .shipped import install_units as write_units
+    from regen.daemon.shipped import install_units as write_units
 
     for path in write_units(str(directory)):
         sys.stdout.write(path + "\n")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from regen.daemon.errors import ConfigInvalid, HardwareConfigInvalid, ScheduleConfigInvalid
 from regen.store import (
     SIZE_EXPECTED,
     InvalidInput,
@@ -29,8 +30,6 @@ from regen.store import (
     parse_size,
     trust_map,
 )
-
-from .errors import ConfigInvalid, HardwareConfigInvalid, ScheduleConfigInvalid
 
 if TYPE_CHECKING:
     from regen.store import Root

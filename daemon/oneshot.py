@@ -13,14 +13,14 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import render
-from .config import DEFAULT_PATH, load_config
+from regen.daemon import render
+from regen.daemon.config import DEFAULT_PATH, load_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .config import DaemonConfig
-    from .hardware import HardwareProbe
+    from regen.daemon.config import DaemonConfig
+    from regen.daemon.gate.hardware import HardwareProbe
 
 _FLAGS = {"run": ("--once", "--verify", "--wait", "--json"), "check": ("--verify", "--json")}
 
@@ -63,14 +63,14 @@ def config(path: str | None) -> DaemonConfig:
 
 
 def check(cfg: DaemonConfig, *, verify: bool, json_out: bool, quiet: bool = False) -> int:
-    from .dryrun import check as dry_run
+    from regen.daemon.run.dryrun import check as dry_run
 
     render.check(dry_run(cfg, verify=verify), json_out=json_out, quiet=quiet)
     return 0
 
 
 def run_once(cfg: DaemonConfig, *, verify: bool, wait: bool, json_out: bool, quiet: bool = False) -> int:
-    from .agent import Agent, RunOptions
+    from regen.daemon.run.agent import Agent, RunOptions
 
     stop = prepare_run()
     agent = Agent(cfg, probe(cfg), stop=stop)
@@ -123,7 +123,7 @@ def probe(cfg: DaemonConfig) -> HardwareProbe:
     """The hardware probe: psutil (or the test harness's substitute)."""
     if Substitutes.probe is not None:
         return Substitutes.probe(cfg)
-    from .hardware import PsutilProbe
+    from regen.daemon.gate.hardware import PsutilProbe
 
     return PsutilProbe(cfg.hardware)
 

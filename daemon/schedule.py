@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from regen.daemon.config import ScheduleConfig
 from regen.store import parse_duration
-
-from .config import ScheduleConfig
 
 if TYPE_CHECKING:  # (the rest loads with the long-running daemon: a one-shot command parses the config only)
     import random

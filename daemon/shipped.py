@@ -16,9 +16,8 @@ import sys
 from importlib import resources
 from importlib.abc import Traversable
 
+from regen.daemon.errors import UsageError
 from regen.store import save_atomic
-
-from .errors import UsageError
 
 UNITS = ("regend-boot.service", "regend.service", "regen-protected.target")
 EXAMPLES = {"config": "regend.toml", "policy": "policy.toml"}

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from regen.daemon.reporting import RunLog, deliver
+from regen.daemon.run.reporting import RunLog, deliver
 from regen.store import HardwareFinding, Report, Store, format_time, utcnow
 
 DRIFT_PATHS = ("etc/app.conf", "var/lib/app/state.db", "home/kiosk/.cache/thumbs.db", "etc/hosts")

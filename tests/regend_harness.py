@@ -22,7 +22,7 @@ from typing import Any
 
 
 def _fake_probe(path: str) -> Any:
-    from regen.daemon.hardware import FakeProbe
+    from regen.daemon.gate.hardware import FakeProbe
     from regen.store import HardwareFinding
 
     with open(path, encoding="utf-8") as fp:

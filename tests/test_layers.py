@@ -153,3 +153,40 @@ def test_the_wheel_lists_every_package() -> None:
                  if "__pycache__" not in p.parts}
     assert sorted(str(d.relative_to(ROOT)) for d in with_code - shipped) == []
     assert all((d / "__init__.py").is_file() for d in with_code)
+
+
+# The daemon's layers, bottom up: a module may import only from its own layer or the ones below.
+# `gate` (may this machine start) and `tree` (make a directory match a manifest) know nothing of a
+# run; `run` combines them; the entry points (cli, oneshot, schedule) drive a run.
+DAEMON_LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"regen.daemon.errors", "regen.daemon.config", "regen.daemon.render", "regen.daemon.shipped"}),
+    frozenset({"regen.daemon.gate", "regen.daemon.tree"}),
+    frozenset({"regen.daemon.run"}),
+    frozenset({"regen.daemon", "regen.daemon.cli", "regen.daemon.oneshot", "regen.daemon.schedule",
+               "regen.daemon.__main__"}),
+)
+
+
+def _daemon_layer(module: str) -> tuple[int, str]:
+    """(layer number, unit) of a daemon module: the unit is its subpackage or its own name."""
+    unit = ".".join(module.split(".")[:3])
+    for number, layer in enumerate(DAEMON_LAYERS):
+        if unit in layer:
+            return number, unit
+    raise AssertionError(f"{module} is in no daemon layer: add it to DAEMON_LAYERS")
+
+
+def test_the_daemon_layers_import_downwards() -> None:
+    """gate and tree never import run (nor each other), run never imports the entry points."""
+    daemon = [m for m in MODULES if m.startswith("regen.daemon.")]
+    assert {_daemon_layer(m)[1] for m in daemon} >= {"regen.daemon.gate", "regen.daemon.tree", "regen.daemon.run"}
+    offenders = []
+    for m in daemon:
+        level, unit = _daemon_layer(m)
+        for line, name in _imports_of(m):
+            if not name.startswith("regen.daemon.") or name == m:
+                continue
+            other_level, other_unit = _daemon_layer(name)
+            if other_level > level or (level == other_level == 1 and other_unit != unit):
+                offenders.append(f"{MODULES[m].relative_to(ROOT)}:{line}: {name}")
+    assert offenders == []

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from regen.daemon.agent import Agent, RunOptions
+from regen.daemon.run.agent import Agent, RunOptions
 from regen.daemon.config import load_config
-from regen.daemon.dryrun import check
-from regen.daemon.hardware import FakeProbe
+from regen.daemon.run.dryrun import check
+from regen.daemon.gate.hardware import FakeProbe
 from regen.store import Entry, Generation, Store, build_manifest, format_time, generate, object_id, utcnow, xxh
 
 

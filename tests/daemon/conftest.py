@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from regen.daemon.agent import Agent, RunOptions, RunResult
 from regen.daemon.config import load_config
-from regen.daemon.hardware import FakeProbe
+from regen.daemon.gate.hardware import FakeProbe
+from regen.daemon.run.agent import Agent, RunOptions, RunResult
 from regen.store import (
     Entry,
     Generation,
@@ -156,7 +156,7 @@ def fingerprint(*tops: Path) -> dict[str, Any]:
 
 def index_mismatches(c: "Client", skip: Callable[[str], bool] = lambda p: False) -> list[str]:
     """Paths where the index and the disk disagree (kind, mode, size, inode, mtime, ctime, content)."""
-    from regen.daemon.index import open_index_readonly
+    from regen.daemon.tree.index import open_index_readonly
     from regen.store import xxh as xxh_of
 
     idx = open_index_readonly(str(c.state))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from regen.daemon.apply import Applier, Ticker
-from regen.daemon.cache import ObjectCache
 from regen.daemon.errors import Interrupted
-from regen.daemon.plan import Observed, plan
-from regen.daemon.quarantine import Quarantine
+from regen.daemon.tree.apply import Applier, Ticker
+from regen.daemon.tree.cache import ObjectCache
+from regen.daemon.tree.plan import Observed, plan
+from regen.daemon.tree.quarantine import Quarantine
 from regen.store import Entry, Policy, object_id, xxh
 
 

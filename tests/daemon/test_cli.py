@@ -9,9 +9,8 @@ import subprocess
 import time
 
 from regen.daemon.errors import ConfigInvalid, RunLocked, UsageError
-from regen.daemon.lock import RunLock
+from regen.daemon.run.lock import RunLock
 from regen.store import Store
-
 from tests.conftest import argv_of, run_cli
 
 from .conftest import NO_FINDINGS, Client, expected, publish

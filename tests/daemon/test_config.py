@@ -8,7 +8,6 @@ import pytest
 
 from regen.daemon.config import load_config
 from regen.daemon.errors import ConfigInvalid
-
 from tests.conftest import run_cli
 
 from .conftest import Client

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from regen.store import Store
-
 from tests.conftest import Mode, Symlink, make_tree
 
 from .conftest import Client, expected, fingerprint, index_mismatches, publish, snapshot

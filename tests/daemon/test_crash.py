@@ -12,7 +12,6 @@ import signal
 from pathlib import Path
 
 from regen.store import Store
-
 from tests.conftest import Mode, Symlink
 
 from .conftest import Client, expected, publish, snapshot

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from regen.store import Policy, Store, format_time, utcnow
 from regen.store.errors import EXIT_MISCONFIGURED, EXIT_UNREACHABLE
-
 from tests.conftest import Mode, Symlink
 
 from .conftest import Client, expected, fingerprint, publish, snapshot

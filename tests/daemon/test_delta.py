@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regen.daemon.index import path_key
-from regen.daemon.plan import Observed, plan
+from regen.daemon.tree.index import path_key
+from regen.daemon.tree.plan import Observed, plan
 from regen.store import Entry, Policy, Store, build_manifest, manifest_delta, matches, sort_key
 
 from .conftest import Client, expected, publish, publish_overlay, snapshot

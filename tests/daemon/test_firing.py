@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regen.daemon.firing import Fired, Firing, changed_paths, fire
-from regen.daemon.plan import Observed, Plan
+from regen.daemon.run.firing import Fired, Firing, changed_paths, fire
+from regen.daemon.tree.plan import Observed, Plan
 from regen.store import Entry, Procedure, matches
 from regen.store.procedure import PHASES
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from regen.daemon.hardware import (
+from regen.daemon.errors import HardwareConfigInvalid
+from regen.daemon.gate.hardware import (
     FakeProbe,
     HardwareConfig,
     ProbeResult,
     PsutilProbe,
 )
-from regen.daemon.errors import HardwareConfigInvalid
-from regen.daemon.health import smart_verdict
+from regen.daemon.gate.health import smart_verdict
 from regen.store import HardwareFinding
 from regen.store.errors import EXIT_USAGE
 
@@ -383,7 +383,7 @@ def test_config_errors_name_the_file_the_key_and_what_is_expected(data: dict[str
 
 
 def test_gauges_are_the_fullest_local_disk_the_hottest_sensor_and_the_battery() -> None:
-    from regen.daemon.health import gauges
+    from regen.daemon.gate.health import gauges
 
     inv = {"partitions": {"/": {"percent": 41.25, "network": False, "readonly": False},
                           "/data": {"percent": 87.5, "network": False, "readonly": False},

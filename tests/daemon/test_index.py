@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from regen.daemon.index import INDEX_NAME, Index, IndexRow, open_index, open_index_readonly, path_key
+from regen.daemon.tree.index import INDEX_NAME, Index, IndexRow, open_index, open_index_readonly, path_key
 from regen.store import Store
 
 from .conftest import Client, expected, publish

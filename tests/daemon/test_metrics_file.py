@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from regen.daemon.hardware import FakeProbe
+from regen.daemon.gate.hardware import FakeProbe
 from regen.store import HardwareFinding, MetricFamily, Store, metrics_exposition
 
 from .conftest import Client, publish

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from regen.store import Policy, PolicyInvalid, Store
-
 from tests.conftest import Mode, make_tree, run_cli
 
 from .conftest import Client, publish

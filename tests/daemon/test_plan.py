@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from regen.daemon.plan import Observed, plan
+from regen.daemon.tree.plan import Observed, plan
 from regen.store import Entry, Policy, object_id, xxh
 
 
@@ -111,7 +111,7 @@ def test_adopt_what_is_already_right() -> None:
 
 def test_metadata_the_index_never_recorded_is_applied_again() -> None:
     """An upgrade from a format-1 generation: rows without owners must not pass for right."""
-    from regen.daemon.plan import Observed
+    from regen.daemon.tree.plan import Observed
     from regen.store import Entry
 
     e = Entry("a", "file", 0o644, 1, "0" * 64, "0" * 32, uid=0, gid=0, mtime=5)

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from regen.store import EXIT_FAILED, EXIT_QUARANTINED, Policy, Procedure, Store
-
 from tests.conftest import Mode, run_cli
 
 from .conftest import Client, publish

@@ -6,10 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from regen.daemon.fsops import SafeRoot
-from regen.daemon.quarantine import Quarantine
-from regen.daemon.recover import restore_to
-
+from regen.daemon.tree.fsops import SafeRoot
+from regen.daemon.tree.quarantine import Quarantine
+from regen.daemon.tree.recover import restore_to
 
 NOW = 1_800_000_000.0  # the clock of these tests (passed to prune)
 

@@ -7,8 +7,8 @@ change a user or an attacker can make under root must be seen.
 from __future__ import annotations
 
 import json
-import sqlite3
 import os
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -16,8 +16,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regen.daemon.index import open_index_readonly
-from regen.daemon.quick import fingerprint
+from regen.daemon.tree.fastpath import fingerprint
+from regen.daemon.tree.index import open_index_readonly
 from regen.store import Store
 
 from .conftest import Client, expected, publish

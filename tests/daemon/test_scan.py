@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from regen.daemon.index import IndexRow
-from regen.daemon.scan import RACY_WINDOW_NS, StatFacts, Verdict, classify, row_for, scan
+from regen.daemon.tree.index import IndexRow
+from regen.daemon.tree.scan import RACY_WINDOW_NS, StatFacts, Verdict, classify, row_for, scan
 
 OLD = 1_700_000_000 * 10**9
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from regen.daemon.errors import ScheduleConfigInvalid
 from regen.daemon.schedule import (
     RETRY_AFTER_LIMIT,
     ScheduleConfig,
@@ -19,7 +20,6 @@ from regen.daemon.schedule import (
     run_forever,
     splay,
 )
-from regen.daemon.errors import ScheduleConfigInvalid
 from regen.store.errors import EXIT_USAGE
 
 LIVENESS = 30.0  # seconds a loop may take before the test calls it hung; far above what it needs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from regen.daemon.hardware import FakeProbe
+from regen.daemon.gate.hardware import FakeProbe
 from regen.store import HardwareFinding, Store
 
 from .conftest import Client, dead_disk, expected, publish

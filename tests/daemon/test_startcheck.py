@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from regen.daemon.startcheck import (
+from regen.daemon.gate.startcheck import (
     CheckResult,
     Decision,
     decide_start,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from regen.store import Store, object_id
-
 from tests.conftest import Symlink
 
 from .conftest import Client, expected, publish

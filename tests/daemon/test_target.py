@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regen.daemon.target import case_insensitive, folded
+from regen.daemon.run.target import case_insensitive, folded
 
 
 def test_a_case_sensitive_root_is_recognised_and_left_as_it_was(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regen.daemon.index import IndexRow
-from regen.daemon.quick import unchanged
-from regen.daemon.scan import UNCHANGED, StatFacts, classify
+from regen.daemon.tree.fastpath import unchanged
+from regen.daemon.tree.index import IndexRow
+from regen.daemon.tree.scan import UNCHANGED, StatFacts, classify
 from regen.store import RACY_WINDOW_NS, racy
 
 NS = 1_000_000_000

@@ -18,7 +18,6 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import Mode, make_tree
-
 from tests.servers import Target
 
 from .conftest import REFERENCE_1, Site, tree_state

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from regen.store import load_policy_toml, matches
-
 from tests.servers import Target
 
 from .conftest import Site

@@ -58,8 +58,7 @@ def test_withheld_update_is_refused_once_the_timestamp_expires(world: dict[str, 
 
 def test_refresh_keeps_clients_updating_and_the_ref_a_copy_of_its_record(world: dict[str, Any]) -> None:
     """Old readers skip the timestamp entry: the ref still verifies as the generation's record."""
-    from regen.store import fsck, strip_timestamp, trust_map, verify_generation
-    from regen.store import load_secret_key
+    from regen.store import fsck, load_secret_key, strip_timestamp, trust_map, verify_generation
 
     store, c, env = world["store"], world["client"], world["env"]
     run_cli("regen", "refresh", "-c", "stable", env=env)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from regen.store import (
+    MAX_NUMBER,
     Generation,
     Policy,
     SecretKey,
@@ -29,7 +30,6 @@ from regen.store import (
     utcnow,
     verify_generation,
 )
-from regen.store import MAX_NUMBER
 
 from ..conftest import make_tree
 from .conftest import Client, publish, spec_entries

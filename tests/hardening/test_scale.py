@@ -88,7 +88,18 @@ def test_failed_fetches_hold_bounded_memory(file_store, tmp_path: Path) -> None:
 
 def store_lacking_every_object(tmp_path: Path, n: int) -> Path:
     """A signed generation of `n` files whose objects the store lacks; returns regend.toml."""
-    from regen.store import Entry, Generation, Policy, Store, build_manifest, format_time, generate, object_id, utcnow, xxh
+    from regen.store import (
+        Entry,
+        Generation,
+        Policy,
+        Store,
+        build_manifest,
+        format_time,
+        generate,
+        object_id,
+        utcnow,
+        xxh,
+    )
 
     store = Store.init(f"file://{tmp_path / 'store'}")
     key = generate()

@@ -11,7 +11,7 @@ import pytest
 
 from regen.manager.errors import SourceInvalid
 from regen.manager.snapshot import snapshot
-from regen.store import Store, load_secret_key, object_id, verify_generation, trust_map
+from regen.store import Store, load_secret_key, object_id, trust_map, verify_generation
 from regen.store.errors import LockHeld, PolicyInvalid
 
 from ..conftest import Mode, Symlink, make_tree

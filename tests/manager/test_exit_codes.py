@@ -8,11 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from regen.manager.errors import (BadOption, DamageFound, MissingKey, NotPublishable, OverlayNotFound, SourceInvalid,
-                                  StoreNotEmpty)
+from regen.manager.errors import (
+    BadOption,
+    DamageFound,
+    MissingKey,
+    NotPublishable,
+    OverlayNotFound,
+    SourceInvalid,
+    StoreNotEmpty,
+)
 from regen.store import Store, StoreLock, layout
-from regen.store.errors import (EXIT_FAILED, EXIT_USAGE, GenerationNotFound, InvalidName, InvalidURL, KeyInvalid,
-                                LockHeld, PolicyInvalid, StoreExists, StoreNotFound)
+from regen.store.errors import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    GenerationNotFound,
+    InvalidName,
+    InvalidURL,
+    KeyInvalid,
+    LockHeld,
+    PolicyInvalid,
+    StoreExists,
+    StoreNotFound,
+)
 
 from ..conftest import make_tree
 from .conftest import one_error_line

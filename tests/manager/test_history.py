@@ -10,10 +10,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from regen.daemon.index import Index
-from regen.daemon.reporting import RunLog, deliver
-from regen.store import (HistoryEntry, Report, Store, format_time, history_due, history_marker, parse_history_entry,
-                         prune_history)
+from regen.daemon.run.reporting import RunLog, deliver
+from regen.daemon.tree.index import Index
+from regen.store import (
+    HistoryEntry,
+    Report,
+    Store,
+    format_time,
+    history_due,
+    history_marker,
+    parse_history_entry,
+    prune_history,
+)
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 DAYS = 365

@@ -14,8 +14,8 @@ import errno
 import http.client
 import importlib
 import inspect
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import aiohttp
 import botocore.exceptions as boto

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from regen.store import (NotFound, Report, SecretKey, Store, StoreAccessDenied, StoreExists, format_time, open_backend,
-                         utcnow)
+from regen.store import (
+    NotFound,
+    Report,
+    SecretKey,
+    Store,
+    StoreAccessDenied,
+    StoreExists,
+    format_time,
+    open_backend,
+    utcnow,
+)
 from tests.servers import BUCKET, S3Server, Target
 from tests.store.backend_contract import BackendContract, NetworkContract, _publish
 

@@ -12,9 +12,22 @@ import pytest
 import regen.daemon.errors
 import regen.manager.errors
 import regen.store.errors as errors
-from regen.store.errors import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_SIGPIPE, EXIT_USAGE, InvalidURL,
-                                NotFound, ObjectCorrupt, RegenError, StoreAccessDenied, StoreNotFound,
-                                StoreUnreachable, TrustError, exit_status)
+from regen.store.errors import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+    InvalidURL,
+    NotFound,
+    ObjectCorrupt,
+    RegenError,
+    StoreAccessDenied,
+    StoreNotFound,
+    StoreUnreachable,
+    TrustError,
+    exit_status,
+)
 from regen.store.translate import translate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import os
 from hypothesis import given
 from hypothesis import strategies as st
 
-from regen.daemon.index import key_path, path_key
+from regen.daemon.tree.index import key_path, path_key
 from regen.store import merge_join, sort_key
 
 names = st.binary(min_size=1, max_size=12).filter(lambda b: b"\x00" not in b)
