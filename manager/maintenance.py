@@ -36,7 +36,7 @@ from regen.store.errors import KeyInvalid, NotFound
 from .errors import DamageFound, StoreNotEmpty
 from .options import parse_storage_options
 from .progress import NoProgress, Progress
-from .trust import Trust
+from .trust import Trust, verified_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,8 @@ class GcResult:
         stats: dict[str, int] = {**self.plan.stats(), **(self.history.stats() if self.history else {})}
         return {"dry_run": self.dry_run, "keep": self.keep, "grace_seconds": self.grace_seconds,
                 "keep_reports_seconds": self.keep_reports_seconds, "stats": stats,
-                "generations_dropped": [{"channel": c, "number": n} for c, n in self.plan.delete_generations]}
+                "generations_dropped": [{"channel": c, "number": n} for c, n in self.plan.delete_generations],
+                "unverified": [{"path": p, "why": why} for p, why in self.plan.unverified]}
 
 
 def prune_reports(store: Store, plan: HistoryPrunePlan) -> None:
@@ -118,13 +119,19 @@ def prune_reports(store: Store, plan: HistoryPrunePlan) -> None:
             pass
 
 
-def gc(store: Store, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None,
+def gc(store: Store, trust: Trust, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None,
        keep_reports: timedelta | None = None) -> GcResult:
     """Old generations and unreferenced objects; with `keep_reports`, report history older than that
-    (each host's last state change is always kept)."""
+    (each host's last state change is always kept).
+
+    Only records that verify with `trust` count (issue 12: forged records with high numbers must
+    not push real ones out of the keep window); a ref that does not verify stops gc before it
+    deletes anything (Untrusted), so wrong keys can never make it sweep a published generation."""
     progress = progress or NoProgress()
     with StoreLock(store, "regen gc") as lock:
-        plan = plan_gc(store, keep=keep, grace=grace)
+        for channel in store.channels():
+            verified_ref(store, channel, trust)
+        plan = plan_gc(store, keep=keep, grace=grace, trusted=trust.keys)
         history = (prune_history(store.all_report_history(), keep=keep_reports, now=utcnow())
                    if keep_reports is not None else None)
         if not dry_run and history is not None:

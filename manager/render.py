@@ -399,6 +399,8 @@ class Output:
                   f"(newest {r.keep} per channel and every current one), "
                   f"{s['referenced_objects']:,} referenced objects, "
                   f"{s['young_unreferenced_kept']:,} unreferenced objects younger than the grace period")
+        for path, why in r.plan.unverified:
+            self.warn(f"{path} does not verify with the trusted keys: not counted, left in place ({why})")
         if "packs_to_delete" in s:  # a packed store: the repack
             self.line(f"packs: {verb} {s['packs_to_delete']:,} ({decimal(s['pack_bytes_to_free'])}), "
                       f"{s['blobs_to_rewrite']:,} live blobs rewritten into new packs, "

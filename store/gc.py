@@ -8,18 +8,22 @@ deleted a fresh commit's objects).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from . import layout
 from .chunks import CHUNK_ABOVE
-from .errors import NotFound
-from .generation import utcnow
+from .errors import IntegrityError, NotFound, TrustError, UnsupportedFormat
+from .generation import Generation, utcnow, verify_generation
 from .lock import StoreLock
 from .objects import ObjectId
 from .repack import RepackPlan, chunk_refs, execute_repack, plan_repack
 from .store import Store
+
+if TYPE_CHECKING:
+    from .signing import PublicKey
 
 DEFAULT_KEEP = 10
 DEFAULT_GRACE = timedelta(hours=24)
@@ -34,6 +38,7 @@ class GcPlan:
     young_unreferenced: int
     repack: RepackPlan | None = None  # a packed store's packs (repack.py)
     delete_patches: tuple[ObjectId, ...] = ()  # manifest patches of manifests no longer kept (§3.3)
+    unverified: tuple[tuple[str, str], ...] = ()  # (path, why): records gc neither counts nor deletes
 
     def stats(self) -> dict[str, int]:
         return {
@@ -44,6 +49,7 @@ class GcPlan:
             "referenced_objects": self.referenced_objects,
             "young_unreferenced_kept": self.young_unreferenced,
             "patches_to_delete": len(self.delete_patches),
+            "unverified_generations": len(self.unverified),
             **(self.repack.stats() if self.repack is not None else {}),
         }
 
@@ -56,21 +62,65 @@ def kept_numbers(numbers: list[int], ref_number: int | None, keep: int) -> set[i
     return kept
 
 
+_REFUSED = (TrustError, IntegrityError, UnsupportedFormat)
+_NO_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)  # gc keeps what was signed, expired or not
+
+
+def _verified(store: Store, channel: str, data: bytes, trusted: Mapping[str, PublicKey], where: str) -> Generation:
+    return verify_generation(data, trusted, store_id=store.store_id, channel=channel, now=_NO_EXPIRY, where=where)
+
+
+def _channel_records(store: Store, channel: str, trusted: Mapping[str, PublicKey] | None,
+                     unverified: list[tuple[str, str]]) -> tuple[dict[int, Generation], int | None]:
+    """The records gc may count ({number: record}) and the ref's number.
+
+    Without `trusted` every record counts (read unverified). With it only records that verify
+    and sit at their own number count: forged records with high numbers must not push the real
+    ones out of the keep window (issue 12); they are listed in `unverified`, never deleted here
+    (a forgotten key must not make gc delete a real publisher's records).
+    """
+    ref = store.read_ref(channel)
+    ref_number = store.peek_generation(ref).number if ref is not None else None
+    records: dict[int, Generation] = {}
+    for n in store.generation_numbers(channel):
+        data = store.read_generation(channel, n)
+        if trusted is None:
+            records[n] = store.peek_generation(data)
+            continue
+        where = f"generation {n} of channel {channel!r}"
+        try:
+            gen = _verified(store, channel, data, trusted, where)
+        except _REFUSED as exc:
+            unverified.append((layout.generation_path(channel, n), exc.message))
+            continue
+        if gen.number != n:
+            unverified.append((layout.generation_path(channel, n), f"it holds a record of generation {gen.number}"))
+            continue
+        records[n] = gen
+    if ref is not None and trusted is not None:
+        try:
+            _verified(store, channel, ref, trusted, f"refs/{channel}")
+        except _REFUSED as exc:  # the manager refuses before planning; kept anyway (keeping more is safe)
+            unverified.append((layout.ref_path(channel), exc.message))
+    return records, ref_number
+
+
 def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAULT_GRACE,
-            now: datetime | None = None) -> GcPlan:
+            now: datetime | None = None, trusted: Mapping[str, PublicKey] | None = None) -> GcPlan:
+    """What gc would delete. With `trusted` (the operator's keys) only records that verify are
+    counted in the keep window and mark objects (the caller refuses a ref that does not verify)."""
     now = now or utcnow()
     manifests: set[ObjectId] = set()
     kept: list[tuple[str, int]] = []
     dropped: list[tuple[str, int]] = []
+    unverified: list[tuple[str, str]] = []
     for channel in store.channels():
-        numbers = store.generation_numbers(channel)
-        ref = store.read_ref(channel)
-        ref_number = store.peek_generation(ref).number if ref is not None else None
-        keep_set = kept_numbers(numbers, ref_number, keep)
-        for n in numbers:
+        records, ref_number = _channel_records(store, channel, trusted, unverified)
+        keep_set = kept_numbers(list(records), ref_number, keep)
+        for n in sorted(records):
             if n in keep_set:
                 kept.append((channel, n))
-                manifests.add(store.peek_generation(store.read_generation(channel, n)).manifest)
+                manifests.add(records[n].manifest)
             else:
                 dropped.append((channel, n))
     for host in store.overlay_hosts():
@@ -110,7 +160,7 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
             continue
         to_delete.append((oid, st.size))
     return GcPlan(tuple(sorted(to_delete)), tuple(dropped), tuple(kept), len(referenced), young, repack,
-                  _stale_patches(store, manifests, now, grace))
+                  _stale_patches(store, manifests, now, grace), tuple(unverified))
 
 
 def _stale_patches(store: Store, manifests: set[ObjectId], now: datetime, grace: timedelta) -> tuple[ObjectId, ...]:

@@ -29,14 +29,23 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
+    key: common.Key = None,
+    trusted_key: common.TrustedKeys = None,
+    trust_root: common.TrustRoot = None,
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
     """Delete old generations, the objects nothing refers to any more (under the store's lock) and
-    report history older than --keep-reports days."""
+    report history older than --keep-reports days.
+
+    Only generation records that verify with --key, --trusted-key or --trust-root (one is needed)
+    count towards --keep and keep their objects; others are listed and left alone. A ref that
+    does not verify stops gc before anything is deleted.
+    """
     out = Output(json=json, quiet=quiet)
     conn = options.connect(store, storage_option)
-    out.gc(maintenance.gc(conn, keep=keep, grace=options.parse_duration(grace, "--grace"), dry_run=dry_run,
+    trust = options.trust(key, trusted_key, trust_root, conn).require("gc")
+    out.gc(maintenance.gc(conn, trust, keep=keep, grace=options.parse_duration(grace, "--grace"), dry_run=dry_run,
                           progress=out.progress(),
                           keep_reports=timedelta(days=keep_reports) if keep_reports else None))
 

@@ -122,7 +122,7 @@ def test_entry_names_carry_the_state() -> None:
 
 
 @pytest.fixture
-def year_store(mem_store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
+def year_store(mem_store: Store, monkeypatch: pytest.MonkeyPatch, key_files) -> Store:
     """5 hosts' history over a year (a run every 4 hours), written with put_report as deliver would
     (on the simulated clock)."""
     rng = random.Random(7)
@@ -133,6 +133,7 @@ def year_store(mem_store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
                 mem_store.put_report(r, now=when)
                 marker = history_marker(r)
     monkeypatch.setenv("REGEN_STORE", mem_store.url)
+    monkeypatch.setenv("REGEN_KEY", str(key_files[0]))  # gc counts only records that verify
     return mem_store
 
 
