@@ -79,7 +79,7 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
     from regen.daemon.tree.scan import scan
 
     rows = index.rows() if index is not None else iter(())
-    result = scan(root, rows, prune=prune, verify=verify or index is None)
+    result = scan(root, rows, prune=prune, verify=verify or index is None, dir_time=scope.dir_times(policy))
     out: dict[str, Any] = {"drift": result.drift.as_report(), "scan": {"paths": len(result.observed),
                                                                         "hashed": result.hashed}}
     if index is not None and not result.drift.total() and not result.gone and not result.errors \

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from regen.daemon.errors import Interrupted, NoSpace, NotInstalled
-from regen.daemon.run.scope import clean_key_of, policy_of, pruner, state_rel
+from regen.daemon.run.scope import clean_key_of, dir_times, policy_of, pruner, state_rel
 from regen.daemon.tree.owners import Owners
 from regen.daemon.tree.plan import Plan, plan
 from regen.daemon.tree.scan import ScanResult, scan
@@ -105,7 +105,7 @@ class Repair:
     def _scan(self, policy: Policy, verify: bool) -> ScanResult:
         t0 = time.monotonic()
         result = scan(self.cfg.root, self.index.rows(), prune=pruner(self.cfg, policy), verify=verify,
-                      stop=self.stop)
+                      stop=self.stop, dir_time=dir_times(policy))
         if result.rows:
             with self.index.atomic():
                 self.index.put_rows(result.rows)

@@ -6,6 +6,7 @@ no-change fast path and the tree fingerprint of the report all get the same ones
     policy_of   the target's policy merged with the local config (extra preserve globs, junk mode)
     pruner      what the walks skip: the state dir when it lies under root, preserved paths, and
                 the files (not the directories) of excluded paths: left to the machine
+    dir_times   the directories whose mtime is the target's (the others' content is the machine's)
     clean_key   the key the index records when it matches the target (quick.clean_key): the
                 fast path and `regend check` trust the index only under the same key
 """
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from regen.daemon.run.target import Target
     from regen.store import Policy
 
-__all__ = ["clean_key_of", "is_dir", "make_pruner", "policy_of", "pruner", "state_rel"]
+__all__ = ["clean_key_of", "dir_times", "is_dir", "make_pruner", "policy_of", "pruner", "state_rel"]
 
 
 def policy_of(cfg: DaemonConfig, target: Target) -> Policy:
@@ -51,6 +52,14 @@ def make_pruner(root: str, state: str | None, preserve: tuple[str, ...], exclude
             return True
         return bool(exclude) and matches(path, exclude) and not is_dir(os.path.join(root, path))
     return prune
+
+
+def dir_times(policy: Policy) -> Callable[[str], bool]:
+    """The scan's `dir_time`: True for a directory whose mtime is the target's, so a change of it
+    is `time` drift; the plan restores exactly these (plan.machine_dir, the one rule)."""
+    from regen.daemon.tree.plan import machine_dir
+
+    return lambda path: not machine_dir(path, policy)
 
 
 def is_dir(full: str) -> bool:

@@ -161,12 +161,6 @@ class _Builder:
         self.chain: dict[str, Entry] = {}          # target directories on the current path (for retime)
         self.retime: dict[str, Entry] = {}
 
-    def machines(self, path: str) -> bool:
-        """A directory whose content (so whose mtime) belongs to the machine: under an exclude glob,
-        or one that may hold preserved paths. Other directories get the target's mtime back."""
-        p = self.policy
-        return bool((p.exclude and matches(path, p.exclude)) or (p.preserve and may_hold(path, p.preserve)))
-
     def changed(self, path: str) -> None:
         """Something in `path`'s directory is created, removed or renamed: its mtime moves."""
         parent = self.chain.get(path.rpartition("/")[0])
@@ -240,7 +234,7 @@ class _Builder:
             if o.kind == "dir":
                 if not o.in_store:
                     self.adopt.append(e)
-                if o.drift_from(e, dir_time=not self.machines(e.path)):
+                if o.drift_from(e, dir_time=not machine_dir(e.path, self.policy)):
                     self.chmod.append(e)
             else:
                 self.remove(o)
@@ -280,6 +274,14 @@ class _Builder:
                     tuple(self.replace), tuple(self.symlink), tuple(self.chmod), tuple(self.keep),
                     tuple(self.adopt), frozenset(self.occupied), frozenset(self.from_store), tuple(self.link),
                     tuple(self.retime.values()))
+
+
+def machine_dir(path: str, policy: Policy) -> bool:
+    """A directory whose content (so whose mtime) belongs to the machine: under an exclude glob,
+    or one that may hold preserved paths. Other directories get the target's mtime back, and a
+    change of their mtime is drift (scan: `time`)."""
+    p = policy
+    return bool((p.exclude and matches(path, p.exclude)) or (p.preserve and may_hold(path, p.preserve)))
 
 
 def may_hold(path: str, globs: Iterable[str]) -> bool:
@@ -347,4 +349,4 @@ def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy,
     return b.build()
 
 
-__all__ = ["TEMP_PREFIX", "Observed", "Plan", "is_temp_name", "plan"]
+__all__ = ["TEMP_PREFIX", "Observed", "Plan", "is_temp_name", "machine_dir", "plan"]

@@ -106,7 +106,7 @@ class Drift:
     owner: list[str] = field(default_factory=list)      # owner or group
     xattr: list[str] = field(default_factory=list)      # extended attributes: capabilities, ACLs, labels
     link: list[str] = field(default_factory=list)       # a hard link broken (or made)
-    time: list[str] = field(default_factory=list)       # mtime
+    time: list[str] = field(default_factory=list)       # mtime (of a directory: with its entries unchanged)
 
     def _lists(self) -> tuple[tuple[str, list[str]], ...]:
         return (("deleted", self.deleted), ("created", self.created), ("modified", self.modified),
@@ -126,6 +126,17 @@ class Drift:
         time) only when something drifted there."""
         return {k: {"count": len(v), "paths": v[:limit]} for k, v in self._lists()
                 if v or k in ("deleted", "created", "modified", "meta")}
+
+    def settle_dir_times(self, temps: Iterable[str] = ()) -> None:
+        """A directory whose entries were created, removed or replaced has a new mtime because of
+        them: that is their drift (listed), not a `time` drift of its own (a repair sets it back
+        either way); so are regend's own leftover `temps`. Called once the whole tree is scanned
+        (a directory comes before its entries)."""
+        if not self.time:
+            return
+        moved = {p.rpartition("/")[0] for p in itertools.chain(self.created, self.deleted, self.modified, self.link,
+                                                                temps)}
+        self.time = [p for p in self.time if p not in moved]
 
 
 @dataclass(slots=True)
@@ -247,13 +258,26 @@ def _row_key(k: IndexRow) -> bytes:
 
 
 def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], verify: bool = False,
-         now_ns: Callable[[], int] = time.time_ns, stop: threading.Event | None = None) -> ScanResult:
+         now_ns: Callable[[], int] = time.time_ns, stop: threading.Event | None = None,
+         dir_time: Callable[[str], bool] = lambda path: False) -> ScanResult:
     """Compare the tree under `root` with the index rows (tree order); hash only what may have changed.
 
     `prune(path)` True skips a path and all below it (preserve globs, state_dir), on disk and
     in the index alike. `verify` hashes every file and reads every symlink regardless of stat.
+    `dir_time(path)` True: the directory's mtime is the target's, so a change of it is drift
+    (`time`); False: the machine's (plan.machine_dir), its rows follow the disk.
     """
     result = ScanResult([], Drift(), [])
+    try:
+        _scan(root, known, prune, verify, now_ns, stop, dir_time, result)
+    finally:
+        result.drift.settle_dir_times(o.path for o in result.observed if o.temp)
+    return result
+
+
+def _scan(root: str, known: Iterable[IndexRow], prune: Callable[[str], bool], verify: bool,
+          now_ns: Callable[[], int], stop: threading.Event | None, dir_time: Callable[[str], bool],
+          result: ScanResult) -> None:
     hasher: Hasher | _Prehashed = Hasher()
 
     def onerror(rel: str, exc: OSError) -> None:
@@ -263,23 +287,22 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
     rows = (r for r in known if not prune(r.path))
     merged: Iterator[tuple[str, os.stat_result | None, IndexRow | None]] = _merge(disk, rows)
     if not verify:
-        _scan_part(root, merged, hasher, verify, now_ns, stop, result)
-        return result
+        _scan_part(root, merged, hasher, verify, now_ns, stop, dir_time, result)
+        return
     # every file is read: take the tree in slices (memory stays bounded by a slice, not the tree)
     # and hash each slice's files in parallel before looking at them in order
     while part := list(itertools.islice(merged, VERIFY_SLICE)):
         hasher = _Prehashed(root, [p for p, s, _ in part if s is not None and st.S_ISREG(s.st_mode)
                                    and s.st_size >= BIG_FILE and not is_temp_name(p)], stop)
         try:
-            _scan_part(root, part, hasher, verify, now_ns, stop, result)
+            _scan_part(root, part, hasher, verify, now_ns, stop, dir_time, result)
         finally:
             hasher.close()
-    return result
 
 
 def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, IndexRow | None]],
                hasher: Hasher | _Prehashed, verify: bool, now_ns: Callable[[], int], stop: threading.Event | None,
-               result: ScanResult) -> None:
+               dir_time: Callable[[str], bool], result: ScanResult) -> None:
     """Each path's verdict and, for the suspects, what it is now; drift by category."""
     for path, s, row in merged:
         if stop is not None and stop.is_set():
@@ -291,7 +314,7 @@ def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, Ind
                 result.drift.deleted.append(path)
             continue
         try:
-            _one(root, path, s, row, verify, hasher, now_ns, result)
+            _one(root, path, s, row, verify, hasher, now_ns, dir_time, result)
         except OSError as exc:
             if isinstance(exc, FileNotFoundError) and row is not None:
                 result.gone.append(path)  # vanished while we looked
@@ -302,7 +325,7 @@ def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, Ind
 
 
 def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher | _Prehashed,
-         now_ns: Callable[[], int], result: ScanResult) -> None:
+         now_ns: Callable[[], int], dir_time: Callable[[str], bool], result: ScanResult) -> None:
     facts = StatFacts.from_stat(s)
     if is_temp_name(path) and facts.kind == "file":
         result.observed.append(Observed(path, "file", facts.mode, facts.size, temp=True))
@@ -331,19 +354,20 @@ def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: 
     same = row is not None and _same(facts, xxh, target, row)
     in_store = same and row is not None and row.managed and (facts.kind != "file" or row.oid is not None)
     link_ok = _link_ok(path, facts, row, result.leaders)
+    timed = facts.kind != "dir" or dir_time(path)  # (a directory's mtime: only where it is the target's)
     result.observed.append(Observed(path, facts.kind, facts.mode, facts.size, xxh, target, in_store,
                                     False, facts.uid, facts.gid, facts.mtime_ns, decode_xattrs(xattrs),
                                     facts.inode, facts.rdev))
     if row is None:
         result.drift.created.append(path)
     elif row.managed:
-        _drift(path, facts, xxh, target, xattrs, row, link_ok, result.drift)
+        _drift(path, facts, xxh, target, xattrs, row, link_ok, timed, result.drift)
     stale = row is not None and (facts.mtime_ns, facts.ctime_ns, facts.inode) != (row.mtime_ns, row.ctime_ns,
                                                                                  row.inode)
     meta_same = row is not None and (row.uid is None or ((facts.uid, facts.gid) == (row.uid, row.gid)
                                                          and xattrs == row.xattrs and link_ok))
     if ((not trusted or stale) and row is not None and _same(facts, xxh, target, row) and facts.mode == row.mode
-            and meta_same and (row.uid is None or facts.kind == "dir" or facts.mtime_ns == row.mtime_ns)):
+            and meta_same and (row.uid is None or not timed or facts.mtime_ns == row.mtime_ns)):
         # confirmed unchanged: refresh the facts so the next run trusts the stat again
         known = row.uid is not None  # owners and attributes recorded only where the row had them
         result.rows.append(IndexRow(path, facts.kind, facts.mode, facts.size, facts.mtime_ns, facts.ctime_ns,
@@ -372,7 +396,7 @@ def _link_ok(path: str, facts: StatFacts, row: IndexRow | None, leaders: dict[st
 
 
 def _drift(path: str, facts: StatFacts, xxh: str | None, target: str | None, xattrs: str | None, row: IndexRow,
-           link_ok: bool, drift: Drift) -> None:
+           link_ok: bool, timed: bool, drift: Drift) -> None:
     """Which categories a managed path drifted in from its row (the state regend last left it in)."""
     if row.kind != facts.kind or (facts.kind == "file" and (xxh != row.xxh or facts.size != row.size)) or (
             row.rdev is not None and facts.rdev != row.rdev):
@@ -388,7 +412,7 @@ def _drift(path: str, facts: StatFacts, xxh: str | None, target: str | None, xat
         drift.xattr.append(path)
     if not link_ok:
         drift.link.append(path)
-    if facts.kind != "dir" and facts.mtime_ns != row.mtime_ns:
+    if timed and facts.mtime_ns != row.mtime_ns:
         drift.time.append(path)
 
 

@@ -236,3 +236,49 @@ def test_regen_diff_names_what_metadata_changed(tmp_path: Path, file_target: Tar
     data = json.loads(s.regen("diff", "1", "2", "-c", "stable", "--json").stdout)
     new = next(c["new"] for c in data["changes"] if c["path"] == "bin/tool")
     assert new["uid"] == 1500 and new["xattrs"] == {"security.capability": "AQAAAgAgAAAAAAAAAAAAAAAAAAA="}
+
+
+def test_a_directory_mtime_changed_is_time_drift_and_is_set_back_after_its_entries(
+        tmp_path: Path, file_target: Target) -> None:
+    """A managed directory's mtime is the reference's: touched on the client it is `time` drift
+    (not when its entries changed: that is their drift), and every run that writes below a
+    directory sets its mtime last, so it stays the reference's."""
+    s = Site(file_target, tmp_path, "dirtime-host")
+    s.create()
+    (tmp_path / "policy.toml").write_text('junk = "quarantine"\n')
+    make_tree(s.ref, {"srv/a/x": "x\n", "srv/a/y": "y\n", "srv/b/z": "z\n", "srv/c/deep/w": "w\n"})
+    for dirpath, dirs, files in os.walk(s.ref):
+        for name in dirs + files:
+            os.utime(os.path.join(dirpath, name), ns=(OLD, OLD))
+    s.install_client()
+    s.snapshot("gen 1")
+    report, res = s.run_once()
+    assert report["outcome"] == "updated", res.stderr
+    assert differences(listing(s.ref), listing(s.root)) == {}
+
+    os.utime(s.root / "srv/a", ns=(OLD + 10**9, OLD + 10**9))        # touched: time drift
+    os.utime(s.root / "srv/c/deep", ns=(OLD - 10**9, OLD - 10**9))
+    (s.root / "srv/b/junk").write_text("planted\n")                   # srv/b's mtime moves with it: created
+    check = json.loads(s.regend("check", "--json").stdout)
+    drift = {k: sorted(v["paths"]) for k, v in check["drift"].items() if v["count"]}
+    assert drift == {"time": ["srv/a", "srv/c/deep"], "created": ["srv/b/junk"]}, drift
+
+    report, res = s.run_once()
+    assert report["outcome"] == "repaired", res.stderr
+    assert report["drift"]["time"]["paths"] == ["srv/a", "srv/c/deep"]
+    assert differences(listing(s.ref), listing(s.root)) == {}  # srv/b's too, after the junk left
+    again, _ = s.run_once()
+    assert again["outcome"] == "ok" and again["actions"] == {}, again
+    check = json.loads(s.regend("check", "--json").stdout)
+    assert not any(v["count"] for v in check["drift"].values()), check["drift"]
+
+    # an update writing below directories: their mtimes are set once their entries are in place
+    (s.ref / "srv/a/new").write_text("new\n")
+    os.unlink(s.ref / "srv/b/z")
+    (s.ref / "srv/c/deep/w").write_text("w2\n")
+    for d in ("srv/a", "srv/b", "srv/c/deep"):
+        os.utime(s.ref / d, ns=(OLD + 5 * 10**9, OLD + 5 * 10**9))
+    s.snapshot("gen 2")
+    report, res = s.run_once()
+    assert report["outcome"] == "updated", res.stderr
+    assert differences(listing(s.ref), listing(s.root)) == {}
