@@ -16,8 +16,8 @@ from .errors import *  # noqa: F403 - the error tree is part of the API
 # below is still a plain attribute of the package once asked for.
 _LAZY: dict[str, tuple[str, str]] = {}
 for _mod, _names in {
-    "backend": "Backend Stat open_backend",
-    "schemes": "parse_url",
+    "backend": "Backend open_backend",
+    "schemes": "Stat parse_url",
     "counters": "Counters",
     "check": "CheckResult fsck",
     "findings": "Finding",
@@ -80,7 +80,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # the static view of the same names
     from . import about, layout
-    from .backend import Backend, Stat, open_backend
+    from .backend import Backend, open_backend
     from .check import CheckResult, fsck
     from .chunks import CHUNK_ABOVE
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
@@ -136,7 +136,7 @@ if TYPE_CHECKING:  # the static view of the same names
     from .report import Finding as HardwareFinding
     from .report import Report, drift_of
     from .root import Role, Root, signatures_missing, update_root, verify_root
-    from .schemes import parse_url
+    from .schemes import Stat, parse_url
     from .signing import (
         PublicKey,
         SecretKey,

@@ -1,71 +1,41 @@
-"""Atomic replace and exclusive create, per scheme: no reader ever sees a partial file, and an
+"""The two shapes of an atomic write that the schemes share (each scheme picks one, schemes/):
+a single whole-object PUT (s3, memory), or a temp file next to the target given its final name by
+a rename the scheme provides (file, smb, sftp). No reader ever sees a partial file, and an
 exclusive create never overwrites (restic's Properties.HasAtomicReplace, one answer per scheme).
-
-    file    temp file + fsync + rename; exclusive create by link(2) (O_EXCL copy without hard links)
-    memory  one open("wb") is atomic; exclusive create by open("xb")
-    s3      one PUT is atomic; exclusive create by If-None-Match: *
-    smb     temp file + replace (retried while another client holds the file open); exclusive
-            create by rename without replace
-    sftp    temp file + posix-rename; exclusive create by plain SFTP rename (never replaces)
 
 The functions work on the fsspec filesystem the backend hands them, inside its retry loop.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import random
-import shutil
 import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
-from .errors import StoreAccessDenied
 from .layout import TEMP_PREFIX
-from .schemes import _unc
-from .translate import _ntstatus_of, is_missing
-
-_SMB_REPLACE_TRIES = 10  # about 6 s of waiting for readers of a replaced file
+from .translate import is_missing
 
 
-def write_atomic(fs: Any, scheme: str, full: str, fill: Callable[[IO[bytes]], object], *, atomic_put: bool,
-                 url: str, rel: str | None, sleep: Callable[[float], None]) -> None:
-    """Create or replace `full` with what `fill` writes: readers see the old or the new content.
+def put_whole(fs: Any, full: str, fill: Callable[[IO[bytes]], object]) -> None:
+    """Write `full` in one request: atomic where one PUT is (s3, memory)."""
+    with fs.open(full, "wb") as fp:
+        fill(fp)
 
-    `url` and `rel` (the store-relative path) name the file in errors; `sleep` waits between
-    SMB replace attempts.
-    """
-    if atomic_put:
-        with fs.open(full, "wb") as fp:
-            fill(fp)
-        return
-    tmp = write_temp(fs, scheme, full, fill)
+
+def via_temp(fs: Any, full: str, fill: Callable[[IO[bytes]], object], rename: Callable[[str, str], None], *,
+             durable: bool = False) -> None:
+    """Write what `fill` writes to a temp file next to `full`, then `rename` it to `full`; the temp
+    file is removed if anything fails. `durable`: fsync the temp file before the rename (local files)."""
+    tmp = write_temp(fs, full, fill, durable=durable)
     try:
-        replace(fs, scheme, tmp, full, url=url, rel=rel, sleep=sleep)
+        rename(tmp, full)
     except BaseException:
         discard(fs, tmp)
         raise
 
 
-def create_new(fs: Any, scheme: str, full: str, data: bytes) -> None:
-    """Create `full` holding `data`, complete at once, only if it does not exist (FileExistsError otherwise)."""
-    if scheme == "s3":
-        bucket, key, _ = fs.split_path(full)
-        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-    elif scheme == "memory":
-        with fs.open(full, "xb") as fp:
-            fp.write(data)
-    else:
-        tmp = write_temp(fs, scheme, full, lambda fp: fp.write(data))
-        try:
-            link_new(fs, scheme, tmp, full)
-        except BaseException:
-            discard(fs, tmp)
-            raise
-
-
-def write_temp(fs: Any, scheme: str, full: str, fill: Callable[[IO[bytes]], object]) -> str:
+def write_temp(fs: Any, full: str, fill: Callable[[IO[bytes]], object], *, durable: bool = False) -> str:
     """Write a new temp file next to `full` (creating the folders on first need); return its name."""
     parent = full.rsplit("/", 1)[0]
     tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}"
@@ -73,7 +43,7 @@ def write_temp(fs: Any, scheme: str, full: str, fill: Callable[[IO[bytes]], obje
         try:
             with fs.open(tmp, "wb") as fp:
                 fill(fp)
-                if scheme == "file":
+                if durable:
                     fp.flush()
                     os.fsync(fp.fileno())
             return tmp
@@ -92,67 +62,4 @@ def discard(fs: Any, tmp: str) -> None:
         pass
 
 
-def replace(fs: Any, scheme: str, src: str, dst: str, *, url: str, rel: str | None,
-            sleep: Callable[[float], None]) -> None:
-    """Rename src over dst atomically (readers see old or new dst)."""
-    if scheme == "file":
-        os.replace(src, dst)
-    elif scheme == "smb":
-        import smbclient
-
-        # SMB refuses to rename over a file another client has open (ACCESS_DENIED or
-        # SHARING_VIOLATION, even when it shares delete access). Only small files are ever
-        # replaced (refs, overlays, latest reports) and readers hold them briefly: try again.
-        for attempt in range(_SMB_REPLACE_TRIES):
-            try:
-                smbclient.replace(_unc(fs, src), _unc(fs, dst), port=fs._port)
-                return
-            except OSError as exc:
-                if _ntstatus_of(exc) not in (0xC0000022, 0xC0000043):
-                    raise
-                if attempt + 1 == _SMB_REPLACE_TRIES:
-                    raise StoreAccessDenied(
-                        f"the server refused to replace {url}/{rel}: another client keeps it "
-                        f"open, or this account may not replace it", url=url, path=rel or "",
-                        hint="retry later; check the account's delete right on that folder") from exc
-                sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + random.random()))
-    else:  # sftp: posix-rename@openssh.com replaces atomically
-        fs.ftp.posix_rename(src, dst)
-
-
-def link_new(fs: Any, scheme: str, src: str, dst: str) -> None:
-    """Give complete file src the name dst only if dst does not exist (FileExistsError otherwise)."""
-    if scheme == "file":
-        try:
-            os.link(src, dst)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
-                raise
-            _exclusive_copy(src, dst)  # no hard links here: O_EXCL create (a reader may see it growing)
-        os.unlink(src)
-    elif scheme == "smb":
-        import smbclient
-
-        smbclient.rename(_unc(fs, src), _unc(fs, dst), port=fs._port)  # ReplaceIfExists=False
-    else:  # sftp: plain SSH_FXP_RENAME refuses an existing target (OpenSSH: link + unlink)
-        try:
-            fs.ftp.rename(src, dst)
-        except OSError as exc:
-            if is_missing(exc) or exc.errno is not None:
-                raise
-            try:
-                fs.ftp.stat(dst)
-            except OSError:
-                raise exc from None
-            raise FileExistsError(errno.EEXIST, "already exists", dst) from None
-
-
-def _exclusive_copy(src: str, dst: str) -> None:
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out)
-        out.flush()
-        os.fsync(out.fileno())
-
-
-__all__ = ["create_new", "discard", "link_new", "replace", "write_atomic", "write_temp"]
+__all__ = ["discard", "put_whole", "via_temp", "write_temp"]

@@ -1,10 +1,11 @@
 """The storage boundary: `Backend`, the one door through which regen reaches fsspec filesystems.
-Its helpers work on what it hands them: schemes.py (URLs, capabilities, options, opening a
-filesystem), connections.py (shared or per-thread filesystems), streams.py (reading streams, the
-min_rate cut, S3 ranged reads), atomic.py (atomic replace, exclusive create), listing.py (folder
-listings) and counters.py (request counts). They never import the backend back: staging.py
-(batched durable writes) sits above it and drives it through its public methods (`call`,
-`check_writable`, `fill_atomic`, `relative`).
+Its helpers work on what it hands them: schemes/ (one class per URL scheme, chosen once here:
+URLs, capabilities, options, opening a filesystem, how it streams, stats, writes atomically,
+creates exclusively and lists), connections.py (shared or per-thread filesystems), streams.py
+(reading streams, the min_rate cut), atomic.py and listing.py (the shapes of atomic writes and
+listings the schemes share), options.py (storage options) and counters.py (request counts).
+They never import the backend back: staging.py (batched durable writes) sits above it and
+drives it through its public methods (`call`, `check_writable`, `fill_atomic`, `relative`).
 
 A `Backend` is a narrow interface over one fsspec filesystem rooted at a URL: read,
 open_read, write (atomic: no reader ever sees a partial file), create_exclusive, stat,
@@ -18,39 +19,23 @@ so tests and reports can prove how light a run was on the server.
 from __future__ import annotations
 
 import builtins
-import errno
 import logging
-import os
 import random
 import shutil
-import stat as stat_mod
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
-from .atomic import create_new, write_atomic
 from .breaker import Breaker
 from .connections import Connections
 from .counters import Counters
 from .errors import NotFound, StoreError, StoreExists, StoreReadOnly, StoreUnreachable
 from .layout import TEMP_PREFIX
-from .listing import files_below, subfolders
-from .options import check_options
-from .schemes import (
-    DEFAULT_MIN_RATE,
-    DEFAULT_TIMEOUT,
-    _known_hosts,
-    _min_rate,
-    _positive_seconds,
-    capabilities,
-    fs_root,
-    make_fs,
-    max_rate,
-    parse_url,
-)
-from .streams import CountingReader, RateGuard, open_stream, read_range, read_upto, s3_range
+from .listing import subfolders
+from .options import DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, known_hosts, max_rate, min_rate, positive_seconds
+from .schemes import Stat, resolve
+from .streams import CountingReader, RateGuard
 from .throttle import Throttle
 from .translate import translate
 
@@ -58,30 +43,10 @@ log = logging.getLogger("regen.store.backend")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    size: int
-    mtime: float | None
-
-
-def open_local(full: str) -> IO[bytes]:
-    """A file of a file:// store, for reading: never through a symlink (its last component) and
-    never blocking on a FIFO (O_NOFOLLOW | O_NONBLOCK, then S_ISREG): a symlink to a FIFO in a
-    host's report folder hung `regen status` (issue 13)."""
-    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", full)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 class Backend:
     """One fsspec filesystem rooted at `url`, with the narrow interface regen needs.
 
-    Per scheme (see contrib/backends/ for server set-up):
+    Per scheme (schemes/; see contrib/backends/ for server set-up):
       file    temp file + fsync + rename; exclusive create by link(2)
       memory  tests only
       s3      one PUT is atomic; exclusive create by If-None-Match: *; reads are (ranged) GETs,
@@ -107,13 +72,16 @@ class Backend:
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.scheme, self.url = parse_url(url)
+        # the one place a scheme is chosen: every per-scheme decision is a question to `driver`
+        self.driver, self.url = resolve(url)
+        self.scheme = self.driver.protocol
         self.url = self.url.rstrip("/")
         # as given (regen's own options included), checked by name and type, JSON tables decoded
-        self.options = check_options(self.scheme, dict(storage_options or {}))
-        self.timeout = _positive_seconds(self.options.get("timeout", DEFAULT_TIMEOUT), self.url)
-        self.min_rate = _min_rate(self.options.get("min_rate", DEFAULT_MIN_RATE), self.url)
-        self.known_hosts: str | None = _known_hosts(self.options.get("known_hosts"), self.scheme, self.url)
+        self.options = self.driver.check_options(dict(storage_options or {}))
+        self.timeout = positive_seconds(self.options.get("timeout", DEFAULT_TIMEOUT), self.url)
+        self.min_rate = min_rate(self.options.get("min_rate", DEFAULT_MIN_RATE), self.url)
+        self.known_hosts: str | None = known_hosts(self.options.get("known_hosts"), self.driver.takes_known_hosts,
+                                                   self.url)
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
@@ -123,13 +91,13 @@ class Backend:
             if cap is not None:  # (every byte is counted: the counters pace them)
                 self.counters.caps[counted] = Throttle(cap)
         self.breaker = Breaker(self.url)
-        self.capabilities = capabilities(self.scheme)
+        self.capabilities = self.driver.capabilities
         self._root: str | None = None
-        self._conns = Connections(self._make_fs, pooled=self.scheme == "sftp")
+        self._conns = Connections(self._make_fs, pooled=self.driver.pooled)
 
     # -- plumbing ---------------------------------------------------------------------------
     def _make_fs(self) -> Any:
-        return make_fs(self.scheme, self.url, self.options, self.timeout, self.known_hosts)
+        return self.driver.make_fs(self.url, self.options, self.timeout, self.known_hosts)
 
     @property
     def fs(self) -> Any:
@@ -140,7 +108,7 @@ class Backend:
     def root(self) -> str:
         """The store's root as the filesystem names it (found without connecting)."""
         if self._root is None:
-            self._root = fs_root(self.scheme, self.url)
+            self._root = self.driver.fs_root(self.url)
         return self._root
 
     def full(self, path: str) -> str:
@@ -180,8 +148,8 @@ class Backend:
                         delay = self.backoff * (2**attempt) * (0.5 + random.random())
                     log.info("retrying %s after %.2fs: %s", path or self.url, delay, err)
                     self.counters.bump("retries")
-                    if self.scheme == "smb":
-                        self._conns.reset()  # reconnect: re-register the session with its credentials
+                    if self.driver.reconnect_on_retry:
+                        self._conns.reset()  # reconnect (smb: re-register the session with its credentials)
                     self._sleep(min(delay, _MAX_DELAY))
                     attempt += 1
                     continue
@@ -216,35 +184,19 @@ class Backend:
         file/smb/sftp); fewer only where the file ends before. NotFound as `read`."""
         def op() -> bytes:
             self.counters.bump("reads")
-            full = self.full(path)
-            if self.scheme == "file":
-                with open_local(full) as fp:
-                    fp.seek(start)
-                    data = fp.read(length)
-            else:
-                data = read_range(self.fs, self.scheme, full, start, length)
+            data = self.driver.read_range(self._conns.current, self.full(path), start, length)
             self.counters.bump("bytes_read", len(data))
             return data
         return self.call(path, op)
 
     def _read_full(self, full: str, max_bytes: int | None) -> bytes:
-        if self.scheme == "file":  # plain reads: a client's no-change run never imports fsspec
-            with open_local(full) as fp:
-                return fp.read() if max_bytes is None else fp.read(max_bytes + 1)
-        fs = self.fs
-        if self.scheme == "s3":
-            return s3_range(fs, full, 0, None if max_bytes is None else max_bytes + 1)
-        if max_bytes is None and self.scheme not in ("smb",):
-            return bytes(fs.cat_file(full))
-        with self._open_raw(full) as fp:
-            if max_bytes is None:
-                return bytes(fp.read())
-            return read_upto(fp, max_bytes + 1, self.rate_guard(full))
+        return self.driver.read_full(self._conns.current, full, max_bytes, self.rate_guard(full), self._count_read)
 
     def _open_raw(self, full: str) -> Any:
-        if self.scheme == "file":
-            return open_local(full)
-        return open_stream(self.fs, self.scheme, full, lambda: self.counters.bump("reads"))
+        return self.driver.open_stream(self._conns.current, full, self._count_read)
+
+    def _count_read(self) -> None:
+        self.counters.bump("reads")
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
@@ -290,8 +242,8 @@ class Backend:
     def fill_atomic(self, path: str, fill: Callable[[IO[bytes]], object]) -> None:
         """One attempt at atomically writing `path` with what `fill` writes (call it inside `call`)."""
         full = self.full(path)
-        write_atomic(self.fs, self.scheme, full, fill, atomic_put=self.capabilities.atomic_put, url=self.url,
-                     rel=self.relative(full), sleep=self._sleep)
+        self.driver.write_atomic(self._conns.current, full, fill, url=self.url, rel=self.relative(full),
+                                 sleep=self._sleep)
 
     def create_exclusive(self, path: str, data: bytes) -> None:
         """Create `path` with `data` only if it does not exist; StoreExists otherwise (never overwrites).
@@ -306,7 +258,7 @@ class Backend:
             nonlocal attempts
             attempts += 1
             self.counters.bump("writes")
-            create_new(self.fs, self.scheme, full, data)
+            self.driver.create_new(self._conns.current, full, data)
             self.counters.bump("bytes_written", len(data))
         try:
             self.call(path, op)
@@ -334,56 +286,19 @@ class Backend:
         """Size and mtime of file `path` (one HEAD on S3 and http); NotFound for a folder."""
         def op() -> Stat:
             self.counters.bump("stats")
-            full = self.full(path)
-            if self.scheme == "file":  # one stat(2), without fsspec's per-call overhead
-                s = os.stat(full)
-                if stat_mod.S_ISDIR(s.st_mode):
-                    raise FileNotFoundError(errno.ENOENT, "is a folder", path)
-                return Stat(s.st_size, s.st_mtime)
-            fs = self.fs
-            if self.scheme == "s3":
-                bucket, key, _ = fs.split_path(full)
-                head = fs.call_s3("head_object", Bucket=bucket, Key=key)
-                return Stat(int(head["ContentLength"]), _timestamp(head.get("LastModified")))
-            info = fs.info(full)
-            if info.get("type") == "directory":
-                raise FileNotFoundError(errno.ENOENT, "is a folder", path)
-            mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
-            return Stat(int(info.get("size") or 0), _timestamp(mtime))
+            return self.driver.stat(self._conns.current, self.full(path), path)
         return self.call(path, op)
 
     def absent(self, paths: list[str]) -> list[bool]:
-        """For each file path, whether the backend definitely says it does not exist (one stat each).
-
-        On file:// the stats run here, without a thread hand-off or fsspec; elsewhere `stat`.
-        """
-        if self.scheme != "file":
-            out = []
-            for p in paths:
-                try:
-                    self.stat(p)
-                    out.append(False)
-                except NotFound:
-                    out.append(True)
-            return out
-        root = self.full("")
-        found: list[bool] = []
-        for p in paths:
-            self.counters.bump("stats")
+        """For each file path, whether the backend definitely says it does not exist (one stat each,
+        or the scheme's cheaper way: on file:// without a thread hand-off or fsspec)."""
+        def missing(p: str) -> bool:
             try:
-                s = os.stat(f"{root}/{p}")
-            except (FileNotFoundError, NotADirectoryError):
-                found.append(True)
-                continue
-            except OSError:  # anything else: the full path, with retries and translation
-                try:
-                    self.stat(p)
-                    found.append(False)
-                except NotFound:
-                    found.append(True)
-                continue
-            found.append(stat_mod.S_ISDIR(s.st_mode))
-        return found
+                self.stat(p)
+                return False
+            except NotFound:
+                return True
+        return self.driver.absent(self.full(""), paths, missing, self.counters.bump)
 
     def _check_listable(self, prefix: str) -> None:
         if not self.capabilities.listable:
@@ -399,7 +314,7 @@ class Backend:
         def op() -> list[str]:
             self.counters.bump("lists")
             top = self.full(prefix)
-            found = files_below(self.fs, self.scheme, top)
+            found = self.driver.files_below(self._conns.current, top)
             out = []
             for p in found:
                 rel = self.relative(p)
@@ -414,7 +329,7 @@ class Backend:
         def op() -> list[str]:
             self.counters.bump("lists")
             top = self.full(prefix)
-            return subfolders(self.fs, self.scheme, top)
+            return subfolders(lambda d: self.driver.ls(self._conns.current, d), top)
         return self.call(prefix, op)
 
     def clear_cache(self) -> None:
@@ -424,14 +339,6 @@ class Backend:
 
 
 _MAX_DELAY = 30.0
-
-
-def _timestamp(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    return float(value)
 
 
 def open_backend(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Backend:

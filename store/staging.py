@@ -34,7 +34,7 @@ class StagedWrites:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.batched = backend.scheme == "file"  # False: each write is done at once
+        self.batched = backend.driver.local  # False: each write is done at once
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []  # (temp, destination), full local paths
         self._bytes = 0

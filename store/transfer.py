@@ -69,7 +69,7 @@ def missing(store: ObjectStore, oids: Iterable[ObjectId]) -> set[ObjectId]:
         ids = [oid for oid in ids if store.locate(oid) is None]
         if store.packer is not None:  # a snapshot packs what the indexes lack: 100,000 new files, no HEADs
             return {oid for oid in ids if oid not in store.packer}
-    if store.backend.scheme == "file":  # a local stat costs less than handing it to a thread
+    if store.backend.driver.local:  # a local stat costs less than handing it to a thread
         gone = store.backend.absent([layout.object_path(oid) for oid in ids])
         return {oid for oid, no in zip(ids, gone) if no}
     with ThreadPoolExecutor(store.concurrency) as pool:
