@@ -46,17 +46,9 @@ T = TypeVar("T")
 class Backend:
     """One fsspec filesystem rooted at `url`, with the narrow interface regen needs.
 
-    Per scheme (schemes/; see contrib/backends/ for server set-up):
-      file    temp file + fsync + rename; exclusive create by link(2)
-      memory  tests only
-      s3      one PUT is atomic; exclusive create by If-None-Match: *; reads are (ranged) GETs,
-              never HEAD + GET; listings uncached
-      smb     temp file + replace; exclusive create by rename without replace; readers share
-              read and delete access, so many clients can read while the publisher replaces
-      sftp    temp file + posix-rename; exclusive create by plain SFTP rename (never replaces);
-              paramiko's SFTP client is not thread-safe, so each thread borrows its own
-              connection from a small pool; optional known_hosts check of the server's key
-      http(s) read-only; every read is one GET (no HEAD, no LIST); listing is refused
+    How each URL scheme streams, writes atomically, creates exclusively and lists is said once, in
+    its module of schemes/ (file, memory, s3, smb, sftp, http; contrib/backends/ sets up servers);
+    the backend asks the scheme it picked when it was built (`driver`).
     Own storage options: `timeout` (seconds, default 30: connect and read idle time, so a dead
     server fails instead of hanging), `min_rate` (bytes/s, default 1024: a streamed read slower
     than that over `timeout` seconds is cut, so a trickling server cannot hold a run forever; 0:
