@@ -137,6 +137,6 @@ def test_daemon_and_manager_use_only_the_public_store_api() -> None:
 def test_relative_imports_resolve_like_python_does() -> None:
     tree = ast.parse("from ..daemon import agent\nfrom . import render\nimport fsspec.core\n")
     names = set(_imports("regen.manager", ROOT / "manager" / "x.py", tree))
-    assert {"regen.daemon", "regen.daemon.run.agent", "regen.manager.render", "fsspec.core"} <= names
+    assert {"regen.daemon", "regen.daemon.agent", "regen.manager.render", "fsspec.core"} <= names
     nested = set(_imports("regen.manager", ROOT / "manager" / "commands" / "x.py", tree))
     assert "regen.manager.daemon" in nested and "regen.manager.commands.render" in nested
