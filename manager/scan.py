@@ -1,9 +1,10 @@
 """Reading the reference tree: walk, decide per file whether its cached digests hold, hash the rest.
 
-`reusable` is the one verdict (pure): a file is not read again when its stat facts equal the
-cached row AND its mtime is safely older than the scan that produced the row. The second
-condition is git's racy-timestamp rule: a file written in the same clock tick as it was
-hashed can change again without changing its mtime, so such a file is always re-read.
+`reusable` is the verdict (pure), by the stat rule regend's index follows too
+(regen.store.stat_change): a file is not read again when its stat facts equal the cached row
+AND its mtime is safely older than the scan that produced the row. The second condition is
+git's racy-timestamp rule: a file written in the same clock tick as it was hashed can change
+again without changing its mtime, so such a file is always re-read.
 
 Each file that is read is read once, feeding BLAKE3 (its object id) and xxh3-128 (what
 clients compare) together, and is checked not to have changed meanwhile (lstat before and
@@ -29,9 +30,9 @@ from regen.store import (
     node_kind,
     object_id,
     printable,
-    racy,
     read_xattrs,
     sort_key,
+    stat_change,
     walk,
     xxh,
 )
@@ -53,15 +54,11 @@ def shown(path: str) -> str:
     return printable(path)
 
 
-def stat_matches(s: os.stat_result, cached: CachedFile) -> bool:
-    return (s.st_size == cached.size and s.st_mtime_ns == cached.mtime_ns and s.st_ctime_ns == cached.ctime_ns
-            and s.st_ino == cached.ino and s.st_mode == cached.mode)
-
-
 def reusable(s: os.stat_result, cached: CachedFile | None, safe_before_ns: int) -> bool:
     """True if the cached digests still describe the file (pure)."""
     # (safe_before_ns is the previous scan's start less the racy window: the rule with no further window)
-    return cached is not None and stat_matches(s, cached) and not racy(cached.mtime_ns, safe_before_ns, 0)
+    return cached is not None and not stat_change(s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_mode, cached,
+                                                  safe_before_ns, 0)
 
 
 def special_kind(mode: int) -> str:

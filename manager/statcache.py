@@ -41,6 +41,10 @@ class CachedFile:
     oid: str
     xxh: str
 
+    @property
+    def inode(self) -> int:  # (regen.store.KnownStat's name for it)
+        return self.ino
+
 
 def cache_path(cache_dir: Path, store_id: str, source: str) -> Path:
     digest = hashlib.sha256(os.fsencode(os.path.abspath(source))).hexdigest()[:20]

@@ -48,6 +48,7 @@ for _mod, _names in {
     "sizes": "SIZE_EXPECTED parse_size",
     "localfile": "save_atomic",
     "racywindow": "RACY_WINDOW_NS racy",
+    "statrule": "stat_change",
     "staging": "StagedWrites",
     "root": "Role Root signatures_missing update_root verify_root",
     "timestamp": "Timestamp check_timestamp overlay_versions_bytes parse_overlay_versions read_timestamp stamp "
@@ -152,6 +153,7 @@ if TYPE_CHECKING:  # the static view of the same names
     )
     from .sizes import SIZE_EXPECTED, parse_size
     from .staging import StagedWrites
+    from .statrule import stat_change
     from .store import Store, open_store
     from .text import RedactingFilter, json_safe, printable, redact
     from .timestamp import (
@@ -187,6 +189,7 @@ __all__ = [
     "xxh", "kind_of", "syncfs", "walk", "ManifestDelta", "manifest_delta", "MigrateResult", "migrate_to_packs",
     "Procedure", "parse_duration",
     "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic", "RACY_WINDOW_NS", "racy", "merge_join",
+    "stat_change",
     "RedactingFilter", "json_safe", "printable", "redact",
     "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",

@@ -1,8 +1,9 @@
 """The no-change fast path: prove by stat alone that the tree is exactly what the index says.
 
 Most runs and checks find nothing to do. `unchanged()` walks root once in a tight loop and
-compares each path's lstat with its index row (the same rules as scan.classify: kind, mode,
-size, mtime, ctime, inode, and the racy-timestamp window); the first surprise -- a new,
+compares each path's lstat with its index row by the one stat verdict scan.classify asks too
+(verdict.stat_verdict: kind, mode, size, mtime, ctime, inode, the racy-timestamp window); the
+first surprise -- a new,
 vanished, changed, racy, temporary or unreadable path -- answers None and the caller falls
 back to the full scan, which hashes, reports and repairs. It never decides anything the full
 scan would decide differently; it only skips work when there is provably none.
@@ -24,16 +25,19 @@ from typing import Any
 
 import xxhash
 
-from regen.store import racy as is_racy
+from regen.daemon.tree.verdict import (
+    KIND_OF_FMT,
+    S_IFDIR,
+    S_IFLNK,
+    S_IFMT,
+    S_IFREG,
+    ContentRow,
+    StatRow,
+    stat_verdict,
+)
 
-# the same rules as scan.py (kept here, not imported, so this path imports nothing heavy)
+# plan.TEMP_PREFIX (not imported: this path imports nothing heavy)
 TEMP_PREFIX = ".regen-tmp-"
-_S_IFMT = 0o170000
-_S_IFDIR, _S_IFREG, _S_IFLNK = 0o040000, 0o100000, 0o120000
-_TYPE = {"file": _S_IFREG, "dir": _S_IFDIR, "symlink": _S_IFLNK, "fifo": 0o010000, "chardev": 0o020000,
-         "blockdev": 0o060000}
-# row tuple fields (Index.row_map): kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns, uid
-# (uid not None: a row with format-2 metadata, whose owner and attributes a directory's ctime guards)
 # a fingerprint's trace: per path (root first as "") rel, mode, size, mtime_ns, ctime_ns, inode
 _TRACE_FIELDS = 6
 
@@ -49,11 +53,11 @@ def clean_key(target: dict[str, Any], policy: dict[str, Any], root: str, state_d
     return json.dumps({"target": target, "policy": policy, "root": root, "state_dir": state_dir}, sort_keys=True)
 
 
-def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None, *,
+def unchanged(root: str, rows: dict[str, StatRow], prune: Callable[[str], bool] | None, *,
               strict_dirs: bool, racy: list[str] | None = None, trace: list[Any] | None = None) -> Unchanged | None:
     """Every path under root has its index row and matches it by stat (no hashing needed); else None.
 
-    `rows` maps path -> row tuple in tree order (Index.row_map) and is consumed. `prune` as in
+    `rows` maps path -> row in tree order (Index.row_map) and is consumed. `prune` as in
     scan (None: nothing pruned). `strict_dirs` also requires a directory's mtime/ctime/inode to
     match (a run refreshes such rows; a read-only check only needs the mode). `racy`: when given,
     a file or symlink matching its row in every stat field but inside the racy-timestamp window
@@ -63,6 +67,7 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
     """
     unmanaged, kinds = _kept(rows, prune)
     pop = rows.pop
+    kind_of = KIND_OF_FMT
     seen = 0
     try:
         for rel, s in _walk(root, prune, trace):
@@ -71,23 +76,13 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
                 return None
             seen += 1
             mode = s.st_mode
-            fmt = mode & _S_IFMT
-            if _other_kind(fmt, row[0]) or mode & 0o7777 != row[1] or row[3] is None:
+            fmt = mode & S_IFMT
+            if fmt != S_IFDIR and rel.rpartition("/")[2].startswith(TEMP_PREFIX):
                 return None
-            if fmt == _S_IFDIR:
-                if strict_dirs and (s.st_mtime_ns != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]):
-                    return None
-                if row[8] is not None and s.st_ctime_ns != row[4]:  # chown, setfacl, setxattr on it
-                    return None
-                continue
-            if rel.rpartition("/")[2].startswith(TEMP_PREFIX):
-                return None
-            m = s.st_mtime_ns
-            if (m != row[3] or s.st_ctime_ns != row[4] or s.st_ino != row[5]
-                    or (fmt == _S_IFREG and s.st_size != row[2])):
-                return None
-            if is_racy(m, row[7]):
-                if racy is None or fmt not in (_S_IFREG, _S_IFLNK):
+            why = stat_verdict(kind_of[fmt], mode & 0o7777, s.st_size if fmt == S_IFREG else 0,
+                               s.st_mtime_ns, s.st_ctime_ns, s.st_ino, row, strict_dirs)
+            if why:
+                if why != "racy" or racy is None or fmt not in (S_IFREG, S_IFLNK):
                     return None
                 racy.append(rel)
     except OSError:
@@ -98,7 +93,7 @@ def unchanged(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str]
     return Unchanged(seen, unmanaged, kinds)
 
 
-def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None,
+def verified(root: str, rows: dict[str, ContentRow], prune: Callable[[str], bool] | None,
              small: Callable[[str], str | None], big: int,
              submit: Callable[[str], Any]) -> tuple[Unchanged, int] | None:
     """A full verify's fast path: every path under root has its row and the same content (files
@@ -112,7 +107,7 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
     unmanaged, kinds = _kept(rows, prune)
     pop = rows.pop
     seen = 0
-    large: list[tuple[Any, str]] = []
+    large: list[tuple[Any, str | None]] = []
     hashed = 0
     try:
         for rel, s in _walk(root, prune, None):
@@ -121,20 +116,20 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
                 return None
             seen += 1
             mode = s.st_mode
-            fmt = mode & _S_IFMT
-            if _other_kind(fmt, row[0]) or mode & 0o7777 != row[1]:
+            fmt = mode & S_IFMT
+            if KIND_OF_FMT[fmt] != row.kind or mode & 0o7777 != row.mode:
                 return None
-            if fmt == _S_IFREG:
-                if s.st_size != row[2] or rel.rpartition("/")[2].startswith(TEMP_PREFIX):
+            if fmt == S_IFREG:
+                if s.st_size != row.size or rel.rpartition("/")[2].startswith(TEMP_PREFIX):
                     return None
                 hashed += 1
                 if s.st_size >= big:
-                    large.append((submit(rel), row[9]))
-                elif small(rel) != row[9]:
+                    large.append((submit(rel), row.xxh))
+                elif small(rel) != row.xxh:
                     return None
-            elif fmt == _S_IFLNK and os.readlink(os.path.join(root, rel)) != row[10]:
+            elif fmt == S_IFLNK and os.readlink(os.path.join(root, rel)) != row.target:
                 return None
-            if row[8] is not None and s.st_ctime_ns != row[4]:  # owner, attributes, links: the full scan compares
+            if row.uid is not None and s.st_ctime_ns != row.ctime_ns:  # owner, attributes, links: the full scan looks
                 return None
     except OSError:
         return None
@@ -146,18 +141,11 @@ def verified(root: str, rows: dict[str, tuple[Any, ...]], prune: Callable[[str],
     return Unchanged(seen, unmanaged, kinds), hashed
 
 
-def _kept(rows: dict[str, tuple[Any, ...]], prune: Callable[[str], bool] | None) -> tuple[list[str], list[str]]:
+def _kept(rows: dict[str, StatRow] | dict[str, ContentRow],
+          prune: Callable[[str], bool] | None) -> tuple[list[str], list[str]]:
     """The unmanaged rows (kept paths) not pruned, and their kinds, in tree order."""
-    unmanaged = [p for p, r in rows.items() if not r[6] and not (prune is not None and prune(p))]
-    return unmanaged, [rows[p][0] for p in unmanaged]
-
-
-def _other_kind(fmt: int, kind: str) -> bool:
-    """An lstat file type that is not the row's kind ("special": anything but file, dir, symlink)."""
-    expected = _TYPE.get(kind)
-    if expected is None:  # "special": a socket
-        return fmt in _TYPE.values()
-    return fmt != expected
+    unmanaged = [p for p, r in rows.items() if not r.managed and not (prune is not None and prune(p))]
+    return unmanaged, [rows[p].kind for p in unmanaged]
 
 
 def _walk(root: str, prune: Callable[[str], bool] | None, trace: list[Any] | None) -> Iterator[tuple[str, Any]]:
@@ -178,7 +166,7 @@ def _walk(root: str, prune: Callable[[str], bool] | None, trace: list[Any] | Non
                 s = entry.stat(follow_symlinks=False)
                 if trace is not None:
                     trace += (rel, s.st_mode, s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino)
-                if s.st_mode & _S_IFMT == _S_IFDIR:
+                if s.st_mode & S_IFMT == S_IFDIR:
                     pending.append((entry.path, rel + "/"))
                 yield rel, s
 

@@ -25,12 +25,13 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from regen.daemon.errors import IndexCorrupt
+from regen.daemon.tree.verdict import ContentRow, StatRow
 from regen.store import sort_key
 
 if TYPE_CHECKING:
@@ -206,15 +207,20 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 
-    def row_map(self, content: bool = False) -> dict[str, tuple[Any, ...]]:
-        """Every row as path -> (kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns,
-        uid [, xxh, target when `content`]), in tree order, from one query (the no-change fast path:
-        no per-row objects)."""
-        extra = ", xxh, target" if content else ""
+    @overload
+    def row_map(self, content: Literal[False] = False) -> dict[str, StatRow]: ...
+    @overload
+    def row_map(self, content: Literal[True]) -> dict[str, ContentRow]: ...
+
+    def row_map(self, content: bool = False) -> dict[str, StatRow] | dict[str, ContentRow]:
+        """Every row as path -> StatRow (ContentRow with `content`), in tree order, from one query
+        (the no-change fast path: no IndexRow objects)."""
+        extra, row = (", xxh, target", ContentRow) if content else ("", StatRow)
+        make: Callable[..., Any] = tuple.__new__  # the row from the selected columns as they are (its fields)
         try:
             cur = self.db.conn.execute("SELECT key, kind, mode, size, mtime_ns, ctime_ns, inode, managed, checked_ns, "
                                        f"uid{extra} FROM entries ORDER BY key")
-            return {t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"): t[1:] for t in cur}
+            return {t[0].decode(_FS_ENCODING, _FS_ERRORS).replace("\0", "/"): make(row, t[1:]) for t in cur}
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from exc
 

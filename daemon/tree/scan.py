@@ -1,7 +1,8 @@
 """Drift detection: walk root, compare each path's stat with its index row, hash only suspects.
 
-`classify(facts, known)` is the one pure verdict (UNKNOWN / UNCHANGED / CHANGED with the
-reason, logged to `regen.daemon.tree.scan`); `scan()` is the I/O around it. The racy-timestamp
+`classify(facts, known)` gives the one stat verdict (verdict.stat_verdict, which the no-change
+fast path asks too) as UNKNOWN / UNCHANGED / CHANGED with the reason, logged to
+`regen.daemon.tree.scan`; `scan()` is the I/O around it. The racy-timestamp
 rule (as git's): a row is trusted only when the file's mtime is at least RACY_WINDOW_NS older
 than the moment the row was confirmed; otherwise a write in the same clock tick as the last
 hash could hide behind an identical stat, so the file is hashed again.
@@ -24,6 +25,7 @@ import xxhash
 from regen.daemon.errors import Interrupted, signal_name
 from regen.daemon.tree.index import IndexRow, path_key
 from regen.daemon.tree.plan import Observed, is_temp_name
+from regen.daemon.tree.verdict import stat_verdict
 from regen.store import (
     RACY_WINDOW_NS,
     decode_xattrs,
@@ -31,7 +33,6 @@ from regen.store import (
     kind_of,
     merge_join,
     node_kind,
-    racy,
     read_xattrs,
     walk,
 )
@@ -74,25 +75,12 @@ class Verdict:
 
 
 def classify(facts: StatFacts, known: IndexRow | None) -> Verdict:
-    """Can the index row be trusted for this path without reading it? (pure)"""
+    """Can the index row be trusted for this path without reading it? (pure; the one stat
+    verdict, verdict.stat_verdict, which the no-change fast path asks too)"""
     if known is None:
         return Verdict(UNKNOWN, "new")
-    if facts.kind != known.kind:
-        return Verdict(CHANGED, "kind")
-    if known.mtime_ns is None:
-        return Verdict(CHANGED, "unverified")
-    if facts.kind == "dir":
-        if facts.mode != known.mode:
-            return Verdict(CHANGED, "mode")
-        if known.uid is not None and facts.ctime_ns != known.ctime_ns:
-            return Verdict(CHANGED, "ctime")  # (owner, attributes: a directory's content moves mtime only)
-        return Verdict(UNCHANGED)
-    for name in ("size", "mtime_ns", "ctime_ns", "inode", "mode"):
-        if getattr(facts, name) != getattr(known, name):
-            return Verdict(CHANGED, name.removesuffix("_ns"))
-    if racy(facts.mtime_ns, known.checked_ns):
-        return Verdict(CHANGED, "racy")
-    return Verdict(UNCHANGED)
+    why = stat_verdict(facts.kind, facts.mode, facts.size, facts.mtime_ns, facts.ctime_ns, facts.inode, known)
+    return Verdict(CHANGED, why) if why else Verdict(UNCHANGED)
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ PUBLIC = sorted([
     "parse_history_entry", "parse_manifest", "patched_manifest", "parse_size", "parse_time", "parse_url",
     "peek_envelope", "plan_gc",
     "printable", "prune_history", "put_manifest_patch", "racy", "read_xattrs", "redact", "save_atomic",
-    "sign_envelope", "sort_key",
+    "sign_envelope", "sort_key", "stat_change",
     "syncfs", "trust_map", "utcnow", "verify_generation", "verify_overlay", "walk", "wants_manifest_patch",
     "write_keypair", "xxh",
 ])
