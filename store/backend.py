@@ -30,7 +30,7 @@ from typing import IO, Any, TypeVar
 from .breaker import Breaker
 from .connections import Connections
 from .counters import Counters
-from .errors import NotFound, StoreError, StoreExists, StoreReadOnly, StoreUnreachable
+from .errors import NotFound, StoreAccessDenied, StoreError, StoreExists, StoreReadOnly, StoreUnreachable
 from .layout import TEMP_PREFIX
 from .listing import subfolders
 from .options import DEFAULT_MIN_RATE, DEFAULT_TIMEOUT, known_hosts, max_rate, min_rate, positive_seconds
@@ -153,6 +153,27 @@ class Backend:
                     raise
                 raise err from exc
 
+    def read_call(self, path: str, op: Callable[[], T]) -> T:
+        """`call` for a read. A refusal becomes NotFound only if the scheme can list exactly `path`
+        and that listing answers without it (S3 says 403 for a missing key to a client that may
+        list only the prefixes it can miss: contrib/backends/s3-client-policy.json)."""
+        try:
+            return self.call(path, op)
+        except StoreAccessDenied:
+            if not self._listed_absent(path):
+                raise
+        raise NotFound(f"{path} does not exist in {self.url} (a read was refused; a listing shows it absent)",
+                       url=self.url, path=path)
+
+    def _listed_absent(self, path: str) -> bool:
+        def op() -> bool | None:
+            self.counters.bump("lists")
+            return self.driver.key_listed(self._conns.current, self.full(path))
+        try:
+            return self.call(path, op) is False
+        except StoreAccessDenied:
+            return False
+
     def check_writable(self, path: str) -> None:
         """StoreReadOnly unless this backend may write (http(s) stores are read-only)."""
         if self.capabilities.read_only:
@@ -169,7 +190,7 @@ class Backend:
             data = self._read_full(self.full(path), max_bytes)
             self.counters.bump("bytes_read", len(data))
             return data
-        return self.call(path, op)
+        return self.read_call(path, op)
 
     def read_range(self, path: str, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of `path` in one request (HTTP Range, ranged S3 GET, seek on
@@ -179,7 +200,7 @@ class Backend:
             data = self.driver.read_range(self._conns.current, self.full(path), start, length)
             self.counters.bump("bytes_read", len(data))
             return data
-        return self.call(path, op)
+        return self.read_call(path, op)
 
     def _read_full(self, full: str, max_bytes: int | None) -> bytes:
         return self.driver.read_full(self._conns.current, full, max_bytes, self.rate_guard(full), self._count_read)
@@ -197,7 +218,7 @@ class Backend:
             self.counters.bump("reads")
             fp = self._open_raw(self.full(path))
             return fp, (self._conns.detach() if self._conns.pooled else None)
-        fp, owner = self.call(path, op)
+        fp, owner = self.read_call(path, op)
         try:
             yield CountingReader(fp, self.counters, self.url, path, self.rate_guard(path))  # type: ignore[misc]
         finally:
@@ -279,7 +300,7 @@ class Backend:
         def op() -> Stat:
             self.counters.bump("stats")
             return self.driver.stat(self._conns.current, self.full(path), path)
-        return self.call(path, op)
+        return self.read_call(path, op)
 
     def absent(self, paths: list[str]) -> list[bool]:
         """For each file path, whether the backend definitely says it does not exist (one stat each,

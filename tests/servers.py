@@ -42,6 +42,8 @@ from typing import Any
 
 import pytest
 
+from tests import s3_iam
+
 SCHEMES = ("memory", "file", "s3", "smb", "sftp", "http")
 NETWORK_SCHEMES = ("s3", "smb", "sftp", "http")
 BUCKET = "regen-test"
@@ -237,7 +239,14 @@ def s3_server() -> Iterator[S3Server]:
                 query = environ.get("QUERY_STRING", "")
                 path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
                 log.add(environ["REQUEST_METHOD"], path)
-                body = list(app(environ, start_response))
+                answer: list[Any] = []
+                body = list(app(environ, lambda *a: answer.extend(a)))
+                status, headers = answer[0], answer[1]
+                if status.startswith("404") and s3_iam.hides_missing(environ):  # as AWS does (s3_iam.py)
+                    status, body = "403 Forbidden", [s3_iam.ACCESS_DENIED if environ["REQUEST_METHOD"] == "GET" else b""]
+                    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                    headers.append(("Content-Length", str(len(body[0]))))
+                start_response(status, headers, *answer[2:])
                 if environ["REQUEST_METHOD"] == "GET":
                     log.sent(path, sum(len(b) for b in body))  # the bytes a client costs the server
                 return body
@@ -246,6 +255,7 @@ def s3_server() -> Iterator[S3Server]:
             self._server_ready_event.set()
             self._server.serve_forever()
 
+    s3_iam.install()
     server = CountingMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     previous = settings.INITIAL_NO_AUTH_ACTION_COUNT
     try:

@@ -157,6 +157,11 @@ class Scheme(abc.ABC):
         stat through the backend) unless the scheme has a cheaper way; `bump` counts requests."""
         return [missing(p) for p in paths]
 
+    def key_listed(self, fs: FS, full: str) -> bool | None:
+        """After a read of `full` was refused: whether a listing of exactly that name shows it
+        (raises if the listing is refused too); None where a refusal never hides a missing file."""
+        return None
+
     # -- writing ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def write_atomic(self, fs: FS, full: str, fill: Fill, *, url: str, rel: str | None,

@@ -75,6 +75,16 @@ class S3Scheme(Scheme):
         head = s3.call_s3("head_object", Bucket=bucket, Key=key)
         return Stat(int(head["ContentLength"]), timestamp(head.get("LastModified")))
 
+    def key_listed(self, fs: FS, full: str) -> bool | None:
+        """One ListObjectsV2 with the exact key as prefix. S3 answers a GET of a missing key with
+        403, not 404, to a caller that may not list the bucket unconditionally; a client granted
+        listing only of the prefixes it may miss (contrib/backends/s3-client-policy.json) tells
+        "missing" from "denied" this way: a listing that answered is the server saying so (R4)."""
+        s3 = fs()
+        bucket, key, _ = s3.split_path(full)
+        found = s3.call_s3("list_objects_v2", Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        return any(o.get("Key") == key for o in found)
+
     def write_atomic(self, fs: FS, full: str, fill: Fill, *, url: str, rel: str | None,
                      sleep: Callable[[float], None]) -> None:
         put_whole(fs(), full, fill)

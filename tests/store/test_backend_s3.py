@@ -68,7 +68,7 @@ def test_documented_client_policy(s3_server: S3Server, s3_target: Target, signin
     client = Store.open(s3_target.url, s3_server.options(key=key, secret=secret))
     assert client.store_id == admin.store_id
     assert client.read_ref("stable") is not None
-    assert client.read_ref("never-published") is None  # 404, not 403: ListBucket is granted
+    assert client.read_ref("never-published") is None  # 403, then a listing of exactly that key says missing
     assert client.read_overlay("host1") is None
     now = format_time(utcnow())
     client.put_report(Report("host1", "run-1", now, now, "ok", 0))
