@@ -42,8 +42,9 @@ _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 T = TypeVar("T")
 _TOP_KEYS = {"store", "storage_options", "channel", "host", "root", "state_dir", "trusted_keys", "trust_root",
              "preserve", "junk", "limits", "quarantine", "hardware", "hooks", "schedule", "failures", "reports",
-             "transfers", "xattrs"}
+             "transfers", "xattrs", "cache"}
 XATTR_MODES = ("required", "best-effort")
+CACHE_MAX_BYTES = 2 << 30  # the object cache's default budget: a server root's non-base files, compressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,7 @@ class DaemonConfig:
     failures: FailurePolicy = FailurePolicy()
     reports_keep: int = 50                   # reports kept in state_dir/reports
     transfers: int = 8                       # objects fetched from the store at once
+    cache_max_bytes: int = CACHE_MAX_BYTES   # [cache] max_bytes: the object cache's budget (allocated bytes)
     xattrs: str = "required"                 # "best-effort": an attribute the file system refuses is a warning
     report_store: str | None = None          # [reports] store: where reports go when `store` is read-only (http)
     metrics_file: str | None = None          # [reports] metrics: Prometheus textfile-collector file (off if None)
@@ -374,6 +376,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         metrics_file=metrics_file,
         report_store=report_store,
         transfers=top.integer("transfers", 8, 1), xattrs=xattrs,
+        cache_max_bytes=_cache_budget(_Reader(path, top.table_of("cache"), "cache")),
         report_storage_options=report_options,
         hardware=_foreign(HardwareConfig.from_mapping, top.table_of("hardware"), f"{path} [hardware]"),
         schedule=_foreign(ScheduleConfig.from_mapping, top.table_of("schedule"), f"{path} [schedule]"),
@@ -519,6 +522,11 @@ def _limits(r: _Reader) -> Limits:
     d = Limits()
     return Limits(r.size("max_record_bytes", d.max_record_bytes), r.size("max_manifest_bytes", d.max_manifest_bytes),
                   r.size("min_free_bytes", d.min_free_bytes))
+
+
+def _cache_budget(r: _Reader) -> int:
+    r.only({"max_bytes"})
+    return r.size("max_bytes", CACHE_MAX_BYTES)
 
 
 def _retention(r: _Reader) -> QuarantineRetention:

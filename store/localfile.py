@@ -9,10 +9,24 @@ itself is on disk (borg's SaveFile); the temporary file is removed if anything f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable
+from typing import IO, Any
 
 TEMP_PREFIX = ".tmp-"  # (the store's own temp prefix: every reader of a folder skips these)
+
+
+# How a fetched object's local copy is written: given the open temp file, the writer its content goes
+# to (e.g. a compressing one: regend's object cache keeps zstd frames). Closed before the file is
+# synced and renamed, so a renamed copy is always complete; the content is verified as it is written.
+Wrap = Callable[[IO[bytes]], contextlib.AbstractContextManager[Any]]
+
+
+def writing(fp: IO[bytes], wrap: Wrap | None) -> contextlib.AbstractContextManager[Any]:
+    """The writer a fetch puts content into: `fp` itself, or `wrap(fp)`."""
+    return contextlib.nullcontext(fp) if wrap is None else wrap(fp)
 
 
 def save_atomic(path: str, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
@@ -48,4 +62,4 @@ def sync_dir(folder: str) -> None:
         os.close(fd)
 
 
-__all__ = ["save_atomic", "sync_dir"]
+__all__ = ["Wrap", "save_atomic", "sync_dir", "writing"]

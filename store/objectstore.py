@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .backend import Backend
     from .config import StoreConfig
     from .generation import Generation
+    from .localfile import Wrap
     from .objects import FileDigest, ObjectId
     from .packindex import Location
     from .signing import PublicKey
@@ -66,7 +67,7 @@ class ObjectStore(Protocol):
                     max_bytes: int | None = None) -> FileDigest: ...
 
     def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
-                      max_bytes: int | None = None) -> FileDigest: ...
+                      max_bytes: int | None = None, wrap: Wrap | None = None) -> FileDigest: ...
 
     def put_file(self, path: str, oid: ObjectId | None = None, *, check: bool = True) -> FileDigest | None: ...
 

@@ -27,7 +27,7 @@ import blake3
 from . import layout
 from .config import DEFAULT_PACK_SIZE
 from .errors import NotFound, ObjectCorrupt, ObjectMissing, RecordTooLarge, StoreError
-from .localfile import save_atomic
+from .localfile import Wrap, save_atomic, writing
 from .objects import FileDigest, ObjectId, decode, encode, object_id
 from .packindex import (
     MAX_INDEX_BYTES,
@@ -250,9 +250,10 @@ Deliver = Callable[[ObjectId, "FileDigest | StoreError"], None]
 
 
 def fetch_spans(store: ObjectStore, locations: list[Location], dest: Callable[[ObjectId], str], *, fsync: bool,
-                sizes: Mapping[ObjectId, int] | None, deliver: Deliver) -> None:
+                sizes: Mapping[ObjectId, int] | None, deliver: Deliver, wrap: Wrap | None = None) -> None:
     """Read `locations` by coalesced ranged reads, concurrently; each blob is verified into a temp file
-    next to its destination and renamed there; `deliver(oid, digest or error)` hears of each."""
+    next to its destination (through `wrap`, see transfer.Wrap) and renamed there; `deliver(oid, digest
+    or error)` hears of each."""
 
     def one(span: Span) -> list[tuple[ObjectId, FileDigest | StoreError]]:
         path = layout.pack_path(span.pack)
@@ -267,7 +268,7 @@ def fetch_spans(store: ObjectStore, locations: list[Location], dest: Callable[[O
         for loc in span.blobs:
             blob = data[loc.offset - span.start: loc.offset - span.start + loc.length]
             out.append((loc.oid, _land(store, loc, blob, dest(loc.oid), fsync,
-                                       None if sizes is None else sizes.get(loc.oid))))
+                                       None if sizes is None else sizes.get(loc.oid), wrap)))
         return out
 
     with ThreadPoolExecutor(store.concurrency) as pool:
@@ -277,7 +278,7 @@ def fetch_spans(store: ObjectStore, locations: list[Location], dest: Callable[[O
 
 
 def _land(store: ObjectStore, loc: Location, blob: bytes, dest: str, fsync: bool,
-          max_bytes: int | None) -> FileDigest | StoreError:
+          max_bytes: int | None, wrap: Wrap | None) -> FileDigest | StoreError:
     """Verify one blob into `dest` atomically; a bad copy is read once more on its own, then refused."""
     where = f"{store.url}/{layout.pack_path(loc.pack)}@{loc.offset}"
     fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=os.path.dirname(dest) or ".")
@@ -285,7 +286,8 @@ def _land(store: ObjectStore, loc: Location, blob: bytes, dest: str, fsync: bool
         with os.fdopen(fd, "wb") as out:
             if len(blob) != loc.length:
                 raise ObjectCorrupt(f"object {loc.oid}: pack {where} ends before the blob does", oid=loc.oid)
-            digest = store.decode_into(loc.oid, io.BytesIO(blob), out, where=where, max_bytes=max_bytes)
+            with writing(out, wrap) as sink:
+                digest = store.decode_into(loc.oid, io.BytesIO(blob), sink, where=where, max_bytes=max_bytes)
             if fsync:
                 out.flush()
                 os.fsync(out.fileno())
@@ -294,7 +296,7 @@ def _land(store: ObjectStore, loc: Location, blob: bytes, dest: str, fsync: bool
     except (ObjectCorrupt, RecordTooLarge):
         os.unlink(tmp)
         try:
-            return store.fetch_to_file(loc.oid, dest, fsync=fsync, attempts=1, max_bytes=max_bytes)
+            return store.fetch_to_file(loc.oid, dest, fsync=fsync, attempts=1, max_bytes=max_bytes, wrap=wrap)
         except StoreError as exc:
             return exc
     except StoreError as exc:

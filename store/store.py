@@ -41,6 +41,7 @@ from .errors import (
 from .generation import Generation, Overlay, format_time, utcnow
 from .history import HistoryEntry, parse_entry
 from .hostkey import HostKey
+from .localfile import Wrap
 from .manifest import iter_entries
 from .objects import (
     FileDigest,
@@ -275,16 +276,19 @@ class Store:
             fp.write(chunks.encode_list(sum(n for _, n in parts), parts))
 
     def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
-                      max_bytes: int | None = None) -> FileDigest:
-        """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused (see transfer)."""
-        return transfer.fetch_to_file(self, oid, dest, fsync=fsync, attempts=attempts, max_bytes=max_bytes)
+                      max_bytes: int | None = None, wrap: Wrap | None = None) -> FileDigest:
+        """Download `oid` to local `dest` atomically (written through `wrap`, localfile.Wrap); a corrupt
+        copy is retried, then refused (see transfer)."""
+        return transfer.fetch_to_file(self, oid, dest, fsync=fsync, attempts=attempts, max_bytes=max_bytes,
+                                      wrap=wrap)
 
     def fetch_many(self, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
                    progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None,
-                   stop: Stopping | None = None) -> TransferResult:
-        """Fetch objects concurrently into local files; failures are collected, not raised (see transfer);
-        once `stop` is set no further object is started (result.stopped)."""
-        return transfer.fetch_many(self, oids, dest, fsync=fsync, progress=progress, sizes=sizes, stop=stop)
+                   stop: Stopping | None = None, wrap: Wrap | None = None) -> TransferResult:
+        """Fetch objects concurrently into local files (through `wrap`, localfile.Wrap); failures are
+        collected, not raised (see transfer); once `stop` is set no further object is started."""
+        return transfer.fetch_many(self, oids, dest, fsync=fsync, progress=progress, sizes=sizes, stop=stop,
+                                   wrap=wrap)
 
     def put(self, data: bytes, *, check: bool = True) -> ObjectId:
         oid = object_id(data)

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from . import chunks, layout, packs
 from .errors import ObjectCorrupt, ObjectMissing, RecordTooLarge, StoreError
+from .localfile import Wrap, writing
 from .objects import FileDigest, ObjectId, check_read, encode_stream, hash_stream, object_id, xxh
 from .pool import bounded_map, window_for
 
@@ -85,7 +86,7 @@ class Stopping(Protocol):
 
 # -- fetching -----------------------------------------------------------------------------------
 def fetch_to_file(store: ObjectStore, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
-                  max_bytes: int | None = None) -> FileDigest:
+                  max_bytes: int | None = None, wrap: Wrap | None = None) -> FileDigest:
     """Download `oid` to local `dest` atomically; a corrupt copy is retried, then refused.
 
     `max_bytes` (the size a manifest gives the object) stops a stored object that inflates
@@ -97,7 +98,8 @@ def fetch_to_file(store: ObjectStore, oid: ObjectId, dest: str, *, fsync: bool =
         fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                digest = store.get_to(oid, out, max_bytes=max_bytes)
+                with writing(out, wrap) as sink:
+                    digest = store.get_to(oid, sink, max_bytes=max_bytes)
                 if fsync:
                     out.flush()
                     os.fsync(out.fileno())
@@ -123,7 +125,7 @@ def fetch_to_file(store: ObjectStore, oid: ObjectId, dest: str, *, fsync: bool =
 
 def fetch_many(store: ObjectStore, oids: Iterable[ObjectId], dest: Callable[[ObjectId], str], *, fsync: bool = True,
                progress: Progress | None = None, sizes: Mapping[ObjectId, int] | None = None,
-               stop: Stopping | None = None) -> TransferResult:
+               stop: Stopping | None = None, wrap: Wrap | None = None) -> TransferResult:
     """Fetch objects concurrently into local files; failures are collected, not raised.
 
     `sizes`: the expected size of each object (from its manifest entry); a stored object
@@ -145,7 +147,7 @@ def fetch_many(store: ObjectStore, oids: Iterable[ObjectId], dest: Callable[[Obj
     if store.config.packed:  # packed blobs by coalesced ranged reads; the rest as loose objects
         located = [(oid, store.locate(oid)) for oid in wanted]
         packs.fetch_spans(store, [loc for _, loc in located if loc is not None], dest, fsync=fsync, sizes=sizes,
-                          deliver=deliver)
+                          deliver=deliver, wrap=wrap)
         wanted = [oid for oid, loc in located if loc is None]
         gone = [oid for oid, err in result.errors.items() if isinstance(err, ObjectMissing)]
         if gone:  # a gc repacked since the index list was read: read it again, fetch those once more
@@ -155,12 +157,12 @@ def fetch_many(store: ObjectStore, oids: Iterable[ObjectId], dest: Callable[[Obj
                 if loc is not None:
                     del result.errors[oid]
             packs.fetch_spans(store, [loc for _, loc in again if loc is not None], dest, fsync=fsync, sizes=sizes,
-                              deliver=deliver)
+                              deliver=deliver, wrap=wrap)
 
     def one(oid: ObjectId) -> tuple[ObjectId, FileDigest | StoreError]:
         try:
             return oid, store.fetch_to_file(oid, dest(oid), fsync=fsync,
-                                            max_bytes=None if sizes is None else sizes.get(oid))
+                                            max_bytes=None if sizes is None else sizes.get(oid), wrap=wrap)
         except StoreError as exc:
             return oid, exc
         except OSError as exc:

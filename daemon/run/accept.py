@@ -23,6 +23,7 @@ from regen.daemon.run.scope import policy_of
 from regen.daemon.run.statefile import save_mirror
 from regen.daemon.run.target import Target
 from regen.daemon.run.trustroot import publisher_trust
+from regen.daemon.tree.cache import to_fetch
 from regen.daemon.tree.fetch import fetch_missing
 from regen.store import (
     CHUNK_ABOVE,
@@ -149,11 +150,14 @@ def fetch_manifests(session: StoreSession, manifests: Manifests, target: Target)
 
 
 def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, phase: str,
-                  sizes: dict[str, int], big: dict[str, str] | None = None) -> None:
+                  sizes: dict[str, int], big: dict[str, str] | None = None, needed: set[str] | None = None) -> None:
     """Fetch (verified) every object of `sizes` the cache lacks, after a space check; `big` (object ->
-    path, from `collect`): the files in the tree whose chunks may seed the rebuild of their new version."""
+    path, from `collect`): the files in the tree whose chunks may seed the rebuild of their new version.
+    `needed` (an update: the objects its plan writes): the others only while the cache's budget allows."""
     store = session.open()
     missing = cache.missing(sizes)
+    if needed is not None:
+        missing = to_fetch(missing, needed, sizes, cache.room())
     need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
     seeds = {o: os.path.join(session.cfg.root, p) for o, p in big.items()} if big else None
     result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop, seeds=seeds)

@@ -88,7 +88,7 @@ class Agent:
         self.probe = probe
         self.stop = stop or threading.Event()
         self.store_factory = store_factory or _open_store
-        self.cache = ObjectCache(config.state_dir)
+        self.cache = ObjectCache(config.state_dir, config.cache_max_bytes)
         self.manifests = Manifests(config.state_dir, root=config.root)
         self.quarantine = Quarantine(config.state_dir, run_budget=config.quarantine.max_run_bytes,
                                      min_free=config.limits.min_free_bytes)
@@ -186,6 +186,7 @@ class _Cycle:
         self._remember_tree(final, writer)
         self.steps.remember()
         self._retention()
+        self._cache_budget()
         return self._finish()
 
     def _tree_steps(self, index: Index) -> tuple[TreeWriter, Repair, Update]:
@@ -313,6 +314,22 @@ class _Cycle:
             self.log.warnings.extend(pruned.notes)
         except OSError as exc:
             self.log.warnings.append(f"quarantine retention: {exc.strerror or exc}")
+
+    def _cache_budget(self) -> None:
+        """Keep the object cache within [cache] max_bytes after a run that fetched into it, or a full
+        verify (so a lowered budget takes effect by then), compressing what an older regend left
+        uncompressed first; a no-change run does not walk the cache."""
+        cache = self.agent.cache
+        if not (cache.wrote or self.verify):
+            return
+        try:
+            cache.compress_uncompressed()  # (a cache written by an older regend: a share per run)
+            count, _ = cache.fit()
+        except OSError as exc:
+            self.log.warnings.append(f"object cache budget: {exc.strerror or exc}")
+            return
+        if count:
+            self.log.action("cache_evicted", count)
 
     def _host_key(self, create: bool) -> SecretKey | None:
         """The host's signing key (made on the first run); None, with a warning, if it cannot be had."""

@@ -46,7 +46,7 @@ def _open_store(cfg: DaemonConfig, config: StoreConfig | None) -> Store:
     store = open_store(cfg.store, dict(cfg.storage_options), config=config, concurrency=cfg.transfers,
                        index_cache=os.path.join(cfg.state_dir, "packindex"))
     cache = ObjectCache(cfg.state_dir)
-    store.local_object = lambda oid: cache.path(oid) if cache.has(oid) else None  # chunks of big files reused
+    store.local_object = cache.local_path  # chunks of big files reused (uncompressed copies only)
     return store
 
 

@@ -120,7 +120,8 @@ class Update:
             with self.manifests.entries(target) as entries:
                 the_plan = plan(collect(entries, policy, sizes, keep, big), observed, policy, owners.map)
         self.log.warnings.extend(owners.warnings)
-        fetch_objects(self.session, self.cache, target, "update", sizes, big)
+        needed = {e.oid for e in the_plan.writes() if e.oid and e.path not in the_plan.from_store}
+        fetch_objects(self.session, self.cache, target, "update", sizes, big, needed)
         return the_plan, delta
 
     def _delta(self, installed: Target, target: Target, policy: Policy) -> ManifestDelta | None:

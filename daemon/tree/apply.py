@@ -40,7 +40,6 @@ _NODE_TYPE = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_
 
 BATCH_FILES = 2000
 BATCH_BYTES = 256 << 20
-_CHUNK = 1 << 20
 
 
 @dataclass(slots=True)
@@ -421,12 +420,10 @@ class Applier:
                                        hint="the next run with the store reachable repairs it")
                 fetch_one(self.store, self.cache, oid, max_bytes=size)
                 self.result.from_store += 1
-            with open(self.cache.path(oid), "rb") as src:
-                while chunk := src.read(_CHUNK):
-                    sink.write(chunk)
+            self.cache.copy_to(oid, sink.write, limit=size)  # (decompressed as it is read)
             if sink.hash.hexdigest() == oid:
                 return
-            # a corrupt cache entry: never installed; dropped and fetched again
+            # a corrupt cache entry (or a damaged frame): never installed; dropped and fetched again
             self.cache.discard(oid)
             self.result.cache_discarded += 1
             sink.reset()

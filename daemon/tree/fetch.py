@@ -1,8 +1,9 @@
 """Pull the objects the local cache lacks from the store, concurrently and verified (I/O).
 
 Only objects missing from the cache are requested: an update reads exactly the new content.
-Every object is verified against its id before it is renamed into the cache (Store.fetch_many);
-failures are collected per object, the rest go on.
+Every object is verified against its id as it is written, compressed, into the cache and renamed
+there only when complete (Store.fetch_many through cache.compressing); failures are collected per
+object, the rest go on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from regen.daemon.errors import Interrupted, signal_name
-from regen.daemon.tree.cache import ObjectCache
+from regen.daemon.tree.cache import ObjectCache, compressing
 from regen.store import Store
 
 
@@ -48,7 +49,8 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
     if seeds:
         store.seed_chunks(seeds[o] for o in wanted if o in seeds)
     before = store.counters.as_dict()
-    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes, stop=stop)
+    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes, stop=stop,
+                                wrap=compressing)
     if transfer.stopped:
         raise Interrupted(f"stopped by {signal_name(stop)} after fetching {len(transfer.done)} of {len(wanted)} "
                           "objects")
@@ -65,7 +67,7 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
 
 def fetch_one(store: Store, cache: ObjectCache, oid: str, max_bytes: int | None = None) -> int:
     """Fetch one object into the cache (verified); returns its size. Raises the StoreError."""
-    return store.fetch_to_file(oid, cache.dest(oid), fsync=False, max_bytes=max_bytes).size
+    return store.fetch_to_file(oid, cache.dest(oid), fsync=False, max_bytes=max_bytes, wrap=compressing).size
 
 
 __all__ = ["FetchResult", "fetch_missing", "fetch_one"]

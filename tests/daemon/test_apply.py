@@ -9,7 +9,7 @@ import pytest
 
 from regen.daemon.errors import Interrupted
 from regen.daemon.tree.apply import Applier, Ticker
-from regen.daemon.tree.cache import ObjectCache
+from regen.daemon.tree.cache import ObjectCache, compressing
 from regen.daemon.tree.plan import Observed, plan
 from regen.daemon.tree.quarantine import Quarantine
 from regen.store import Entry, Policy, object_id, xxh
@@ -19,13 +19,20 @@ def f(path: str, data: bytes, mode: int = 0o644) -> Entry:
     return Entry(path, "file", mode, len(data), object_id(data), xxh(data))
 
 
+def cache_put(cache: ObjectCache, oid: str, data: bytes) -> Path:
+    """An entry as a fetch writes it: one zstd frame at cache.dest."""
+    with open(cache.dest(oid), "wb") as fp, compressing(fp) as out:
+        out.write(data)
+    return Path(cache.dest(oid))
+
+
 def setup(tmp_path: Path, contents: list[bytes]) -> tuple[Path, ObjectCache, Quarantine]:
     root = tmp_path / "root"
     root.mkdir()
     state = tmp_path / "state"
     cache = ObjectCache(str(state))
     for data in contents:
-        Path(cache.dest(object_id(data))).write_bytes(data)
+        cache_put(cache, object_id(data), data)
     return root, cache, Quarantine(str(state))
 
 
@@ -50,7 +57,7 @@ def test_a_symlink_planted_after_the_plan_is_not_followed(tmp_path: Path) -> Non
 def test_a_corrupt_cache_entry_is_never_installed(tmp_path: Path) -> None:
     good = b"the real content"
     root, cache, q = setup(tmp_path, [good])
-    Path(cache.path(object_id(good))).write_bytes(b"the real c0ntent")  # bit rot in the cache
+    cache_put(cache, object_id(good), b"the real c0ntent")  # bit rot in the cache
     (root / "x").write_bytes(b"old")
     the_plan = plan([f("x", good)], [Observed("x", "file", 0o644, 3, xxh(b"old"), in_store=True)], Policy())
     res = applier(root, the_plan, cache, q).run()
@@ -58,6 +65,28 @@ def test_a_corrupt_cache_entry_is_never_installed(tmp_path: Path) -> None:
     assert res.cache_discarded == 1 and not cache.has(object_id(good))
     assert "cannot be reached" in res.errors[0][1]
     assert sorted(p.name for p in root.iterdir()) == ["x"]  # no temp file left
+
+
+@pytest.mark.parametrize("damage", [b"not a zstd frame", b"truncated"])
+def test_a_damaged_frame_is_a_corrupt_entry(tmp_path: Path, damage: bytes) -> None:
+    good = b"the real content " * 1000
+    root, cache, q = setup(tmp_path, [good])
+    frame = Path(cache.dest(object_id(good)))
+    frame.write_bytes(damage if damage != b"truncated" else frame.read_bytes()[:-8])
+    res = applier(root, plan([f("x", good)], [], Policy()), cache, q).run()
+    assert not (root / "x").exists() and res.cache_discarded == 1 and not cache.has(object_id(good))
+    assert sorted(p.name for p in root.iterdir()) == []  # no temp file left
+
+
+def test_a_cache_written_before_compression_is_still_read(tmp_path: Path) -> None:
+    """Upgrade path: objects/<2 hex>/<62 hex> holding the content itself stays a valid entry."""
+    old = b"cached by an older regend\n"
+    root, cache, q = setup(tmp_path, [])
+    Path(cache.dest(object_id(old))).parent.mkdir(parents=True, exist_ok=True)
+    Path(cache.path(object_id(old))).write_bytes(old)
+    assert cache.has(object_id(old)) and cache.missing([object_id(old)]) == []
+    res = applier(root, plan([f("x", old)], [], Policy()), cache, q).run()
+    assert (root / "x").read_bytes() == old and not res.errors and res.cache_discarded == 0
 
 
 def test_something_that_appeared_after_the_scan_is_kept(tmp_path: Path) -> None:

@@ -41,8 +41,10 @@ def test_update_fetches_exactly_the_missing_objects(mem_client: Client, mem_stor
     # ref + overlay record (absent) + the new manifest + the three new objects
     assert c["reads"] == 6, c
     assert mem_client.tree() == expected(gen2)
-    cached = {p.name for p in (mem_client.state / "objects").rglob("*") if p.is_file()}
-    assert object_id(b"x" * 100_000)[2:] not in cached  # the old generation's objects left the cache
+    cached = {p.parent.name + p.name.removesuffix(".z") for p in (mem_client.state / "objects").rglob("*")
+              if p.is_file()}
+    assert object_id(b"x" * 100_000) not in cached  # the old generation's objects left the cache
+    assert {object_id(c.encode()) for c in new_contents} <= cached  # the new ones are in it
 
 
 def test_overlay_is_applied_over_the_channel(mem_client: Client, mem_store: Store, signing_key) -> None:

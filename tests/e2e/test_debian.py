@@ -88,6 +88,19 @@ def _equal(a: Path, b: Path, skip, exclude: tuple[str, ...]) -> None:  # type: i
     assert differences(*trees) == {}
 
 
+def _disk_use(path: Path) -> int:
+    """Allocated bytes under `path`, as `du -s` counts them (hard links once)."""
+    return int(subprocess.run(["du", "-s", "-B1", str(path)], capture_output=True, text=True,
+                              check=True).stdout.split()[0])
+
+
+def _state_within_half_the_tree(s: Site) -> None:
+    """Issue 14 item 6: with the default regend.toml the whole state_dir (object cache, index,
+    manifests) costs at most half the disk the managed tree does (it was twice before)."""
+    state, tree = _disk_use(s.state), _disk_use(s.root)
+    assert state <= tree // 2, f"state_dir {state} bytes, tree {tree} bytes"
+
+
 def _dpkg_verify(root: Path) -> str:
     res = subprocess.run(["chroot", str(root), "dpkg", "--verify"], capture_output=True, text=True)
     return res.stdout + res.stderr
@@ -171,6 +184,7 @@ def test_a_debian_root_is_installed_identical_repaired_and_updated(
     assert crontab.st_mode & 0o7777 == 0o2755 and group.startswith("crontab:")
     assert os.lstat(s.root / "usr/bin/perl").st_ino == os.lstat(s.root / "usr/bin/perl5.36.0").st_ino
     assert (s.root / "var/cache/apt/archives/partial").is_dir() and (s.root / "var/log/apt").is_dir()
+    _state_within_half_the_tree(s)
 
     # drift in every metadata way
     r = s.root
@@ -226,6 +240,7 @@ def test_a_debian_root_is_installed_identical_repaired_and_updated(
     _same(s, skip, policy.exclude)
     assert (s.root / "usr/bin/less").is_file()
     assert _dpkg_verify(s.root) == ""
+    _state_within_half_the_tree(s)
 
     # the same update by rsync -aHAX --no-W, under the same policy: it leaves the same tree
     sent, received = _rsync_update(s.ref, old_client, _rsync_filters(policy.preserve, policy.exclude))
