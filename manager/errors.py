@@ -10,6 +10,8 @@
         │                            nothing to roll back to)
         ├── StoreNotEmpty        (2) `regen init` over a location that already holds other data
         ├── OverlayNotFound      (2) `host show/rm` of a host without an overlay
+        ├── HostNotEnrolled      (2) `host set` of a host whose key is not enrolled (nothing to seal
+        │                            its files to) without --plaintext
         ├── HostNotFound         (2) `regen history HOST` of a host that never reported
         ├── RefMoved             (2) the channel's ref changed while a publish ran (another
         │                            publisher won); it was not overwritten
@@ -66,6 +68,12 @@ class StoreNotEmpty(ManagerError):
 class OverlayNotFound(ManagerError):
     exit_code = EXIT_USAGE
     default_hint = "set one with 'regen host set HOST DIR'"
+
+
+class HostNotEnrolled(ManagerError):
+    exit_code = EXIT_USAGE
+    default_hint = ("run 'regen host enroll {host} FILE' first (FILE from 'regend host-key' on the host), or pass "
+                    "--plaintext to store the overlay readable by every client")
 
 
 class RefMoved(ManagerError):

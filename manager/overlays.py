@@ -3,6 +3,8 @@
 An overlay record carries a version number that only increases (clients refuse a lower
 one, as for generations); removing an overlay writes a tombstone (manifest None) with the
 next version, so a client learns of the removal and cannot be replayed the old overlay.
+An enrolled host's overlay is sealed to its key (sealing.py); a host that is not enrolled
+gets one only with `plaintext=True` (`--plaintext`), so no secret lands readable by accident.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from regen.store import (
     Entry,
     Overlay,
     Procedure,
+    PublicKey,
     SecretKey,
     Store,
     StoreLock,
@@ -25,12 +28,14 @@ from regen.store import (
     utcnow,
 )
 
-from .build import TreeBuild, build_tree
-from .errors import OverlayNotFound, RefMoved
+from .build import TreeBuild, build_tree, check_source
+from .errors import HostNotEnrolled, OverlayNotFound, RefMoved, Untrusted
 from .history import signers
+from .hostkeys import enrolled_key
 from .options import check_host
 from .progress import Progress
 from .publish import expiry, restamp
+from .sealing import build_sealed
 from .trust import Trust, verified_overlay, verifies
 
 
@@ -53,30 +58,48 @@ class OverlayResult:
     number: int
     manifest: str | None
     tree: TreeBuild | None
+    sealed_to: str | None = None  # the host key id its files are sealed to; None: plaintext (or removed)
 
     def as_dict(self) -> dict[str, object]:
         return {"host": self.host, "number": self.number, "manifest": self.manifest, "removed": self.manifest is None,
-                **(self.tree.as_dict() if self.tree else {})}
+                **({"sealed_to": self.sealed_to, **self.tree.as_dict()} if self.tree else {})}
 
 
 def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: str, cache_dir: Path,
                 expires: timedelta | None = None, progress: Progress | None = None,
                 now: datetime | None = None, trust: Trust | None = None,
-                procedures: tuple[Procedure, ...] = ()) -> OverlayResult:
+                procedures: tuple[Procedure, ...] = (), plaintext: bool = False) -> OverlayResult:
     """The host's next overlay version: DIR's files and `procedures` (which its clients run only
-    where the channel's signed policy says `overlay_procedures = true`)."""
+    where the channel's signed policy says `overlay_procedures = true`), sealed to the host's
+    enrolled key unless `plaintext`."""
     check_host(host)
+    check_source(src)  # (a missing DIR is said before a missing enrolment)
     trust = trust or Trust({key.public.keyid: key.public})
+    to = None if plaintext else sealing_key(store, host, trust)
     with StoreLock(store, "regen host set", heartbeat=True) as lock:
         found = verified_overlay(store, host, trust)  # a forged version must not set the next one
         current = found[0] if found else None
-        tree = build_tree(store, src, base=current.manifest if current else None, cache_dir=cache_dir,
-                          progress=progress)
+        sealed = None
+        if to is not None:
+            tree, sealed = build_sealed(store, src, to, progress=progress)
+        else:  # (a sealed version's manifest is no base: the store holds only its box)
+            base = current.manifest if current is not None and current.sealed is None else None
+            tree = build_tree(store, src, base=base, cache_dir=cache_dir, progress=progress)
         when = now or utcnow()
         overlay = Overlay(store.store_id, host, next_version(current), tree.manifest, format_time(when), message,
-                          expiry(when, expires), procedures)
+                          expiry(when, expires), procedures, sealed)
         _replace_overlay(store, lock, overlay, key, found[1] if found else None)
-    return OverlayResult(host, overlay.number, overlay.manifest, tree)
+    return OverlayResult(host, overlay.number, overlay.manifest, tree, sealed.key if sealed else None)
+
+
+def sealing_key(store: Store, host: str, trust: Trust) -> PublicKey:
+    """The key HOST's overlay is sealed to: its enrolled key, verified with the trusted keys."""
+    public, problem = enrolled_key(store, host, trust)
+    if problem is not None:
+        raise Untrusted(f"hosts/{host}/key.json: {problem}; the overlay was not sealed to it")
+    if public is None:
+        raise HostNotEnrolled(f"host {host!r} is not enrolled: there is no key to seal its overlay to", host=host)
+    return public
 
 
 def remove_overlay(store: Store, host: str, key: SecretKey, *, message: str = "", now: datetime | None = None,
@@ -115,6 +138,7 @@ class OverlayInfo:
         return {"host": o.host, "number": o.number, "manifest": o.manifest, "removed": o.manifest is None,
                 "created": o.created, "message": o.message, "expires": o.expires, "signed_by": list(self.signed_by),
                 "verified": self.verified, "procedures": [p.as_dict() for p in o.procedures],
+                "sealed_to": o.sealed.key if o.sealed else None,
                 "entries": [entry_dict(e) for e in self.entries]}
 
 
@@ -135,5 +159,6 @@ def show_overlay(store: Store, host: str, trust: Trust) -> OverlayInfo:
         raise OverlayNotFound(f"host {host!r} has no overlay in {store.url}")
     overlay, data = found
     verified = verifies(data, trust, where=f"overlay of host {host!r}") is None
-    entries = tuple(store.read_manifest(overlay.manifest)) if overlay.manifest else ()
+    # a sealed overlay's entries are readable by its host only
+    entries = tuple(store.read_manifest(overlay.manifest)) if overlay.manifest and not overlay.sealed else ()
     return OverlayInfo(overlay, entries, signers(data), verified)

@@ -310,7 +310,8 @@ class Output:
         s = r.tree.stats
         self.line(f"overlay version {r.number} of host {r.host}: {s['files']:,} files, {s['dirs']:,} dirs, "
                   f"{s['symlinks']:,} symlinks, {decimal(s['bytes'])}; {r.tree.objects_uploaded:,} new objects "
-                  f"({decimal(r.tree.bytes_uploaded)}) uploaded")
+                  f"({decimal(r.tree.bytes_uploaded)}) uploaded"
+                  + (f", sealed to host key {r.sealed_to}" if r.sealed_to else ", NOT sealed (--plaintext)"))
 
     def enrolled(self, r: EnrollResult) -> None:
         if self.json:
@@ -324,7 +325,8 @@ class Output:
         if self.json:
             return self._json(info.as_dict())
         o = info.overlay
-        state = "removed (tombstone)" if o.manifest is None else f"{len(info.entries)} entries"
+        state = ("removed (tombstone)" if o.manifest is None else f"sealed to host key {o.sealed.key}"
+                 if o.sealed else f"{len(info.entries)} entries")
         self.line(f"overlay of host {o.host}: version {o.number}, {state}, created {o.created}, "
                   f"signed by {', '.join(info.signed_by) or '-'} ({'verifies' if info.verified else 'NOT verified'})")
         if o.message:

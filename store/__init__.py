@@ -35,6 +35,8 @@ for _mod, _names in {
     "procedure": "Procedure",
     "report": "Finding:HardwareFinding Report drift_of",
     "hostkey": "REPORT_AUTH HostKey report_auth sign_report verify_host_key",
+    "sealed": "MAX_SEALED_FILE MAX_SEALED_OBJECTS SealedRef encode_table:encode_seal_table "
+              "parse_table:parse_seal_table seal",
     "metrics": "Family:MetricFamily exposition:metrics_exposition",
     "history": "HISTORY_EVERY HistoryEntry HistoryPrunePlan history_due history_marker parse_entry:parse_history_entry "
                "prune_history",
@@ -138,6 +140,9 @@ if TYPE_CHECKING:  # the static view of the same names
     from .report import Report, drift_of
     from .root import Role, Root, signatures_missing, update_root, verify_root
     from .schemes import Stat, parse_url
+    from .sealed import MAX_SEALED_FILE, MAX_SEALED_OBJECTS, SealedRef, seal
+    from .sealed import encode_table as encode_seal_table
+    from .sealed import parse_table as parse_seal_table
     from .signing import (
         PublicKey,
         SecretKey,
@@ -196,5 +201,6 @@ __all__ = [
     "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",
     "MetricFamily", "metrics_exposition", "patched_manifest", "put_manifest_patch", "wants_manifest_patch",
     "REPORT_AUTH", "HostKey", "report_auth", "sign_report", "verify_host_key",
+    "MAX_SEALED_FILE", "MAX_SEALED_OBJECTS", "SealedRef", "encode_seal_table", "parse_seal_table", "seal",
     *errors.__all__,
 ]

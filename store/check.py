@@ -128,7 +128,10 @@ def fsck(store: Store, trusted: Mapping[str, PublicKey] | None = None, *, read_d
             continue
         if ov.host != host or ov.store_id != store.store_id:
             findings.append(Finding("record", where, f"record is for host {ov.host!r} of store {ov.store_id}"))
-        if ov.manifest is not None:
+        if ov.sealed is not None:  # fsck holds no host key: the boxes are checked by their own ids
+            findings.extend(Finding("missing", o, f"sealed object of {where} is missing")
+                            for o in ov.sealed.all_objects() if o not in objects)
+        elif ov.manifest is not None:
             manifests.setdefault(ov.manifest, layout.overlay_path(host))
     for m, where in sorted(manifests.items()):
         if m not in objects:

@@ -123,6 +123,7 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
                 manifests.add(records[n].manifest)
             else:
                 dropped.append((channel, n))
+    sealed: set[bytes] = set()  # sealed overlay objects (FORMAT.md §8.1): kept without being opened
     for host in store.overlay_hosts():
         data = store.read_overlay(host)
         if data is not None:
@@ -130,9 +131,11 @@ def plan_gc(store: Store, *, keep: int = DEFAULT_KEEP, grace: timedelta = DEFAUL
             from .signing import peek_envelope
 
             ov = Overlay.from_record(peek_envelope(data))
-            if ov.manifest is not None:
+            if ov.sealed is not None:  # its manifest and files are sealed boxes, listed in the record
+                sealed.update(bytes.fromhex(o) for o in ov.sealed.all_objects())
+            elif ov.manifest is not None:
                 manifests.add(ov.manifest)
-    referenced: set[bytes] = set()
+    referenced: set[bytes] = set(sealed)
     big: set[ObjectId] = set()  # files a packed store may hold as chunk lists
     for m in manifests:
         referenced.add(bytes.fromhex(m))

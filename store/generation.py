@@ -21,6 +21,7 @@ from .errors import RecordExpired, RecordInvalid, RecordMismatch, RollbackRefuse
 from .objects import ObjectId, is_object_id
 from .policy import Policy
 from .procedure import Procedure, parse_procedures
+from .sealed import SEALED, SealedRef
 from .signing import MAX_RECORD_BYTES, PublicKey, open_envelope
 
 FORMAT = 1
@@ -143,12 +144,13 @@ class Overlay:
     message: str = ""
     expires: str | None = None
     procedures: tuple[Procedure, ...] = ()  # run only where the channel's policy allows (Policy.with_overlay)
+    sealed: SealedRef | None = None  # the files are sealed to the host's key (FORMAT.md §8.1)
 
     def to_record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {
             "created": self.created,
             "expires": self.expires,
-            "features": [PROCEDURES] if self.procedures else [],
+            "features": sorted([PROCEDURES] * bool(self.procedures) + [SEALED] * bool(self.sealed)),
             "format": FORMAT,
             "host": self.host,
             "manifest": self.manifest,
@@ -159,11 +161,13 @@ class Overlay:
         }
         if self.procedures:  # absent otherwise: records without procedures stay those of older regens
             rec["procedure"] = [p.as_dict() for p in self.procedures]
+        if self.sealed is not None:
+            rec["sealed"] = self.sealed.to_record()
         return rec
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any], where: str = "overlay record") -> Overlay:
-        _check_common(rec, OVERLAY_TYPE, where, frozenset({PROCEDURES}))
+        _check_common(rec, OVERLAY_TYPE, where, frozenset({PROCEDURES, SEALED}))
         try:
             host, number, manifest, created, store_id = (
                 rec["host"], rec["number"], rec["manifest"], rec["created"], rec["store_id"]
@@ -182,7 +186,16 @@ class Overlay:
         message = rec.get("message", "")
         procedures = _overlay_procedures(rec, where)
         return cls(store_id, host, number, manifest, created, message if isinstance(message, str) else "", expires,
-                   procedures)
+                   procedures, _overlay_sealed(rec, manifest, where))
+
+
+def _overlay_sealed(rec: Mapping[str, Any], manifest: object, where: str) -> SealedRef | None:
+    """An overlay's `sealed` member (FORMAT.md §8.1): with the feature and a manifest, and only then."""
+    has_feature = SEALED in rec.get("features", [])
+    if has_feature != ("sealed" in rec) or (has_feature and manifest is None):
+        raise RecordInvalid(f"{where} must carry the {SEALED!r} feature exactly when it has a 'sealed' member "
+                            "(and a manifest)", path=where)
+    return SealedRef.from_record(rec["sealed"], where) if has_feature else None
 
 
 def _overlay_procedures(rec: Mapping[str, Any], where: str) -> tuple[Procedure, ...]:

@@ -69,8 +69,11 @@ def write_overlay(store: ObjectStore, overlay: Overlay, keys: list[SecretKey]) -
     """
     check_signable(store, f"overlay {overlay.number} of host {overlay.host!r}", overlay.store_id, keys)
     check_record(Overlay.from_record, overlay.to_record())
-    if overlay.manifest is not None and not store.has(overlay.manifest):
-        raise ObjectMissing(f"overlay manifest {overlay.manifest} is not in the store", oid=overlay.manifest)
+    # (a sealed overlay's manifest lies in a box: every box it lists must be stored)
+    needed = overlay.sealed.all_objects() if overlay.sealed else (overlay.manifest,) if overlay.manifest else ()
+    for oid in needed:
+        if not store.has(oid):
+            raise ObjectMissing(f"overlay object {oid} is not in the store", oid=oid)
     env = sign_envelope(overlay.to_record(), keys)
     for k in keys:  # first, as for generations
         store.put_public_key(k.public)

@@ -44,6 +44,7 @@ from .hostkey import HostKey
 from .localfile import Wrap
 from .manifest import iter_entries
 from .objects import (
+    TAG_RAW,
     FileDigest,
     ObjectId,
     VerifyingWriter,
@@ -56,6 +57,7 @@ from .objects import (
 )
 from .packindex import Location
 from .report import MAX_REPORT_BYTES, Report
+from .sealed import BOX_OVERHEAD, MAX_SEALED_FILE, unseal
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope, sign_envelope
 from .staging import StagedWrites
 from .text import printable
@@ -83,6 +85,7 @@ class Store:
         self._seed_lock = threading.Lock()
         self._seeds: list[str] = []  # seed_chunks: local files not cut yet
         self._seeded: dict[ObjectId, tuple[str, int, int]] = {}  # ... and the chunks of those cut
+        self._sealed: dict[ObjectId, tuple[ObjectId, SecretKey]] = {}  # add_sealed: plaintext id -> (box, key)
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -187,8 +190,22 @@ class Store:
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         return transfer.missing(self, oids)
 
+    def add_sealed(self, table: Mapping[ObjectId, ObjectId], key: SecretKey) -> None:
+        """From now on read each plaintext id of `table` from its sealed object, opened with `key`
+        and verified against the plaintext id (a client's overlay sealed to its host key, sealed.py).
+        Every read path (get, get_to, fetch_to_file, fetch_many, open_manifest) goes through get_to."""
+        self._sealed.update((plain, (box, key)) for plain, box in table.items())
+
+    def _get_sealed(self, oid: ObjectId, out: Any, max_bytes: int | None) -> FileDigest:
+        box_id, key = self._sealed[oid]
+        limit = (MAX_SEALED_FILE if max_bytes is None else max_bytes) + BOX_OVERHEAD
+        plain = unseal(self.get(box_id, max_bytes=limit), key, oid=oid, sealed_id=box_id,
+                       where=f"{self.url}/{layout.object_path(box_id)}")
+        return VerifyingWriter(oid, out, where=f"sealed object {box_id}", limit=max_bytes).copy_from(
+            io.BytesIO(TAG_RAW + plain))
+
     def get(self, oid: ObjectId, max_bytes: int | None = None) -> bytes:
-        if self.locate(oid) is not None:
+        if oid in self._sealed or self.locate(oid) is not None:
             out = io.BytesIO()
             self.get_to(oid, out, max_bytes=max_bytes)
             return out.getvalue()
@@ -201,6 +218,8 @@ class Store:
 
     def get_to(self, oid: ObjectId, out: Any, max_bytes: int | None = None) -> FileDigest:
         """Stream object `oid` into `out`, verifying; on ObjectCorrupt `out` holds garbage to discard."""
+        if oid in self._sealed:
+            return self._get_sealed(oid, out, max_bytes)
         # a Store opened without its configuration reads a loose object without reading regen.json first
         # (a miss reads it: the store may be packed)
         packed = self._config is not None and self._config.packed
@@ -290,11 +309,13 @@ class Store:
         return transfer.fetch_many(self, oids, dest, fsync=fsync, progress=progress, sizes=sizes, stop=stop,
                                    wrap=wrap)
 
-    def put(self, data: bytes, *, check: bool = True) -> ObjectId:
+    def put(self, data: bytes, *, check: bool = True, compression: str | None = None) -> ObjectId:
+        """Store `data` as a loose object unless present; `compression` overrides the store's
+        (sealed boxes are stored raw: ciphertext does not compress)."""
         oid = object_id(data)
         if check and self.has(oid):
             return oid
-        self.backend.write(layout.object_path(oid), encode(data, self.config.compression))
+        self.backend.write(layout.object_path(oid), encode(data, compression or self.config.compression))
         return oid
 
     def put_file(self, path: str, oid: ObjectId | None = None, *, check: bool = True) -> FileDigest | None:

@@ -20,6 +20,7 @@ from regen.daemon.errors import ChannelNotFound, FetchFailed
 from regen.daemon.run.channel import check_overlay_version, read_overlay, read_stamped_generation
 from regen.daemon.run.diskspace import need_cache_space
 from regen.daemon.run.scope import policy_of
+from regen.daemon.run.sealed import unseal_overlay
 from regen.daemon.run.statefile import save_mirror
 from regen.daemon.run.target import Target
 from regen.daemon.run.trustroot import publisher_trust
@@ -145,6 +146,7 @@ def prepare(session: StoreSession, manifests: Manifests, cache: ObjectCache, tar
 
 def fetch_manifests(session: StoreSession, manifests: Manifests, target: Target) -> None:
     store = session.open()
+    unseal_overlay(store, session.cfg.state_dir, session.cfg.host, target)  # (a sealed overlay: its table)
     for oid in target.manifests():
         manifests.fetch(store, oid, session.cfg.limits.max_manifest_bytes)
 

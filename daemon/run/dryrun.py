@@ -288,10 +288,13 @@ def _would_run(index: Index | None, out: dict[str, Any], order: list[str]) -> li
 
 def _entries(store: Store, target: Target, config: DaemonConfig) -> list[Any]:
     """A target's entries: from the local copies when present, else read from the store into memory."""
+    from regen.daemon.run.sealed import unseal_overlay
     from regen.daemon.run.target import merge_overlay
 
     lists = []
     local = Manifests(config.state_dir)
+    if any(not local.has(oid) for oid in target.manifests()):
+        unseal_overlay(store, config.state_dir, config.host, target)
     for oid in target.manifests():
         if local.has(oid):
             lists.append(local.read(oid))

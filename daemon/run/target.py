@@ -27,6 +27,7 @@ from regen.store import (
     PolicyInvalid,
     Procedure,
     RecordInvalid,
+    SealedRef,
     Store,
     iter_entries,
     merge_join,
@@ -50,39 +51,50 @@ class Target:
     overlay_number: int | None = None      # None: this host never had an overlay
     overlay_manifest: str | None = None    # None with a number: the overlay was removed (tombstone)
     overlay_procedures: tuple[Procedure, ...] = ()  # the overlay's own; `policy` already runs them
+    overlay_sealed: SealedRef | None = None  # the overlay is sealed to this host's key (sealed.py)
 
     @classmethod
     def of(cls, gen: Generation, overlay: Overlay | None, *, kept: Target | None = None) -> Target:
         """The host's target: `gen` plus `overlay` or, without one, the overlay `kept` had.
         An overlay's procedures join the policy only where the channel's policy allows them."""
-        number, manifest, procs = ((overlay.number, overlay.manifest, overlay.procedures) if overlay else
-                                   (kept.overlay_number, kept.overlay_manifest, kept.overlay_procedures) if kept else
-                                   (None, None, ()))
+        number, manifest, procs, sealed = (
+            (overlay.number, overlay.manifest, overlay.procedures, overlay.sealed) if overlay else
+            (kept.overlay_number, kept.overlay_manifest, kept.overlay_procedures, kept.overlay_sealed) if kept else
+            (None, None, (), None))
         where = f"the overlay (version {number}) of this host"
         try:
             policy = gen.policy.with_overlay(procs, where)
         except PolicyInvalid as exc:
             raise RecordInvalid(exc.message, path=where) from None
-        return cls(gen.channel, gen.number, gen.manifest, policy, gen.created, gen.expires, number, manifest, procs)
+        return cls(gen.channel, gen.number, gen.manifest, policy, gen.created, gen.expires, number, manifest, procs,
+                   sealed)
 
     def manifests(self) -> list[str]:
         return [m for m in (self.manifest, self.overlay_manifest) if m]
 
+    def local_files(self) -> set[str]:
+        """What state_dir/manifests keeps for this target: its manifests and its overlay's seal table."""
+        return set(self.manifests()) | ({self.overlay_sealed.table} if self.overlay_sealed else set())
+
     def same_tree(self, other: Target | None) -> bool:
-        return other is not None and self.manifests() == other.manifests() and self.policy == other.policy
+        # (a re-sealed overlay is a new target: the boxes the installed one names may be collected)
+        return (other is not None and self.manifests() == other.manifests() and self.policy == other.policy
+                and self.overlay_sealed == other.overlay_sealed)
 
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "number": self.number, "manifest": self.manifest,
                 "policy": self.policy.as_dict(), "created": self.created, "expires": self.expires,
                 "overlay_number": self.overlay_number, "overlay_manifest": self.overlay_manifest,
                 **({"overlay_procedure": [p.as_dict() for p in self.overlay_procedures]}
-                   if self.overlay_procedures else {})}
+                   if self.overlay_procedures else {}),
+                **({"overlay_sealed": self.overlay_sealed.to_record()} if self.overlay_sealed else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Target:
         return cls(d["channel"], int(d["number"]), d["manifest"], Policy.from_dict(d.get("policy") or {}),
                    d.get("created", ""), d.get("expires"), d.get("overlay_number"), d.get("overlay_manifest"),
-                   tuple(Procedure.from_dict(p, "installed overlay") for p in d.get("overlay_procedure", ())))
+                   tuple(Procedure.from_dict(p, "installed overlay") for p in d.get("overlay_procedure", ())),
+                   SealedRef.from_record(d["overlay_sealed"], "installed overlay") if "overlay_sealed" in d else None)
 
 
 def merge_overlay(channel: Iterable[Entry], overlay: Iterable[Entry]) -> Iterator[Entry]:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from regen.daemon.run.diskspace import need_stage_space
 from regen.daemon.run.scope import clean_key_of
+from regen.daemon.run.sealed import unseal_overlay
 from regen.daemon.run.statefile import save_mirror
 from regen.daemon.tree.apply import Applier, ApplyResult
+from regen.store import RegenError
 
 if TYPE_CHECKING:
     from regen.daemon.config import DaemonConfig
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from regen.daemon.tree.plan import Plan
     from regen.daemon.tree.quarantine import Quarantine
     from regen.daemon.tree.ticker import Ticker
+    from regen.store import Store
 
 __all__ = ["TreeWriter"]
 
@@ -93,7 +96,7 @@ class TreeWriter:
                 idx.finish_journal(run_id)
                 idx.close_pending()
             return ApplyResult(errors=[("procedures", "a 'before' procedure failed; the changes were not applied")])
-        applier = Applier(self.cfg.root, the_plan, cache=self.cache, store=self.session.reachable(),
+        applier = Applier(self.cfg.root, the_plan, cache=self.cache, store=self._store(target),
                           quarantine=self.quarantine, run_id=run_id, ticker=self.ticker, on_batch=on_batch,
                           known_dir=idx.get, xattrs_required=self.cfg.xattrs == "required")
         res = applier.run()
@@ -106,6 +109,18 @@ class TreeWriter:
             idx.set_state("clean", clean_key_of(self.cfg, target) if clean_now else None)
         self._count(the_plan, res)
         return res
+
+    def _store(self, target: Target) -> Store | None:
+        """The store for what the cache lacks (base paths, cache misses), reading `target`'s sealed
+        overlay with this host's key; a seal that cannot be opened is a warning: the cache may do."""
+        store = self.session.reachable()
+        if store is not None and target.overlay_sealed is not None:
+            try:
+                unseal_overlay(store, self.cfg.state_dir, self.cfg.host, target)
+            except RegenError as exc:
+                self.session.note(exc)
+                self.log.warnings.append(f"the sealed overlay cannot be read from the store: {exc.one_line()}")
+        return store
 
     def _batch_recorder(self) -> Callable[[ApplyResult], None]:
         """The applier's on_batch: each batch's rows and removals, with the journal's progress, in one transaction."""
@@ -147,7 +162,7 @@ class TreeWriter:
         with self.index.atomic():
             self.index.set_state("installed", target.as_dict())
         save_mirror(self.cfg.state_dir, self.index)
-        self.manifests.prune(set(target.manifests()))
+        self.manifests.prune(target.local_files())
         if keep is None:
             keep = set()
             with self.manifests.entries(target, verify=False) as entries:

@@ -26,6 +26,10 @@ def set_(
         "--procedures", metavar="FILE",
         help="TOML file of [[procedure]] tables the overlay carries; clients run them only if the channel's "
              "policy has 'overlay_procedures = true'.")] = None,
+    plaintext: Annotated[bool, typer.Option(
+        "--plaintext",
+        help="Store the files unencrypted, readable by every client of the store (for a host that is not "
+             "enrolled). Without it the overlay is sealed to HOST's enrolled key.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
     key: common.Key = None,
@@ -34,7 +38,11 @@ def set_(
     json: common.Json = False,
     quiet: common.Quiet = False,
 ) -> None:
-    """Snapshot DIR as HOST's overlay (its next version), signed with --key."""
+    """Snapshot DIR as HOST's overlay (its next version), signed with --key and sealed to HOST's key.
+
+    The files, their manifest and the table naming them are encrypted to the key HOST enrolled
+    ('regen host enroll'): other clients can list and read the store but learn nothing of them.
+    """
     out = Output(json=json, quiet=quiet)
     procs = options.load_overlay_procedures(procedures)  # refused before anything is read or written
     conn = options.connect(store, storage_option)
@@ -43,7 +51,7 @@ def set_(
         conn, host, str(directory), signing, trust=options.trust(signing, trusted_key, trust_root, conn),
         message=message,
         cache_dir=common.cache_dir(), expires=options.parse_expires(expires),
-        progress=out.progress(), procedures=procs)
+        progress=out.progress(), procedures=procs, plaintext=plaintext)
     out.overlay(result)
 
 

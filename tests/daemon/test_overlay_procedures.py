@@ -31,7 +31,7 @@ def set_overlay(client: Client, store: Store, key_files: tuple[Path, Path], tmp_
     procs.write_text(f'[[procedure]]\nname = "host reload"\nwhen = ["etc/host.conf"]\n'
                      f'run = ["{client.root / "app/bin/service"}", "host-reload"]\n')
     run_cli("regen", "host", "set", client.host, str(own), "--procedures", str(procs), "--store", store.url,
-            "--key", str(key_files[0]), "-q")
+            "--key", str(key_files[0]), "--plaintext", "-q")
 
 
 def test_overlay_procedures_run_where_the_channel_policy_allows_them(

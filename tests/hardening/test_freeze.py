@@ -77,7 +77,7 @@ def test_replayed_removed_overlay_is_refused_by_a_fresh_client(world: dict[str, 
     store, c, env = world["store"], world["client"], world["env"]
     files = make_tree(world["tmp"] / "host-files", {"etc/wifi.psk": "old secret\n"})
     run_cli("regen", "refresh", "-c", "stable", env=env)
-    run_cli("regen", "host", "set", c.host, str(files), env=env)
+    run_cli("regen", "host", "set", c.host, str(files), "--plaintext", env=env)
     old = store.read_overlay(c.host)
     run_cli("regen", "host", "rm", c.host, env=env)  # a tombstone, and the timestamp lists version 2
     tombstone = store.read_overlay(c.host)
@@ -87,6 +87,6 @@ def test_replayed_removed_overlay_is_refused_by_a_fresh_client(world: dict[str, 
     assert "replayed or withheld overlay" in out, out
     assert not (c.root / "etc/wifi.psk").exists()
     store.backend.write(layout.overlay_path(c.host), tombstone or b"")  # the administrator repairs it
-    run_cli("regen", "host", "set", c.host, str(files), env=env)  # version 3, listed by a fresh stamp
+    run_cli("regen", "host", "set", c.host, str(files), "--plaintext", env=env)  # version 3, listed by a fresh stamp
     c.regend("run", "--once")
     assert (c.root / "etc/wifi.psk").read_text() == "old secret\n"

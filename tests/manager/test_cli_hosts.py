@@ -15,7 +15,7 @@ from .conftest import one_error_line
 def test_set_show_rm_cycle(cli, admin: Store, tmp_path: Path, key_files) -> None:
     trusted = trust_map([load_secret_key(key_files[0]).public])
     own = make_tree(tmp_path / "kiosk", {"etc/hostname": b"kiosk-01\n", "etc/wifi.key": Mode(b"k", 0o600)})
-    res = cli("host", "set", "kiosk-01", own, "-m", "its own name", "--json").json()
+    res = cli("host", "set", "kiosk-01", own, "-m", "its own name", "--plaintext", "--json").json()
     assert res["number"] == 1 and res["removed"] is False and res["stats"]["files"] == 2
 
     data = admin.read_overlay("kiosk-01")
@@ -30,7 +30,7 @@ def test_set_show_rm_cycle(cli, admin: Store, tmp_path: Path, key_files) -> None
     assert "etc/wifi.key" in cli("host", "show", "kiosk-01").stdout
 
     (own / "etc/hostname").write_bytes(b"kiosk-one\n")
-    assert cli("host", "set", "kiosk-01", own, "-q").stdout.strip() == "2"
+    assert cli("host", "set", "kiosk-01", own, "--plaintext", "-q").stdout.strip() == "2"
 
     res = cli("host", "rm", "kiosk-01", "--json").json()
     assert res == {"host": "kiosk-01", "number": 3, "manifest": None, "removed": True}

@@ -51,7 +51,7 @@ def test_init_to_status_on_a_file_store(run_regen, tmp_path: Path) -> None:
     assert "etc/app.conf" in run_regen("diff", "3", "4", env=env).stdout
 
     own = make_tree(tmp_path / "kiosk-01", {"etc/hostname": b"kiosk-01\n"})
-    assert run_regen("host", "set", "kiosk-01", str(own), "-q", env=env).stdout.strip() == "1"
+    assert run_regen("host", "set", "kiosk-01", str(own), "--plaintext", "-q", env=env).stdout.strip() == "1"
 
     store = Store.open(url)
     t = format_time(utcnow())

@@ -17,6 +17,7 @@ PACKAGES = {"store": "regen.store", "daemon": "regen.daemon", "manager": "regen.
 
 PUBLIC = sorted([
     "REPORT_AUTH", "HostKey", "report_auth", "sign_report", "verify_host_key",
+    "MAX_SEALED_FILE", "MAX_SEALED_OBJECTS", "SealedRef", "encode_seal_table", "parse_seal_table", "seal",
     "Role", "Root", "signatures_missing", "update_root", "verify_root", "Timestamp", "check_timestamp",
     "overlay_versions_bytes", "parse_overlay_versions", "read_timestamp", "stamp", "strip_timestamp", "Backend",
     "BadSignature", "CHUNK_ABOVE", "COMPRESSIONS", "Change", "CheckResult", "Counters", "DAMAGED", "DEFAULT_GRACE",

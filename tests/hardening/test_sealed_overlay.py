@@ -1,0 +1,196 @@
+"""Sealed host overlays (issue 12 item 4): a host's overlay files are encrypted to its own key,
+so a client that can list and read the whole store learns nothing of another host's secrets.
+
+A two-host fleet on a folder store: host1 and host2 made their keys (`regend host-key`) and were
+enrolled with the real `regen host enroll`; host2's overlay, set with the real `regen host set`,
+holds a Wi-Fi PSK and a TLS key. The store is created with compression "none", so every byte a
+writer stored lies in the files as written and a plain byte search over the store (loose objects,
+packs, indexes, records) would find any plaintext copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+import nacl.public
+import nacl.signing
+import pytest
+
+from regen.store import ObjectCorrupt, SecretKey, Store, layout, load_secret_key, object_id, seal
+
+from ..conftest import run_cli
+from ..manager.conftest import one_error_line
+from .conftest import Client
+
+PSK = b"psk=" + secrets.token_hex(24).encode() + b"\n"
+TLS = b"-----BEGIN PRIVATE KEY-----\n" + secrets.token_hex(48).encode() + b"\n-----END PRIVATE KEY-----\n"
+OWN = {"etc/wifi/psk.conf": PSK, "etc/ssl/private/host2.pem": TLS, "etc/hostname": b"host2\n"}
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, key_files: tuple[Path, Path]) -> dict[str, Any]:
+    """A packed folder store with one published generation; host1 and host2 enrolled, nothing installed."""
+    store = Store.init(f"file://{tmp_path / 'store'}", compression="none", packed=True)
+    env = {"REGEN_STORE": store.url, "REGEN_KEY": str(key_files[0])}
+    ref = tmp_path / "ref"
+    (ref / "etc").mkdir(parents=True)
+    (ref / "etc" / "app.conf").write_bytes(b"shared setting\n")
+    (ref / "etc" / "hostname").write_bytes(b"generic\n")
+    run_cli("regen", "snapshot", str(ref), "-c", "stable", "-m", "base", "--publish", "-q", env=env)
+    clients = {}
+    for host in ("host1", "host2"):
+        c = Client(tmp_path / host, store.url, key_files[1], host=host)
+        c.root.mkdir(parents=True)
+        c.write_config()
+        pub = c.base / "host.pub"
+        pub.write_text(c.regend("host-key").stdout)  # (made on first use)
+        run_cli("regen", "host", "enroll", host, str(pub), env=env)
+        clients[host] = c
+    own = tmp_path / "own-host2"
+    for rel, data in OWN.items():
+        (own / rel).parent.mkdir(parents=True, exist_ok=True)
+        (own / rel).write_bytes(data)
+    (own / "etc/ssl/private/host2.pem").chmod(0o600)
+    return {"store": store, "env": env, "clients": clients, "own": own, "tmp": tmp_path}
+
+
+def _set(fleet: dict[str, Any]) -> dict[str, Any]:
+    res = run_cli("regen", "host", "set", "host2", str(fleet["own"]), "-m", "secrets", "--json", env=fleet["env"])
+    out: dict[str, Any] = json.loads(res.stdout)
+    return out
+
+
+def _key(c: Client) -> SecretKey:
+    return load_secret_key(c.state / "host.key")
+
+
+def _stored_files(store: Store) -> list[Path]:
+    root = Path(store.url.removeprefix("file://"))
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def _opens(key: SecretKey, box: bytes) -> bytes | None:
+    private = nacl.signing.SigningKey(key.seed).to_curve25519_private_key()
+    try:
+        return bytes(nacl.public.SealedBox(private).decrypt(box))
+    except nacl.exceptions.CryptoError:
+        return None
+
+
+def _blobs(store: Store) -> dict[str, bytes]:
+    """Every object a client could list or locate: loose objects and every blob of every pack."""
+    fresh = Store.open(store.url)
+    out = {oid: fresh.get(oid) for oid in fresh.list_objects()}
+    for loc in fresh.packs:
+        out[loc.oid] = fresh.get(loc.oid)
+    return out
+
+
+def test_the_overlay_reaches_its_host_and_no_one_else(fleet: dict[str, Any]) -> None:
+    store, env, h1, h2 = fleet["store"], fleet["env"], fleet["clients"]["host1"], fleet["clients"]["host2"]
+    result = _set(fleet)
+    assert result["sealed_to"] == _key(h2).public.keyid
+    # (a) host2 installs its files byte for byte, modes kept
+    for c in (h1, h2):
+        c.regend("run", "--once")
+    for rel, data in OWN.items():
+        assert (h2.root / rel).read_bytes() == data
+    assert oct((h2.root / "etc/ssl/private/host2.pem").stat().st_mode & 0o777) == "0o600"
+    assert (h1.root / "etc/hostname").read_bytes() == b"generic\n"
+    assert not (h1.root / "etc/wifi").exists()
+
+    # (b) no plaintext byte of host2's files, nor their names, anywhere in the store
+    files = _stored_files(store)
+    assert any("packs" in p.parts for p in files)  # the channel's content is packed
+    for p in files:
+        data = p.read_bytes()
+        for needle in (PSK.strip(), TLS.splitlines()[1], b"psk.conf", b"host2.pem"):
+            assert needle not in data, f"{needle[:12]!r} found in {p}"
+    # host1's key opens nothing it can list; host2's opens exactly the overlay's boxes
+    k1, k2 = _key(h1), _key(h2)
+    blobs = _blobs(store)
+    assert all(_opens(k1, b) is None for b in blobs.values())
+    opened = {oid: _opens(k2, b) for oid, b in blobs.items()}
+    plain = {object_id(p): p for p in opened.values() if p is not None}
+    assert object_id(PSK) in plain and object_id(TLS) in plain and len(plain) == 5  # 3 files, manifest, table
+    # host1's own state never held them either
+    for p in h1.state.rglob("*"):
+        if p.is_file():
+            assert PSK.strip() not in p.read_bytes()
+    # gc keeps the boxes (it cannot open them: the record lists them); fsck verifies them by their own ids
+    time.sleep(1.1)
+    run_cli("regen", "gc", "--grace", "1s", "-q", env=env)
+    assert {o for o, p in opened.items() if p is not None} <= set(Store.open(store.url).list_objects())
+    fsck = run_cli("regen", "fsck", "--json", env=env)
+    assert json.loads(fsck.stdout)["damaged"] is False
+
+    # (d) drift of a sealed file is repaired: from the cache, then (cache lost) fetched and opened again
+    psk = h2.root / "etc/wifi/psk.conf"
+    psk.write_bytes(b"psk=changed-locally-by-someone\n")
+    h2.regend("run", "--once")
+    assert psk.read_bytes() == PSK
+    shutil.rmtree(h2.state / "objects")  # (the object cache: CACHE_DIR)
+    psk.write_bytes(b"psk=changed again, and no cache\n")
+    report = json.loads(h2.regend("run", "--once", "--json").stdout)
+    assert psk.read_bytes() == PSK
+    assert report["outcome"] == "repaired"
+
+
+def test_a_resealed_object_is_refused(fleet: dict[str, Any]) -> None:
+    """(c) The attacker can write the store and knows host2's public key (hosts/host2/key.json): it
+    seals its own PSK to host2 and puts the box where host2's PSK box lies. host2 refuses it."""
+    store, h2 = fleet["store"], fleet["clients"]["host2"]
+    _set(fleet)
+    k2 = _key(h2)
+    victim = next(oid for oid, b in _blobs(store).items() if _opens(k2, b) == PSK)
+    evil = b"psk=attacker-network\n"
+    path = Path(store.url.removeprefix("file://")) / layout.object_path(victim)
+    path.write_bytes(b"r" + seal(evil, k2.public))
+    res = h2.regend("run", "--once", exit_code=None)
+    assert res.returncode == 1, res.stderr
+    assert not (h2.root / "etc/wifi/psk.conf").exists()  # nothing of the overlay's files half-installed
+    assert all(evil not in p.read_bytes() for p in h2.root.rglob("*") if p.is_file())
+    assert victim in json.dumps(h2.last_report())
+    # the rule behind it, where only the plaintext id can catch it: a box that opens fine with
+    # host2's key (sealed by anyone) is refused unless it hashes to the id the signed overlay names
+    fresh = Store.open(store.url)
+    forged = fresh.put(seal(evil, k2.public))
+    fresh.add_sealed({object_id(PSK): forged}, k2)
+    with pytest.raises(ObjectCorrupt, match="does not hash to"):
+        fresh.get(object_id(PSK))
+
+
+def test_an_overlay_for_a_host_not_enrolled_is_refused_unless_plaintext(fleet: dict[str, Any]) -> None:
+    store, env, own = fleet["store"], fleet["env"], fleet["own"]
+    before = sorted(map(str, _stored_files(store)))
+    res = run_cli("regen", "host", "set", "host3", str(own), env=env, exit_code=2)
+    line = one_error_line(res.stderr)
+    assert "host 'host3' is not enrolled" in line and "regen host enroll host3" in line and "--plaintext" in line
+    assert sorted(map(str, _stored_files(store))) == before  # nothing uploaded, no record
+    out = json.loads(run_cli("regen", "host", "set", "host3", str(own), "--plaintext", "--json", env=env).stdout)
+    assert out["sealed_to"] is None
+    shown = json.loads(run_cli("regen", "host", "show", "host3", "--json", env=env).stdout)
+    assert shown["sealed_to"] is None and len(shown["entries"]) == 7  # 3 files, 4 dirs
+    _set(fleet)
+    shown = json.loads(run_cli("regen", "host", "show", "host2", "--json", env=env).stdout)
+    assert shown["sealed_to"] == _key(fleet["clients"]["host2"]).public.keyid and shown["entries"] == []
+
+
+def test_a_host_whose_key_changed_is_told_to_reenroll(fleet: dict[str, Any]) -> None:
+    """host2 re-imaged (a new key) but its overlay is still sealed to the old one: a one-line refusal."""
+    h2 = fleet["clients"]["host2"]
+    _set(fleet)
+    os.unlink(h2.state / "host.key")
+    os.unlink(h2.state / "host.key.pub")
+    h2.regend("host-key")
+    res = h2.regend("run", "--once", exit_code=None)
+    assert res.returncode == 1
+    text = json.dumps(h2.last_report())
+    assert "is sealed to host key" in text and "regen host enroll host2" in text
