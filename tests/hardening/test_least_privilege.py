@@ -125,7 +125,7 @@ def test_admin_policy_runs_the_manager(site: Site, s3_target: Target) -> None:
     make_tree(s.ref, {"etc/app.conf": "v1\n"})
     s.snapshot("one")
     files = make_tree(s.tmp / "host-files", {"etc/hostname": f"{HOST}\n"})
-    s.regen("host", "set", HOST, str(files), "--key", str(s.key))
+    s.regen("host", "set", HOST, str(files), "--key", str(s.key), "--plaintext")  # (sealed: test_sealed_overlay)
     assert json.loads(s.regen("fsck", "--key", str(s.key), "--json").stdout)["damaged"] is False
     s.regen("gc", "--key", str(s.key), "--dry-run")
     other = open_backend(s.target.url.rsplit("/", 1)[0] + "/elsewhere", s.target.write_options)

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import nacl.signing
 import pytest
 
 from regen.store import ObjectCorrupt, SecretKey, Store, layout, load_secret_key, object_id, seal
+from tests.servers import S3Server, Target
 
-from ..conftest import run_cli
+from ..conftest import make_tree, run_cli
 from ..manager.conftest import one_error_line
 from .conftest import Client
 
@@ -194,3 +196,36 @@ def test_a_host_whose_key_changed_is_told_to_reenroll(fleet: dict[str, Any]) -> 
     assert res.returncode == 1
     text = json.dumps(h2.last_report())
     assert "is sealed to host key" in text and "regen host enroll host2" in text
+
+
+@pytest.mark.slow
+def test_sealed_overlay_on_s3_with_the_documented_policies(s3_server: S3Server, s3_target: Target,
+                                                           tmp_path: Path) -> None:
+    """On moto with IAM on: the admin (admin policy) enrolls host1 and seals its overlay; host1 (client
+    policy) installs it; no object of the bucket decodes to anything holding the secret."""
+    from tests.e2e.conftest import Site
+    from tests.hardening.test_least_privilege import HOST, user_options
+
+    admin = user_options(s3_server, s3_target, "s3-admin-policy.json", "admin")
+    client = user_options(s3_server, s3_target, "s3-client-policy.json", "client")
+    s = Site(replace(s3_target, options=client, write_options=admin), tmp_path, HOST)
+    s.create()
+    make_tree(s.ref, {"etc/app.conf": "v1\n"})
+    s.snapshot("one")
+    s.install_client()
+    pub = tmp_path / "host.pub"
+    pub.write_text(s.regend("host-key").stdout)
+    s.regen("host", "enroll", HOST, str(pub), "--key", str(s.key))
+    own = make_tree(tmp_path / "own", {"etc/wifi/psk.conf": PSK, "etc/ssl/private/host.pem": TLS})
+    s.regen("host", "set", HOST, str(own), "--key", str(s.key))
+    report, _ = s.run_once()
+    assert report["outcome"] == "updated", report
+    assert (s.root / "etc/wifi/psk.conf").read_bytes() == PSK
+    assert (s.root / "etc/ssl/private/host.pem").read_bytes() == TLS
+    store = Store.open(s.target.write_url, s.target.write_options)
+    oids = store.list_objects()
+    assert len(oids) >= 6  # the channel's 2 (content, manifest) + 4 boxes (2 files, manifest, table)
+    for oid in oids:  # decoded (stores compress): plaintext would show here
+        data = store.get(oid)
+        assert PSK.strip() not in data and b"psk.conf" not in data and TLS.splitlines()[1] not in data
+    assert json.loads(s.regen("fsck", "--key", str(s.key), "--json").stdout)["damaged"] is False
