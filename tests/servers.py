@@ -438,6 +438,7 @@ class HttpServer:
     _failures: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     latency: float = 0.0  # seconds every answer waits first: a far-away server (tests/bench/packs.py --latency-ms)
+    _holds: dict[str, Held] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -448,10 +449,27 @@ class HttpServer:
         with self._lock:
             self._failures.setdefault(path, []).extend(answers)
 
+    def hold(self, path: str) -> Held:
+        """Requests for `path` (URL path) wait until the test releases them: a client stopped mid-transfer
+        for as long as the test needs (held.arrived: one came in)."""
+        held = Held()
+        with self._lock:
+            self._holds[path] = held
+        return held
+
     def _take_failure(self, path: str) -> tuple[int, dict[str, str]] | None:
         with self._lock:
             queue = self._failures.get(path)
             return queue.pop(0) if queue else None
+
+
+@dataclass
+class Held:
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def wait_arrived(self, timeout: float = 30) -> None:
+        assert self.arrived.wait(timeout), "no request for the held path came in"
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -465,6 +483,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         info.log.add(self.command, self.path)
         if info.latency:
             time.sleep(info.latency)
+        held = info._holds.get(self.path.split("?", 1)[0])
+        if held is not None:
+            held.arrived.set()
+            held.released.wait(60)
         failure = info._take_failure(self.path.split("?", 1)[0])
         if failure is None and self.path.startswith("/private/") and \
                 self.headers.get("Authorization") != f"Bearer {info.token}":
@@ -682,5 +704,5 @@ def store_target(request: pytest.FixtureRequest) -> Target:
     return target
 
 
-__all__ = ["BUCKET", "HttpServer", "NETWORK_SCHEMES", "RequestLog", "S3Server", "SCHEMES", "SftpServer",
+__all__ = ["BUCKET", "Held", "HttpServer", "NETWORK_SCHEMES", "RequestLog", "S3Server", "SCHEMES", "SftpServer",
            "SmbServer", "Target", "dead_port", "free_port", "replace"]

@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 from regen.daemon.errors import ConfigInvalid, RunLocked, UsageError
 from regen.daemon.run.lock import RunLock
-from regen.store import Store
+from regen.store import Store, object_id
+from regen.store.layout import object_path
 from tests.conftest import argv_of, run_cli
 
+from ..servers import HttpServer, Target
 from .conftest import NO_FINDINGS, Client, expected, publish
 
 SPEC = {"etc/a": "a"}
@@ -77,23 +80,30 @@ def test_status_json(client: Client, file_store: Store, signing_key) -> None:
     assert after["outbox"] == 0 and after["quarantine"]["items"] == 0 and after["indexed_paths"] == 2
 
 
-def test_sigterm_during_a_boot_run_leaves_a_state_the_next_run_converges_from(client: Client,
-                                                                              file_store: Store,
-                                                                              signing_key) -> None:
-    spec = {f"d{i // 50}/f{i}": f"content {i}" for i in range(400)}
-    publish(file_store, signing_key, spec, number=1)
+def test_sigterm_during_a_boot_run_leaves_a_state_the_next_run_converges_from(
+        make_client: Callable[..., Client], http_server: HttpServer, http_target: Target, signing_key) -> None:
+    """SIGTERM while the install fetches: exit 143, no temporary file left, the next run converges.
+    The web server holds the request for one object until the signal is sent, so the run is always
+    mid-install when it comes (that request arriving is the readiness marker)."""
+    spec = {f"d{i // 10}/f{i}": f"content {i}" for i in range(40)}
+    publish(Store.init(http_target.write_url), signing_key, spec, number=1)
+    client = make_client(http_target.url)
+    held = http_server.hold(f"/{http_target.prefix}/{object_path(object_id(spec['d2/f25'].encode()))}")
     env = {**os.environ, "REGEN_TEST_HARDWARE": str(client.hardware(NO_FINDINGS))}
     proc = subprocess.Popen([*argv_of("regend"), "run", "--once", "--config", str(client.config_path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = client.state / "lock"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode in (0, 143), err
-    if proc.returncode == 143:
-        assert "regend: warning: stopped by SIGTERM" in err
+    try:
+        held.wait_arrived()
+        proc.send_signal(signal.SIGTERM)
+        held.released.set()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        held.released.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, (out, err)
+    assert "regend: warning: stopped by SIGTERM" in err
     assert not [p for p in client.root.rglob(".regen-tmp-*")]
     client.regend("run", "--once")
     assert client.tree() == expected(spec)

@@ -72,8 +72,7 @@ def test_lab_store_signed_with_the_same_key_is_refused(world: dict[str, Any]) ->
     publish(lab, world["keys"]["p1"], {"etc/app.conf": "lab build\n"}, number=7, policy=Policy())
     c = world["client"]
     pin_client(c, world["tmp"] / "root.json", url=lab.url)
-    res = c.regend("run", "--once", exit_code=None)
-    assert res.returncode in (0, 1), res.stderr
+    res = c.regend("run", "--once", exit_code=1)  # nothing installed yet: the run failed, the machine may not start
     assert "not store" in res.stdout + res.stderr and "root of trust" in res.stdout + res.stderr
     assert not (c.root / "etc/app.conf").exists()
 
@@ -88,7 +87,7 @@ def test_client_offline_through_two_rotations_then_revoked_key_refused(world: di
     c.regend("run", "--once")  # walks root versions 2 and 3, then accepts P2's generation
     assert content(c) == "v2 by the new key\n"
     publish(store, keys["p1"], {"etc/app.conf": "signed with the revoked key\n"}, number=3, policy=Policy())
-    res = c.regend("run", "--once", exit_code=None)
+    res = c.regend("run", "--once")  # the refused update fails; the installed generation 2 still serves (exit 0)
     assert "unknown key" in res.stdout + res.stderr, res.stdout
     assert content(c) == "v2 by the new key\n"
     # the manager, pinned to the same root, no longer trusts P1 either
@@ -103,7 +102,7 @@ def test_threshold_two_of_three(world: dict[str, Any]) -> None:
     pending = root_cmd(world, "add-key", world["files"]["p2"][1], signers=("r1",))
     assert pending["missing_signatures"] == 1
     publish(store, keys["p2"], {"etc/app.conf": "v2\n"}, number=2, policy=Policy())
-    res = c.regend("run", "--once", exit_code=None)
+    res = c.regend("run", "--once")  # the refused update fails; generation 1 still serves (exit 0)
     assert "unknown key" in res.stdout + res.stderr and content(c) == "v1\n"
     assert root_cmd(world, "sign", "2", signers=("r3",))["missing_signatures"] == 0
     c.regend("run", "--once")
