@@ -101,11 +101,13 @@ class GcResult:
     grace_seconds: int
     history: HistoryPrunePlan | None = None
     keep_reports_seconds: int | None = None
+    max_reports: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         stats: dict[str, int] = {**self.plan.stats(), **(self.history.stats() if self.history else {})}
         return {"dry_run": self.dry_run, "keep": self.keep, "grace_seconds": self.grace_seconds,
-                "keep_reports_seconds": self.keep_reports_seconds, "stats": stats,
+                "keep_reports_seconds": self.keep_reports_seconds, "max_reports": self.max_reports, "stats": stats,
+                "history_hosts_over_cap": list(self.history.over_cap) if self.history else [],
                 "generations_dropped": [{"channel": c, "number": n} for c, n in self.plan.delete_generations],
                 "unverified": [{"path": p, "why": why} for p, why in self.plan.unverified]}
 
@@ -120,9 +122,9 @@ def prune_reports(store: Store, plan: HistoryPrunePlan) -> None:
 
 
 def gc(store: Store, trust: Trust, *, keep: int, grace: timedelta, dry_run: bool, progress: Progress | None = None,
-       keep_reports: timedelta | None = None) -> GcResult:
-    """Old generations and unreferenced objects; with `keep_reports`, report history older than that
-    (each host's last state change is always kept).
+       keep_reports: timedelta | None = None, max_reports: int | None = None) -> GcResult:
+    """Old generations and unreferenced objects; with `keep_reports`, report history older than that,
+    with `max_reports`, beyond each host's newest that many (each host's last state change is always kept).
 
     Only records that verify with `trust` count (issue 12: forged records with high numbers must
     not push real ones out of the keep window); a ref that does not verify stops gc before it
@@ -132,8 +134,8 @@ def gc(store: Store, trust: Trust, *, keep: int, grace: timedelta, dry_run: bool
         for channel in store.channels():
             verified_ref(store, channel, trust)
         plan = plan_gc(store, keep=keep, grace=grace, trusted=trust.keys)
-        history = (prune_history(store.all_report_history(), keep=keep_reports, now=utcnow())
-                   if keep_reports is not None else None)
+        history = (prune_history(store.all_report_history(), keep=keep_reports, now=utcnow(), max_per_host=max_reports)
+                   if keep_reports is not None or max_reports is not None else None)
         if not dry_run and history is not None:
             prune_reports(store, history)
         if not dry_run:
@@ -144,7 +146,7 @@ def gc(store: Store, trust: Trust, *, keep: int, grace: timedelta, dry_run: bool
             finally:
                 progress.finish()
     return GcResult(plan, dry_run, keep, int(grace.total_seconds()), history,
-                    int(keep_reports.total_seconds()) if keep_reports is not None else None)
+                    int(keep_reports.total_seconds()) if keep_reports is not None else None, max_reports)
 
 
 def migrate(store: Store, *, pack_size: int, progress: Progress | None = None) -> MigrateResult:

@@ -55,7 +55,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from regen.store import Change, CheckResult, Entry, LeaseInfo, MigrateResult, Procedure, json_safe
+from regen.store import MAX_HISTORY, Change, CheckResult, Entry, LeaseInfo, MigrateResult, Procedure, json_safe
 from regen.store.errors import RegenError
 
 from . import fleetview
@@ -362,6 +362,10 @@ class Output:
             self.line(text)
 
     def timeline(self, t: Timeline) -> None:
+        if t.skipped:
+            self.warn(f"{t.skipped:,} older history entries of host {t.host} were not read: at most the newest "
+                      f"{MAX_HISTORY:,} are (more is a flapping host or someone writing its reports; "
+                      f"'regen gc' prunes them)")
         if self.json:
             return self._json(t.as_dict())
         if self.quiet:
@@ -409,10 +413,15 @@ class Output:
                       f"{s['stray_pack_files']:,} stray pack files")
         if r.history is not None:
             h = r.history.stats()
-            self.line(f"{verb} {h['history_to_delete']:,} report history entries older than "
-                      f"{(r.keep_reports_seconds or 0) // 86400} days; "
+            days = (r.keep_reports_seconds or 0) // 86400
+            age = f"older than {days} days" if r.keep_reports_seconds else "of any age"
+            cap = f" or beyond the newest {r.max_reports:,} of a host" if r.max_reports else ""
+            self.line(f"{verb} {h['history_to_delete']:,} report history entries {age}{cap}; "
                       f"kept {h['history_kept']:,} entries of {h['hosts']:,} "
                       f"hosts (each host's last state change is always kept)")
+            for host in r.history.over_cap:
+                self.warn(f"host {host} had more than {r.max_reports:,} history entries (a flapping host, or "
+                          f"someone writing its reports)")
 
     def fsck(self, r: CheckResult) -> None:
         if self.json:

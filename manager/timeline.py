@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from regen.store import HardwareFinding, Report, Store, drift_of, format_time, utcnow
+from regen.store import MAX_HISTORY, HardwareFinding, Report, Store, drift_of, format_time, utcnow
 from regen.store.errors import NotFound, StoreAccessDenied, StoreError, StoreUnreachable
 
 from .errors import HostNotFound
@@ -46,9 +46,10 @@ class TimelineEntry:
 class Timeline:
     host: str
     entries: tuple[TimelineEntry, ...]
+    skipped: int = 0  # older history entries not read: the host has more than MAX_HISTORY
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "entries": [e.as_dict() for e in self.entries]}
+        return {"host": self.host, "entries": [e.as_dict() for e in self.entries], "skipped": self.skipped}
 
 
 def _gauges(r: Report) -> dict[str, float]:
@@ -72,11 +73,16 @@ def _broken(when: datetime, message: str) -> TimelineEntry:
     return TimelineEntry(format_time(when), "failing", None, None, {}, (), (), {}, (message,))
 
 
-def host_timeline(store: Store, host: str, *, jobs: int = DEFAULT_JOBS) -> Timeline:
-    """Every history entry of `host` and its latest report, in time order."""
+def host_timeline(store: Store, host: str, *, jobs: int = DEFAULT_JOBS, limit: int = MAX_HISTORY) -> Timeline:
+    """The newest `limit` history entries of `host` (by name) and its latest report, in time order.
+
+    A host's prefix is written by the host (or whoever holds its credentials): however many
+    entries it holds, at most `limit` are read; the rest are counted in `skipped` (issue 12).
+    """
     check_host(host)
     _ = store.config
-    entries = store.report_history(host)
+    listed = store.report_history(host)
+    entries = listed[-limit:] if limit > 0 else []
 
     def read(path: str) -> Report | StoreError | None:
         try:
@@ -108,4 +114,4 @@ def host_timeline(store: Store, host: str, *, jobs: int = DEFAULT_JOBS) -> Timel
             rows[-1] = replace(rows[-1], latest=True)  # the latest run was news: it is the newest entry
         else:
             rows.append(entry_of(latest, latest=True))
-    return Timeline(host, tuple(rows))
+    return Timeline(host, tuple(rows), len(listed) - len(entries))

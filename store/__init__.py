@@ -38,8 +38,8 @@ for _mod, _names in {
     "sealed": "MAX_SEALED_FILE MAX_SEALED_OBJECTS SealedRef encode_table:encode_seal_table "
               "parse_table:parse_seal_table seal",
     "metrics": "Family:MetricFamily exposition:metrics_exposition",
-    "history": "HISTORY_EVERY HistoryEntry HistoryPrunePlan history_due history_marker parse_entry:parse_history_entry "
-               "prune_history",
+    "history": "HISTORY_EVERY MAX_HISTORY HistoryEntry HistoryPrunePlan history_due history_marker "
+               "parse_entry:parse_history_entry prune_history",
     "signing": "PublicKey SecretKey generate key_id load_public_key load_secret_key open_envelope peek_envelope "
                "sign_envelope trust_map write_keypair",
     "tree": "kind_of node_kind read_xattrs syncfs walk",
@@ -104,7 +104,15 @@ if TYPE_CHECKING:  # the static view of the same names
         verify_overlay,
     )
     from .globs import check_glob, literal_glob, matches
-    from .history import HISTORY_EVERY, HistoryEntry, HistoryPrunePlan, history_due, history_marker, prune_history
+    from .history import (
+        HISTORY_EVERY,
+        MAX_HISTORY,
+        HistoryEntry,
+        HistoryPrunePlan,
+        history_due,
+        history_marker,
+        prune_history,
+    )
     from .history import parse_entry as parse_history_entry
     from .hostkey import REPORT_AUTH, HostKey, report_auth, sign_report, verify_host_key
     from .localfile import save_atomic
@@ -196,7 +204,7 @@ __all__ = [
     "SIZE_EXPECTED", "parse_size", "StagedWrites", "save_atomic", "RACY_WINDOW_NS", "racy", "merge_join",
     "stat_change",
     "RedactingFilter", "json_safe", "printable", "redact",
-    "HISTORY_EVERY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
+    "HISTORY_EVERY", "MAX_HISTORY", "HistoryEntry", "HistoryPrunePlan", "drift_of", "history_due", "history_marker",
     "parse_history_entry", "prune_history",
     "FORMAT_META", "NODE_KINDS", "encode_xattrs", "decode_xattrs", "node_kind", "read_xattrs", "IdNames",
     "MetricFamily", "metrics_exposition", "patched_manifest", "put_manifest_patch", "wants_manifest_patch",

@@ -8,7 +8,9 @@ hourly and never changes leaves one entry a day; the state it is in is named in 
 file name, so gc can find each host's last state change from a listing, without reading.
 
 `prune_history` keeps every entry younger than the retention and, older than that, only the
-entry where the host's present state began: `regen history` can always say since when.
+entry where the host's present state began: `regen history` can always say since when. It also
+keeps at most `MAX_HISTORY` entries per host (the newest), so a host -- or whoever holds its
+write access -- cannot grow its history without bound; readers read no more than that either.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from typing import Any
 from .report import Report, drift_of
 
 HISTORY_EVERY = timedelta(days=1)
+# At most this many history entries per host are read (newest first, by name) and kept by gc:
+# a host writing one entry an hour for 40 days. Its own clients write about one a day; more
+# means a flapping host, or someone with that host's write access filling its prefix (issue 12).
+MAX_HISTORY = 1000
 STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 STAMP_LEN = 22  # YYYYMMDDTHHMMSSffffffZ
 
@@ -95,9 +101,11 @@ class HistoryPrunePlan:
     delete: tuple[str, ...]
     kept: int
     hosts: int
+    over_cap: tuple[str, ...] = ()  # hosts that had more than `max_per_host` entries
 
     def stats(self) -> dict[str, int]:
-        return {"history_to_delete": len(self.delete), "history_kept": self.kept, "hosts": self.hosts}
+        return {"history_to_delete": len(self.delete), "history_kept": self.kept, "hosts": self.hosts,
+                "history_hosts_over_cap": len(self.over_cap)}
 
 
 def last_change(entries: Sequence[HistoryEntry]) -> HistoryEntry | None:
@@ -109,18 +117,23 @@ def last_change(entries: Sequence[HistoryEntry]) -> HistoryEntry | None:
     return start
 
 
-def prune_history(by_host: Mapping[str, Sequence[HistoryEntry]], *, keep: timedelta,
-                  now: datetime) -> HistoryPrunePlan:
-    """Entries older than `keep`, except each host's last state change."""
-    cutoff = now - keep
+def prune_history(by_host: Mapping[str, Sequence[HistoryEntry]], *, keep: timedelta | None,
+                  now: datetime, max_per_host: int | None = MAX_HISTORY) -> HistoryPrunePlan:
+    """Entries older than `keep` (None: any age) and beyond each host's newest `max_per_host`
+    (None: any number), except each host's last state change."""
+    cutoff = now - keep if keep is not None else None
     delete: list[str] = []
     kept = 0
-    for _host, entries in sorted(by_host.items()):
-        ordered = sorted(entries, key=lambda e: e.when)
+    over: list[str] = []
+    for host, entries in sorted(by_host.items()):
+        ordered = sorted(entries, key=lambda e: (e.when, e.path))
         anchor = last_change(ordered)
-        for e in ordered:
-            if e.when >= cutoff or e is anchor:
+        first = len(ordered) - max_per_host if max_per_host is not None else 0
+        if first > 0:
+            over.append(host)
+        for i, e in enumerate(ordered):
+            if e is anchor or ((cutoff is None or e.when >= cutoff) and i >= first):
                 kept += 1
             else:
                 delete.append(e.path)
-    return HistoryPrunePlan(tuple(delete), kept, len(by_host))
+    return HistoryPrunePlan(tuple(delete), kept, len(by_host), tuple(over))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from regen.store import DEFAULT_KEEP
+from regen.store import DEFAULT_KEEP, MAX_HISTORY
 
 from .. import maintenance, options
 from ..render import Output
@@ -26,6 +26,10 @@ def gc(
     keep_reports: Annotated[int, typer.Option(
         "--keep-reports", min=0, metavar="DAYS",
         help="Report history kept, in days (each host's last state change is always kept); 0 keeps all.")] = 90,
+    max_reports: Annotated[int, typer.Option(
+        "--max-reports", min=0, metavar="N",
+        help="Report history entries kept per host at most, the newest by name (its last state change "
+             "is always kept); 0: no limit.")] = MAX_HISTORY,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
     store: common.Store = None,
     storage_option: common.StorageOptions = None,
@@ -36,7 +40,7 @@ def gc(
     quiet: common.Quiet = False,
 ) -> None:
     """Delete old generations, the objects nothing refers to any more (under the store's lock) and
-    report history older than --keep-reports days.
+    report history older than --keep-reports days or beyond a host's newest --max-reports entries.
 
     Only generation records that verify with --key, --trusted-key or --trust-root (one is needed)
     count towards --keep and keep their objects; others are listed and left alone. A ref that
@@ -47,7 +51,8 @@ def gc(
     trust = options.trust(key, trusted_key, trust_root, conn).require("gc")
     out.gc(maintenance.gc(conn, trust, keep=keep, grace=options.parse_duration(grace, "--grace"), dry_run=dry_run,
                           progress=out.progress(),
-                          keep_reports=timedelta(days=keep_reports) if keep_reports else None))
+                          keep_reports=timedelta(days=keep_reports) if keep_reports else None,
+                          max_reports=max_reports or None))
 
 
 @app.command(epilog=common.EXIT_FSCK)

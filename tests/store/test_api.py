@@ -27,7 +27,7 @@ PUBLIC = sorted([
     "EXIT_UNREACHABLE", "EXIT_USAGE", "Entry", "FAILURES", "FAILURE_FIX", "FORMAT_META", "FileDigest", "Finding",
     "GcPlan", "Generation", "GenerationNotFound", "HISTORY_EVERY", "HardwareFinding", "HistoryEntry",
     "HistoryPrunePlan", "IdNames", "IntegrityError", "InvalidInput", "InvalidName", "InvalidURL", "KeyInvalid",
-    "LeaseInfo", "LockHeld", "MAX_NUMBER", "MISCONFIGURED", "ManifestDelta", "ManifestInvalid", "ManifestStats",
+    "LeaseInfo", "LockHeld", "MAX_HISTORY", "MAX_NUMBER", "MISCONFIGURED", "ManifestDelta", "ManifestInvalid", "ManifestStats",
     "ManifestWriter", "MetricFamily", "MigrateResult", "NODE_KINDS", "NotFound", "ObjectCorrupt", "ObjectId",
     "ObjectMissing", "Overlay", "Policy", "PolicyInvalid", "Procedure", "PublicKey", "RACY_WINDOW_NS",
     "RecordExpired", "RecordInvalid", "RecordMismatch", "RecordTooLarge", "RedactingFilter", "RegenError", "Report",
