@@ -27,6 +27,7 @@ from regen.store import (
     hash_file,
     kind_of,
     matches,
+    merge_join,
     node_kind,
     object_id,
     printable,
@@ -122,7 +123,11 @@ class Scanner:
                              hint="fix its permissions or exclude it in the policy file; no generation was written")
 
     def entries(self) -> Iterator[Entry]:
-        for rel, s in walk(self.root, prune=self._prune(), onerror=self._walk_error):
+        walked = walk(self.root, prune=self._prune(), onerror=self._walk_error)
+        for here, known in merge_join(walked, self.cache.rows(), _walk_key, _row_key):
+            if here is None:
+                continue  # a file of the previous scan that is gone
+            rel, s = here
             try:
                 rel.encode("utf-8")
             except UnicodeEncodeError:
@@ -136,7 +141,7 @@ class Scanner:
             elif kind == "symlink":
                 yield self._meta(Entry(rel, "symlink", mode, target=self._readlink(rel)), s)
             elif kind == "file":
-                yield self._meta(self._file(rel, s, mode), s)
+                yield self._meta(self._file(rel, s, mode, known), s)
                 if self.hold is not None:
                     self.hold(None)
             elif (node := node_kind(s.st_mode)) is not None:
@@ -190,16 +195,17 @@ class Scanner:
                                 path=rel) from None
         return target
 
-    def _file(self, rel: str, s: os.stat_result, mode: int) -> Entry:
-        key = sort_key(rel)
-        cached = self.cache.lookup(key)
+    def _file(self, rel: str, s: os.stat_result, mode: int, known: tuple[bytes, CachedFile] | None) -> Entry:
+        """The file's entry: digests from the cache row `known` (the previous scan's, same key) when
+        the stat rule trusts it, else read; recorded for the next scan either way."""
+        cached = known[1] if known is not None else None
         if reusable(s, cached, self.safe_before_ns):
             assert cached is not None
             oid, xxh = cached.oid, cached.xxh
             self.counts.files_reused += 1
         else:
             oid, xxh = self._hash(rel, s)
-        self.cache.record(key, rel, s, oid, xxh)
+        self.cache.record(sort_key(rel), rel, s, oid, xxh)
         if self.progress is not None:
             self.progress.advance(1, s.st_size)
         return Entry(rel, "file", mode, s.st_size, oid, xxh)
@@ -228,6 +234,14 @@ class Scanner:
         if data is not None and self.hold is not None:
             self.hold((digest.oid, data))
         return digest.oid, digest.xxh
+
+
+def _walk_key(here: tuple[str, os.stat_result]) -> bytes:
+    return sort_key(here[0])
+
+
+def _row_key(row: tuple[bytes, CachedFile]) -> bytes:
+    return row[0]
 
 
 def _is_dir(full: str) -> bool:

@@ -18,6 +18,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,16 +53,12 @@ def cache_path(cache_dir: Path, store_id: str, source: str) -> Path:
 
 
 class StatCache:
-    """Rows of the previous scan, looked up in ascending key order; rows of this scan, recorded."""
+    """Rows of the previous scan, read in ascending key order; rows of this scan, recorded."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.started_ns = time.time_ns()
         self.previous_started_ns = 0
-        self._page: list[tuple[bytes, CachedFile]] = []
-        self._pos = 0
-        self._last_key: bytes | None = None
-        self._exhausted = False
         self._pending: list[tuple[object, ...]] = []
 
     @classmethod
@@ -103,33 +100,18 @@ class StatCache:
             raise
 
     # -- the previous scan, in ascending key order -------------------------------------------
-    def _next_page(self) -> None:
-        args: tuple[object, ...]
-        if self._last_key is None:
-            sql, args = "SELECT * FROM files ORDER BY key LIMIT ?", (_PAGE,)
-        else:
-            sql, args = "SELECT * FROM files WHERE key > ? ORDER BY key LIMIT ?", (self._last_key, _PAGE)
-        rows = self.db.execute(sql, args).fetchall()
-        self._page = [(bytes(r[0]), CachedFile(r[2], r[3], r[4], r[5], r[6], r[7], r[8])) for r in rows]
-        self._pos = 0
-        if rows:
-            self._last_key = bytes(rows[-1][0])
-        if len(rows) < _PAGE:
-            self._exhausted = True
-
-    def lookup(self, key: bytes) -> CachedFile | None:
-        """The previous scan's row for `key`; keys must be asked for in ascending order."""
+    def rows(self) -> Iterator[tuple[bytes, CachedFile]]:
+        """The previous scan's rows as (key, row) in ascending key order (tree order: the scan
+        merge-joins them with its walk), read a page at a time."""
+        sql = "SELECT * FROM files ORDER BY key LIMIT ?"
+        args: tuple[object, ...] = (_PAGE,)
         while True:
-            if self._pos >= len(self._page):
-                if self._exhausted:
-                    return None
-                self._next_page()
-                continue
-            k, row = self._page[self._pos]
-            if k < key:
-                self._pos += 1
-                continue
-            return row if k == key else None
+            rows = self.db.execute(sql, args).fetchall()
+            for r in rows:
+                yield bytes(r[0]), CachedFile(r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+            if len(rows) < _PAGE:
+                return
+            sql, args = "SELECT * FROM files WHERE key > ? ORDER BY key LIMIT ?", (bytes(rows[-1][0]), _PAGE)
 
     # -- this scan ------------------------------------------------------------------------------
     def record(self, key: bytes, path: str, st: os.stat_result, oid: str, xxh: str) -> None:

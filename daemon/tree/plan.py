@@ -28,13 +28,13 @@ Rules (FORMAT.md §7 for the policy):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
 from regen.daemon.tree.index import path_key
-from regen.store import NODE_KINDS, Entry, Policy, matches
+from regen.store import NODE_KINDS, Entry, Policy, matches, merge_join
 
 TEMP_PREFIX = ".regen-tmp-"
 
@@ -299,37 +299,26 @@ def may_hold(path: str, globs: Iterable[str]) -> bool:
     return False
 
 
-def _keyed_entries(it: Iterable[Entry]) -> Iterator[tuple[bytes, Entry]]:
-    for e in it:
-        yield path_key(e.path), e
+def _entry_key(e: Entry) -> bytes:
+    return path_key(e.path)
 
 
-def _keyed_obs(it: Iterable[Observed]) -> Iterator[tuple[bytes, Observed]]:
-    for o in it:
-        yield path_key(o.path), o
+def _observed_key(o: Observed) -> bytes:
+    return path_key(o.path)
 
 
 def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy,
          owners: Callable[[Entry], Entry] | None = None) -> Plan:
-    """Merge the target tree and the disk (both in tree order) into the changes that make them equal.
-    `owners` maps a format-2 entry's owner to this client's ids (owners.Owners.map)."""
+    """Merge the target tree and the disk (both in tree order: regen.store.merge_join) into the
+    changes that make them equal. `owners` maps a format-2 entry's owner to this client's ids
+    (owners.Owners.map)."""
     b = _Builder(policy)
     if owners is not None:
         target = map(owners, target)
     preserve = policy.preserve
-    t_it, o_it = _keyed_entries(target), _keyed_obs(observed)
-    t = next(t_it, None)
-    o = next(o_it, None)
-    while t is not None or o is not None:
-        if o is None or (t is not None and t[0] < o[0]):
-            assert t is not None
-            e = t[1]
-            b.enter(e)
-            if not (preserve and matches(e.path, preserve)):
-                b.write(e, None)
-            t = next(t_it, None)
-        elif t is None or o[0] < t[0]:
-            ob = o[1]
+    for e, ob in merge_join(target, observed, _entry_key, _observed_key):
+        if e is None:  # on disk only
+            assert ob is not None
             if not (preserve and matches(ob.path, preserve)):
                 if b.under_doomed(ob.path):
                     if ob.kind == "dir":
@@ -338,14 +327,13 @@ def plan(target: Iterable[Entry], observed: Iterable[Observed], policy: Policy,
                         b.remove(ob)
                 else:
                     b.unmanaged(ob)
-            o = next(o_it, None)
-        else:
-            e, ob = t[1], o[1]
-            b.enter(e)
-            if not (preserve and matches(e.path, preserve)):
+            continue
+        b.enter(e)
+        if not (preserve and matches(e.path, preserve)):
+            if ob is None:
+                b.write(e, None)
+            else:
                 b.both(e, ob)
-            t = next(t_it, None)
-            o = next(o_it, None)
     return b.build()
 
 
