@@ -222,7 +222,7 @@ def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> St
 
 def _pending(config: DaemonConfig, index: Index | None, store: Store, installed: Target | None,
              out: dict[str, Any]) -> dict[str, Any] | None:
-    from regen.daemon.tree.cache import ObjectCache
+    from regen.daemon.tree.cache import ObjectCache, to_fetch
     from regen.store import EMPTY_ID, diff
 
     highest = index.highest("channel", config.channel) if index is not None else None
@@ -243,7 +243,7 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
         return None
     if installed is not None and new.same_tree(installed) and new.number == installed.number:
         return {"available": gen.number, "pending": False}
-    cache = ObjectCache(config.state_dir)
+    cache = ObjectCache(config.state_dir, config.cache_max_bytes)
     sizes: dict[str, int] = {}
     changes = {"added": 0, "removed": 0, "modified": 0, "meta": 0}
     new_entries = _entries(store, new, config)
@@ -252,10 +252,15 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
         if e.kind == "file" and e.oid and e.oid != EMPTY_ID:
             sizes[e.oid] = e.size
     changed: list[str] = []
+    written: set[str] = set()  # what the update writes; the cache's other gaps only as its budget allows
     for c in diff(old_entries, new_entries):
         changes[c.kind] += 1
         changed.append(c.path)
+        if c.kind in ("added", "modified") and c.new is not None and c.new.kind == "file" and c.new.oid:
+            written.add(c.new.oid)
     missing = cache.missing(sizes)
+    if installed is not None:
+        missing = to_fetch(missing, written, sizes, cache.room())
     return {"available": gen.number, "pending": True, "from": installed.number if installed else None,
             "to": gen.number, "objects_to_fetch": len(missing), "bytes_to_fetch": sum(sizes[o] for o in missing),
             "changes": changes,

@@ -10,7 +10,8 @@ content itself: still read as it is (`open`), so an upgrade invalidates nothing.
 Objects are verified when fetched (the store streams through a verifying writer and renames only a
 complete copy into place) and again whenever one is installed: apply hashes the bytes it writes
 (after decompression), and a mismatch or a damaged frame deletes the entry (`discard`) so it is
-fetched again. Repairs therefore work offline, and a corrupt cache entry never reaches a managed path.
+fetched again. Repairs from the cache therefore work offline, and a corrupt cache entry never
+reaches a managed path.
 
 `[cache] max_bytes` caps the cache's allocated bytes (`fit`, after a run that wrote to it):
 objects least recently used go first (the mtime, set again whenever one is installed: it works

@@ -126,6 +126,8 @@ def test_the_budget_is_kept_after_a_run_and_evicted_objects_come_from_the_store(
     gen2 = {**gen1, "etc/new.conf": b"new = 1\n"}
     gen = publish(store, signing_key, gen2, number=2)
     overlay = publish_overlay(store, signing_key, client.host, {"etc/host.conf": b"mine\n"}, number=1)
+    pending = json.loads(client.regend("check", "--json").stdout)["update"]
+    assert pending["objects_to_fetch"] == 2 and pending["bytes_to_fetch"] == len(b"new = 1\nmine\n"), pending
     mark = http_target.log.mark() if http_target.log else 0
     report = json.loads(client.regend("run", "--once", "--json").stdout)
     assert report["outcome"] == "updated" and report["steps"]["update"]["planned"] == "full"
