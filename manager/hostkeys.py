@@ -32,7 +32,7 @@ from regen.store import (
 )
 from regen.store.errors import IntegrityError, TrustError, UnsupportedFormat
 
-from .trust import Trust
+from .trust import Trust, verified_overlay
 
 FORGED, REPLAYED, SIGNED, UNSIGNED = "forged", "replayed", "signed", "unsigned"
 _REFUSED = (TrustError, IntegrityError, UnsupportedFormat)
@@ -44,9 +44,11 @@ class EnrollResult:
     keyid: str
     enrolled: str
     replaced: str | None  # the key id enrolled before, when re-enrolling
+    sealed_to_old: bool = False  # the host's overlay is sealed to another key: set it again
 
     def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "keyid": self.keyid, "enrolled": self.enrolled, "replaced": self.replaced}
+        return {"host": self.host, "keyid": self.keyid, "enrolled": self.enrolled, "replaced": self.replaced,
+                "sealed_to_old": self.sealed_to_old}
 
 
 def enroll(store: Store, host: str, public_file: str, key: SecretKey, trust: Trust) -> EnrollResult:
@@ -56,7 +58,10 @@ def enroll(store: Store, host: str, public_file: str, key: SecretKey, trust: Tru
     hk = HostKey(host, store.store_id, public, format_time(utcnow()))
     with StoreLock(store, "regen host enroll"):
         store.write_host_key(hk, [key])
-    return EnrollResult(host, public.keyid, hk.enrolled, old.keyid if old is not None and old != public else None)
+    found = verified_overlay(store, host, trust)
+    stale = found is not None and found[0].sealed is not None and found[0].sealed.key != public.keyid
+    return EnrollResult(host, public.keyid, hk.enrolled, old.keyid if old is not None and old != public else None,
+                        stale)
 
 
 def enrolled_key(store: Store, host: str, trust: Trust) -> tuple[PublicKey | None, str | None]:

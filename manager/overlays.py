@@ -81,7 +81,7 @@ def set_overlay(store: Store, host: str, src: str, key: SecretKey, *, message: s
         current = found[0] if found else None
         sealed = None
         if to is not None:
-            tree, sealed = build_sealed(store, src, to, progress=progress)
+            tree, sealed = build_sealed(store, src, to, cache_dir=cache_dir, progress=progress)
         else:  # (a sealed version's manifest is no base: the store holds only its box)
             base = current.manifest if current is not None and current.sealed is None else None
             tree = build_tree(store, src, base=base, cache_dir=cache_dir, progress=progress)

@@ -320,6 +320,8 @@ class Output:
             return self.line(r.keyid)
         was = f" (replacing key {r.replaced})" if r.replaced else ""
         self.line(f"host {r.host} enrolled with key {r.keyid}{was}; its reports must now be signed with it")
+        if r.sealed_to_old:  # (the host refuses its overlay until it is sealed to the new key)
+            self.warn(f"the overlay of {r.host} is sealed to its old key: run 'regen host set {r.host} DIR' again")
 
     def overlay_info(self, info: OverlayInfo) -> None:
         if self.json:

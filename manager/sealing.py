@@ -7,12 +7,16 @@ its objects, the manifest and the seal table are sealed to the host's key (regen
 only the boxes are uploaded. The overlay record lists every box, so gc and fsck keep and check
 them without a host key.
 
-Every `host set` seals afresh: a sealed box is randomised and the manager cannot open the last
-version's boxes to reuse them. Overlays are a host's few own files, so this costs little.
+A sealed box is randomised and the manager cannot open the last version's boxes, so it remembers
+the boxes it made (`Boxes`: per store and host key, plaintext id -> sealed id, in its cache dir)
+and reuses one whose plaintext is unchanged and that the store still holds: setting an unchanged
+overlay again uploads nothing and signs the same `sealed` member, so clients see no new tree and
+gc keeps what they installed. Without the cache (another admin machine) everything is sealed anew.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import replace
@@ -28,7 +32,9 @@ from regen.store import (
     SealedRef,
     Store,
     encode_seal_table,
+    is_object_id,
     object_id,
+    save_atomic,
     seal,
 )
 
@@ -39,9 +45,44 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 
-def build_sealed(store: Store, src: str, to: PublicKey, *, progress: Progress | None = None
+class Boxes:
+    """The boxes this manager sealed, per store and host key (JSON in its cache dir; losing it costs
+    only re-sealing). Reused only after `store.has` confirms the box is still there."""
+
+    def __init__(self, cache_dir: Path, store: Store, to: PublicKey) -> None:
+        self.path = cache_dir / "sealed" / f"{store.store_id}-{to.keyid}.json"
+        self.store = store
+        self.made: dict[ObjectId, ObjectId] = {}
+        try:
+            raw = json.loads(self.path.read_bytes())
+            if isinstance(raw, dict):
+                self.made = {k: v for k, v in raw.items() if is_object_id(k) and is_object_id(v)}
+        except (OSError, ValueError):
+            pass
+
+    def box(self, plain: bytes, to: PublicKey) -> tuple[ObjectId, int]:
+        """The sealed id of `plain` for `to` (reused or sealed and uploaded now), and the bytes uploaded."""
+        oid = object_id(plain)
+        old = self.made.get(oid)
+        if old is not None and self.store.has(old):
+            return old, 0
+        data = seal(plain, to)
+        self.made[oid] = self.store.put(data, compression="none")
+        return self.made[oid], len(data)
+
+    def save(self, keep: set[ObjectId]) -> None:
+        """Remember the boxes of this version only (older ones may be collected by gc)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            save_atomic(str(self.path), json.dumps({k: v for k, v in sorted(self.made.items()) if k in keep}).encode())
+        except OSError:
+            pass  # a read-only cache: the next set seals anew
+
+
+def build_sealed(store: Store, src: str, to: PublicKey, *, cache_dir: Path, progress: Progress | None = None
                  ) -> tuple[TreeBuild, SealedRef]:
     """Build the tree at `src` as an overlay sealed to `to`: (the build, the record's `sealed` member)."""
+    boxes = Boxes(cache_dir, store, to)
     with tempfile.TemporaryDirectory(prefix="regen-seal-") as tmp:
         scratch = Store.init(Path(tmp, "store").as_uri(), compression="none")
         tree = build_tree(scratch, src, base=None, cache_dir=Path(tmp, "cache"), progress=progress)
@@ -57,15 +98,15 @@ def build_sealed(store: Store, src: str, to: PublicKey, *, progress: Progress | 
             raise SourceInvalid(f"{src} holds {len(plain):,} distinct file contents: a sealed overlay holds at "
                                 f"most {MAX_SEALED_OBJECTS - 1:,}", hint="ship shared files in the channel")
         table: dict[ObjectId, ObjectId] = {}
-        nbytes = 0
+        uploaded = nbytes = 0
         for oid in sorted(plain | {tree.manifest}):
-            box = seal(scratch.get(oid), to)
-            table[oid] = store.put(box, compression="none")
-            nbytes += len(box)
+            table[oid], n = boxes.box(scratch.get(oid), to)
+            uploaded, nbytes = uploaded + bool(n), nbytes + n
     data = encode_seal_table(table)
-    box = seal(data, to)
-    ref = SealedRef(to.keyid, object_id(data), store.put(box, compression="none"), tuple(sorted(set(table.values()))))
-    return replace(tree, objects_uploaded=len(table) + 1, bytes_uploaded=nbytes + len(box)), ref
+    box, n = boxes.box(data, to)
+    boxes.save(set(table) | {object_id(data)})
+    ref = SealedRef(to.keyid, object_id(data), box, tuple(sorted(set(table.values()))))
+    return replace(tree, objects_uploaded=uploaded + bool(n), bytes_uploaded=nbytes + n), ref
 
 
 __all__ = ["build_sealed"]

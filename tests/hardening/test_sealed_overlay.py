@@ -145,6 +145,36 @@ def test_the_overlay_reaches_its_host_and_no_one_else(fleet: dict[str, Any]) -> 
     assert report["outcome"] == "repaired"
 
 
+def test_an_unchanged_overlay_set_again_reuses_its_boxes(fleet: dict[str, Any]) -> None:
+    """The manager remembers its boxes (cache dir): the same files give the same signed `sealed`
+    member, so host2 sees no new tree; a changed file costs its box, the manifest's and the table's."""
+    store, h2, own = fleet["store"], fleet["clients"]["host2"], fleet["own"]
+
+    def sealed() -> dict[str, Any]:
+        from regen.store import peek_envelope
+
+        data = store.read_overlay("host2")
+        assert data is not None
+        return dict(peek_envelope(data)["sealed"])
+
+    first = _set(fleet)
+    assert first["uploaded"]["objects"] == 5  # 3 files, the manifest, the table
+    one = sealed()
+    pending = json.loads(h2.regend("check", "--json", exit_code=None).stdout)  # a dry run reads the sealed manifest
+    assert pending["update"]["objects_to_fetch"] == 4, pending  # 3 overlay files + etc/app.conf
+    h2.regend("run", "--once")
+    again = _set(fleet)
+    assert again["uploaded"]["objects"] == 0 and sealed() == one
+    report = json.loads(h2.regend("run", "--once", "--verify", "--json").stdout)
+    assert report["outcome"] == "ok", report
+    (own / "etc/hostname").write_bytes(b"host2.example\n")
+    assert _set(fleet)["uploaded"]["objects"] == 3
+    two = sealed()
+    assert len(set(two["objects"]) - set(one["objects"])) == 2 and two["box"] != one["box"]
+    report = json.loads(h2.regend("run", "--once", "--verify", "--json").stdout)
+    assert (h2.root / "etc/hostname").read_bytes() == b"host2.example\n" and report["outcome"] == "updated"
+
+
 def test_a_resealed_object_is_refused(fleet: dict[str, Any]) -> None:
     """(c) The attacker can write the store and knows host2's public key (hosts/host2/key.json): it
     seals its own PSK to host2 and puts the box where host2's PSK box lies. host2 refuses it."""
@@ -196,6 +226,15 @@ def test_a_host_whose_key_changed_is_told_to_reenroll(fleet: dict[str, Any]) -> 
     assert res.returncode == 1
     text = json.dumps(h2.last_report())
     assert "is sealed to host key" in text and "regen host enroll host2" in text
+    assert not (h2.root / "etc/wifi/psk.conf").exists()
+    # the admin re-enrolls it (and is told to set the overlay again), sets it: host2 installs it
+    pub = h2.base / "host.pub"
+    pub.write_text(h2.regend("host-key").stdout)
+    res = run_cli("regen", "host", "enroll", "host2", str(pub), env=fleet["env"])
+    assert "regen: warning: the overlay of host2 is sealed to its old key: run 'regen host set host2 DIR'" in res.stderr
+    _set(fleet)
+    h2.regend("run", "--once")
+    assert (h2.root / "etc/wifi/psk.conf").read_bytes() == PSK
 
 
 @pytest.mark.slow
