@@ -2,7 +2,7 @@
 
 Only objects missing from the cache are requested: an update reads exactly the new content.
 Every object is verified against its id as it is written, compressed, into the cache and renamed
-there only when complete (Store.fetch_many through cache.compressing); failures are collected per
+there only when complete (Store.fetch_many through ObjectCache.compressing); failures are collected per
 object, the rest go on.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from regen.daemon.errors import Interrupted, signal_name
-from regen.daemon.tree.cache import ObjectCache, compressing
+from regen.daemon.tree.cache import ObjectCache
 from regen.store import Store
 
 
@@ -50,7 +50,7 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
         store.seed_chunks(seeds[o] for o in wanted if o in seeds)
     before = store.counters.as_dict()
     transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes, stop=stop,
-                                wrap=compressing)
+                                wrap=cache.compressing)
     if transfer.stopped:
         raise Interrupted(f"stopped by {signal_name(stop)} after fetching {len(transfer.done)} of {len(wanted)} "
                           "objects")
@@ -67,7 +67,7 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
 
 def fetch_one(store: Store, cache: ObjectCache, oid: str, max_bytes: int | None = None) -> int:
     """Fetch one object into the cache (verified); returns its size. Raises the StoreError."""
-    return store.fetch_to_file(oid, cache.dest(oid), fsync=False, max_bytes=max_bytes, wrap=compressing).size
+    return store.fetch_to_file(oid, cache.dest(oid), fsync=False, max_bytes=max_bytes, wrap=cache.compressing).size
 
 
 __all__ = ["FetchResult", "fetch_missing", "fetch_one"]

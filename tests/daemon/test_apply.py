@@ -9,7 +9,7 @@ import pytest
 
 from regen.daemon.errors import Interrupted
 from regen.daemon.tree.apply import Applier, Ticker
-from regen.daemon.tree.cache import ObjectCache, compressing
+from regen.daemon.tree.cache import ObjectCache
 from regen.daemon.tree.plan import Observed, plan
 from regen.daemon.tree.quarantine import Quarantine
 from regen.store import Entry, Policy, object_id, xxh
@@ -21,7 +21,7 @@ def f(path: str, data: bytes, mode: int = 0o644) -> Entry:
 
 def cache_put(cache: ObjectCache, oid: str, data: bytes) -> Path:
     """An entry as a fetch writes it: one zstd frame at cache.dest."""
-    with open(cache.dest(oid), "wb") as fp, compressing(fp) as out:
+    with open(cache.dest(oid), "wb") as fp, cache.compressing(fp) as out:
         out.write(data)
     return Path(cache.dest(oid))
 
