@@ -33,13 +33,16 @@ from .conftest import Client
 
 PSK = b"psk=" + secrets.token_hex(24).encode() + b"\n"
 TLS = b"-----BEGIN PRIVATE KEY-----\n" + secrets.token_hex(48).encode() + b"\n-----END PRIVATE KEY-----\n"
-OWN = {"etc/wifi/psk.conf": PSK, "etc/ssl/private/host2.pem": TLS, "etc/hostname": b"host2\n"}
+OWN = {"etc/wifi/psk.conf": PSK, "etc/ssl/private/host2.pem": TLS, "etc/hostname": b"host2\n",
+       "etc/wifi/empty.conf": b""}  # (the empty content is never stored nor fetched: not sealed)
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, key_files: tuple[Path, Path]) -> dict[str, Any]:
-    """A packed folder store with one published generation; host1 and host2 enrolled, nothing installed."""
-    store = Store.init(f"file://{tmp_path / 'store'}", compression="none", packed=True)
+def fleet(request: pytest.FixtureRequest, tmp_path: Path, key_files: tuple[Path, Path]) -> dict[str, Any]:
+    """A packed (param False: loose) folder store with one published generation; host1 and host2
+    enrolled, nothing installed."""
+    packed = getattr(request, "param", True)
+    store = Store.init(f"file://{tmp_path / 'store'}", compression="none", packed=packed)
     env = {"REGEN_STORE": store.url, "REGEN_KEY": str(key_files[0])}
     ref = tmp_path / "ref"
     (ref / "etc").mkdir(parents=True)
@@ -190,6 +193,9 @@ def test_a_resealed_object_is_refused(fleet: dict[str, Any]) -> None:
     assert not (h2.root / "etc/wifi/psk.conf").exists()  # nothing of the overlay's files half-installed
     assert all(evil not in p.read_bytes() for p in h2.root.rglob("*") if p.is_file())
     assert victim in json.dumps(h2.last_report())
+    # fsck (no host key) finds the box that does not hash to its sealed id, and only that one
+    found = json.loads(run_cli("regen", "fsck", "--json", env=fleet["env"], exit_code=1).stdout)
+    assert [f["subject"] for f in found["findings"] if f["severity"] == "error"] == [victim], found
     # the rule behind it, where only the plaintext id can catch it: a box that opens fine with
     # host2's key (sealed by anyone) is refused unless it hashes to the id the signed overlay names
     fresh = Store.open(store.url)
@@ -209,7 +215,7 @@ def test_an_overlay_for_a_host_not_enrolled_is_refused_unless_plaintext(fleet: d
     out = json.loads(run_cli("regen", "host", "set", "host3", str(own), "--plaintext", "--json", env=env).stdout)
     assert out["sealed_to"] is None
     shown = json.loads(run_cli("regen", "host", "show", "host3", "--json", env=env).stdout)
-    assert shown["sealed_to"] is None and len(shown["entries"]) == 7  # 3 files, 4 dirs
+    assert shown["sealed_to"] is None and len(shown["entries"]) == 8  # 4 files, 4 dirs
     _set(fleet)
     shown = json.loads(run_cli("regen", "host", "show", "host2", "--json", env=env).stdout)
     assert shown["sealed_to"] == _key(fleet["clients"]["host2"]).public.keyid and shown["entries"] == []
@@ -268,3 +274,24 @@ def test_sealed_overlay_on_s3_with_the_documented_policies(s3_server: S3Server, 
         data = store.get(oid)
         assert PSK.strip() not in data and b"psk.conf" not in data and TLS.splitlines()[1] not in data
     assert json.loads(s.regen("fsck", "--key", str(s.key), "--json").stdout)["damaged"] is False
+
+
+@pytest.mark.parametrize("fleet", [False], indirect=True, ids=["loose"])
+def test_migrate_packs_the_boxes_as_opaque_blobs(fleet: dict[str, Any]) -> None:
+    """`regen migrate` packs the sealed objects like any loose object; host2 reads them from packs."""
+    store, env, h2 = fleet["store"], fleet["env"], fleet["clients"]["host2"]
+    _set(fleet)
+    run_cli("regen", "migrate", "-q", env=env)
+    packed = Store.open(store.url)
+    boxes = {oid for oid, b in _blobs(store).items() if _opens(_key(h2), b) is not None}
+    assert len(boxes) == 5 and all(packed.locate(o) is not None for o in boxes)
+    assert not boxes & set(packed.list_objects())  # the loose copies are gone
+    h2.regend("run", "--once")
+    for rel, data in OWN.items():
+        assert (h2.root / rel).read_bytes() == data
+    for p in _stored_files(store):
+        assert PSK.strip() not in p.read_bytes(), p
+    time.sleep(1.1)
+    run_cli("regen", "gc", "--grace", "1s", "-q", env=env)  # referenced: kept (not repacked away)
+    assert all(Store.open(store.url).locate(o) is not None for o in boxes)
+    assert json.loads(run_cli("regen", "fsck", "--json", env=env).stdout)["damaged"] is False
