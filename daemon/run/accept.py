@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from regen.daemon.tree.cache import ObjectCache
     from regen.store import Policy, Store, Timestamp
 
-__all__ = ["accept", "collect", "fetch_manifests", "fetch_objects", "prepare"]
+__all__ = ["accept", "collect", "fetch_manifests", "fetch_objects", "objects_to_fetch", "prepare"]
 
 
 CLOCK_SLACK = timedelta(days=1)
@@ -157,9 +157,7 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
     path, from `collect`): the files in the tree whose chunks may seed the rebuild of their new version.
     `needed` (an update: the objects its plan writes): the others only while the cache's budget allows."""
     store = session.open()
-    missing = cache.missing(sizes)
-    if needed is not None:
-        missing = to_fetch(missing, needed, sizes, cache.room())
+    missing = objects_to_fetch(cache, sizes, needed)
     need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
     seeds = {o: os.path.join(session.cfg.root, p) for o, p in big.items()} if big else None
     result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop, seeds=seeds)
@@ -170,6 +168,13 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
         worst = next((c for c in (MISCONFIGURED, DAMAGED, UNREACHABLE) if c in result.classes), None)
         raise FetchFailed(f"{result.failed} of {len(missing)} objects could not be fetched: {result.summary()}",
                           failure=worst)
+
+
+def objects_to_fetch(cache: ObjectCache, sizes: dict[str, int], needed: set[str] | None) -> list[str]:
+    """The objects of `sizes` a fetch gets: those the cache lacks; for an update (`needed`: what its
+    plan writes) the others only while the cache's budget allows (cache.to_fetch)."""
+    missing = cache.missing(sizes)
+    return missing if needed is None else to_fetch(missing, needed, sizes, cache.room())
 
 
 def collect(entries: Iterator[Entry], policy: Policy, sizes: dict[str, int], keep: set[str],

@@ -55,7 +55,10 @@ def _check(config: DaemonConfig, index: Index | None, verify: bool) -> dict[str,
     if journal is not None:
         out["warnings"].append(f"run {journal.run_id} was interrupted; the next run finishes it")
     if target is not None:
-        out.update(_drift(config, index, manifests, target, verify))
+        found = _drift(config, index, manifests, target, verify)
+        out["warnings"] += found.pop("warnings", [])
+        out["errors"] += found.pop("errors", [])
+        out.update(found)
     store = _store(config, index, out)
     out["update"] = _pending(config, index, store, installed, out) if store is not None else None
     out["procedures"] = _would_run(index, out, [p.name for p in target.policy.procedures] if target else [])
@@ -66,8 +69,6 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
            verify: bool) -> dict[str, Any]:
     policy = scope.policy_of(config, target)  # the run's own scope (scope.py), not a copy of it
     root, state_rel = config.root, scope.state_rel(config)
-    prune = scope.pruner(config, policy)
-
     if not os.path.isdir(root):
         return {"errors": [f"root {root} does not exist"]}
     if index is not None:
@@ -75,11 +76,14 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
             _unchanged(config, index, target, policy, state_rel)
         if fast is not None:
             return fast
-    from regen.daemon.tree.plan import plan
-    from regen.daemon.tree.scan import scan
+    # the repair step's own scan and plan (repair.py), reported instead of applied
+    from regen.daemon.run.repair import base_drift, repair_plan, scan_root
 
-    rows = index.rows() if index is not None else iter(())
-    result = scan(root, rows, prune=prune, verify=verify or index is None, dir_time=scope.dir_times(policy))
+    installed = index is not None and index.state("installed") is not None
+    result = scan_root(config, policy, index.rows() if index is not None else (), verify or index is None)
+    base = base_drift(result, policy) if index is not None and installed and not verify else None
+    if index is not None and base is not None:  # as the run: a full verify
+        result = scan_root(config, policy, index.rows(), True)
     out: dict[str, Any] = {"drift": result.drift.as_report(), "scan": {"paths": len(result.observed),
                                                                         "hashed": result.hashed}}
     if index is not None and not result.drift.total() and not result.gone and not result.errors \
@@ -88,19 +92,17 @@ def _drift(config: DaemonConfig, index: Index | None, manifests: Manifests, targ
         if repair is not None:  # every path confirmed against an index that matches the target
             out["repair"] = repair
             return out
-    from regen.daemon.tree.owners import Owners
-
-    owners = Owners.of_root(root)
+    if base is not None:
+        out.setdefault("warnings", []).append(base)
     try:
-        with manifests.entries(target) as entries:
-            p = plan(entries, result.observed, policy, owners.map)
+        p, warnings = repair_plan(config, manifests, target, policy, result.observed)
         out["repair"] = {**p.stats(), "plan": p.summary()}
-        if owners.warnings:
-            out.setdefault("warnings", []).extend(owners.warnings)
+        if warnings:
+            out.setdefault("warnings", []).extend(warnings)
         if target.policy.procedures:
             from regen.daemon.run.firing import changed_paths, fire
 
-            phase = "repair" if index is not None and index.state("installed") else "install"
+            phase = "repair" if installed else "install"
             out["repair"]["procedures"] = [f.as_dict() for f in fire(target.policy.procedures, changed_paths(p), phase)]
     except RegenError as exc:
         out["repair"] = None
@@ -222,7 +224,10 @@ def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> St
 
 def _pending(config: DaemonConfig, index: Index | None, store: Store, installed: Target | None,
              out: dict[str, Any]) -> dict[str, Any] | None:
-    from regen.daemon.tree.cache import ObjectCache, to_fetch
+    from regen.daemon.run.accept import objects_to_fetch
+    from regen.daemon.run.firing import changed_paths
+    from regen.daemon.run.update import needed_objects, update_plan
+    from regen.daemon.tree.cache import ObjectCache
     from regen.store import EMPTY_ID, diff
 
     highest = index.highest("channel", config.channel) if index is not None else None
@@ -248,22 +253,25 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
     changes = {"added": 0, "removed": 0, "modified": 0, "meta": 0}
     new_entries = _entries(store, new, config)
     old_entries = _entries(store, installed, config) if installed is not None else []
-    for e in new_entries:
-        if e.kind == "file" and e.oid and e.oid != EMPTY_ID:
-            sizes[e.oid] = e.size
     changed: list[str] = []
-    written: set[str] = set()  # what the update writes; the cache's other gaps only as its budget allows
     for c in diff(old_entries, new_entries):
         changes[c.kind] += 1
         changed.append(c.path)
-        if c.kind in ("added", "modified") and c.new is not None and c.new.kind == "file" and c.new.oid:
-            written.add(c.new.oid)
-    missing = cache.missing(sizes)
-    if installed is not None:
-        missing = to_fetch(missing, written, sizes, cache.room())
+    out_plan: dict[str, Any] | None = None
+    needed: set[str] | None = None
+    if index is not None and installed is not None:
+        # the update step's own plan (update.py): against the tree the repair leaves, the index's
+        the_plan, warnings = update_plan(config, index, new_entries, scope.policy_of(config, new), sizes, set(), {})
+        out["warnings"].extend(w for w in warnings if w not in out["warnings"])
+        needed = needed_objects(the_plan)
+        out_plan = {**the_plan.stats(), "plan": the_plan.summary()}
+        changed = changed_paths(the_plan)  # (what the update's apply fires procedures with)
+    else:  # an install: every file object of the target
+        sizes = {e.oid: e.size for e in new_entries if e.kind == "file" and e.oid and e.oid != EMPTY_ID}
+    missing = objects_to_fetch(cache, sizes, needed)  # (what the update's fetch_objects fetches)
     return {"available": gen.number, "pending": True, "from": installed.number if installed else None,
             "to": gen.number, "objects_to_fetch": len(missing), "bytes_to_fetch": sum(sizes[o] for o in missing),
-            "changes": changes,
+            "changes": changes, "plan": out_plan,
             "procedures": _fires(gen.policy.procedures, changed, "update" if installed else "install")}
 
 

@@ -6,6 +6,9 @@ boot takes. So it first tries the no-change fast path (quick.unchanged: a stat w
 the index, when the index is recorded clean for this target), and only then the full scan
 (scan.scan: stat, and xxh3 for the suspects; every file with --verify or on an install).
 Drift under base paths forces a full verify. The plan is applied through TreeWriter.
+
+`scan_root`, `base_drift` and `repair_plan` are the step's scan and plan without the index
+writes and the apply: `regend check` (dryrun.py) calls them too, so it shows what this step does.
 """
 
 from __future__ import annotations
@@ -23,15 +26,42 @@ from regen.daemon.tree.scan import ScanResult, scan
 from regen.store import EXIT_FAILED, RegenError, matches
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from regen.daemon.config import DaemonConfig
     from regen.daemon.run.outcome import Steps
     from regen.daemon.run.reporting import RunLog
     from regen.daemon.run.target import Manifests, Target
     from regen.daemon.run.writer import TreeWriter
-    from regen.daemon.tree.index import Index
+    from regen.daemon.tree.index import Index, IndexRow
+    from regen.daemon.tree.plan import Observed
     from regen.store import Policy
 
-__all__ = ["Repair"]
+__all__ = ["Repair", "base_drift", "repair_plan", "scan_root"]
+
+
+def scan_root(cfg: DaemonConfig, policy: Policy, rows: Iterable[IndexRow], verify: bool,
+              stop: threading.Event | None = None) -> ScanResult:
+    """The repair's full scan of root against the index rows, in the run's scope (what it prunes,
+    which directory mtimes are the target's)."""
+    return scan(cfg.root, rows, prune=pruner(cfg, policy), verify=verify, stop=stop, dir_time=dir_times(policy))
+
+
+def base_drift(result: ScanResult, policy: Policy) -> str | None:
+    """Drift under the policy's base paths, which makes a repair (not an install) a full verify:
+    the warning saying so; None: none."""
+    base = [p for p in result.drift.paths() if policy.base and matches(p, policy.base)]
+    return f"drift under base paths ({base[0]}, ...): full verify" if base else None
+
+
+def repair_plan(cfg: DaemonConfig, manifests: Manifests, target: Target, policy: Policy,
+                observed: Iterable[Observed]) -> tuple[Plan, list[str]]:
+    """The plan that makes the observed tree `target` (owners mapped through root's passwd and
+    group), and the warnings of that mapping."""
+    owners = Owners.of_root(cfg.root)
+    with manifests.entries(target) as entries:
+        the_plan = plan(entries, observed, policy, owners.map)
+    return the_plan, owners.warnings
 
 
 class Repair:
@@ -61,11 +91,9 @@ class Repair:
         if phase == "repair" and not verify and self._unchanged(target, policy):
             return
         result = self._observe(policy, verify, phase)
-        owners = Owners.of_root(self.cfg.root)
         try:
-            with self.manifests.entries(target) as entries:
-                the_plan = plan(entries, result.observed, policy, owners.map)
-            self.log.warnings.extend(owners.warnings)
+            the_plan, warnings = repair_plan(self.cfg, self.manifests, target, policy, result.observed)
+            self.log.warnings.extend(warnings)
         except Interrupted:  # a signal: the run stops now (not a failed step)
             raise
         except RegenError as exc:
@@ -95,17 +123,16 @@ class Repair:
         """The full scan; drift under base paths makes it a full verify (outside an install)."""
         result = self._scan(policy, verify)
         if phase != "install":
-            base = [p for p in result.drift.paths() if policy.base and matches(p, policy.base)]
-            if base and not verify:
-                self.log.warnings.append(f"drift under base paths ({base[0]}, ...): full verify")
+            base = base_drift(result, policy)
+            if base is not None and not verify:
+                self.log.warnings.append(base)
                 result = self._scan(policy, True)
             self.log.drift = result.drift.as_report()
         return result
 
     def _scan(self, policy: Policy, verify: bool) -> ScanResult:
         t0 = time.monotonic()
-        result = scan(self.cfg.root, self.index.rows(), prune=pruner(self.cfg, policy), verify=verify,
-                      stop=self.stop, dir_time=dir_times(policy))
+        result = scan_root(self.cfg, policy, self.index.rows(), verify, self.stop)
         if result.rows:
             with self.index.atomic():
                 self.index.put_rows(result.rows)

@@ -23,7 +23,7 @@ from regen.daemon.tree.plan import plan
 from regen.store import IntegrityError, RegenError, TrustError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from regen.daemon.config import DaemonConfig
     from regen.daemon.run.outcome import Steps
@@ -34,9 +34,25 @@ if TYPE_CHECKING:
     from regen.daemon.tree.cache import ObjectCache
     from regen.daemon.tree.index import Index
     from regen.daemon.tree.plan import Plan
-    from regen.store import ManifestDelta, Policy
+    from regen.store import Entry, ManifestDelta, Policy
 
-__all__ = ["Update"]
+__all__ = ["Update", "needed_objects", "update_plan"]
+
+
+def update_plan(cfg: DaemonConfig, index: Index, entries: Iterable[Entry], policy: Policy, sizes: dict[str, int],
+                keep: set[str], big: dict[str, str]) -> tuple[Plan, list[str]]:
+    """The update's plan in full, in one pass over the target's entries: against the disk as the
+    index knows it (what the repair left), noting the objects to fetch (`sizes`), those the cache
+    keeps (`keep`) and the big files (`big`: accept.collect); and the owner mapping's warnings.
+    (The delta plan, delta.py, gives the same plan: tests/daemon/test_delta.py.)"""
+    observed = observed_from_facts(index.observed_facts(), pruner(cfg, policy))
+    owners = Owners.of_root(cfg.root)
+    return plan(collect(iter(entries), policy, sizes, keep, big), observed, policy, owners.map), owners.warnings
+
+
+def needed_objects(the_plan: Plan) -> set[str]:
+    """The objects an update fetches: those of the files it writes, but for copies from the tree."""
+    return {e.oid for e in the_plan.writes() if e.oid and e.path not in the_plan.from_store}
 
 
 class Update:
@@ -109,18 +125,17 @@ class Update:
         big: dict[str, str] = {}  # big files: their installed version seeds the fetch of the new one
         fetch_manifests(self.session, self.manifests, target)
         delta = self._delta(installed, target, policy)
-        owners = Owners.of_root(self.cfg.root)
         if delta is not None:  # only what differs from the installed manifest (delta.py)
+            owners = Owners.of_root(self.cfg.root)
             the_plan = plan_delta(self.manifests, self.index, delta, policy, prune,
                                   lambda entries: collect(entries, policy, sizes, keep, big), owners.map)
             keep.update(delta.objects)
+            self.log.warnings.extend(owners.warnings)
         else:
-            observed = observed_from_facts(self.index.observed_facts(), prune)
-            # one pass over the manifest: the plan, the objects to fetch, the objects the cache keeps
             with self.manifests.entries(target) as entries:
-                the_plan = plan(collect(entries, policy, sizes, keep, big), observed, policy, owners.map)
-        self.log.warnings.extend(owners.warnings)
-        needed = {e.oid for e in the_plan.writes() if e.oid and e.path not in the_plan.from_store}
+                the_plan, warnings = update_plan(self.cfg, self.index, entries, policy, sizes, keep, big)
+            self.log.warnings.extend(warnings)
+        needed = needed_objects(the_plan)
         fetch_objects(self.session, self.cache, target, "update", sizes, big, needed)
         return the_plan, delta
 

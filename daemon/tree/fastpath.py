@@ -225,18 +225,15 @@ def no_drift() -> dict[str, Any]:
 
 
 def keep_plan(found: Unchanged, junk: str) -> dict[str, Any] | None:
-    """The repair plan of a clean, unchanged tree (stats and summary as Plan's), or None if the
-    kept paths would not simply stay (junk = "quarantine" removes unmanaged files: full path)."""
+    """The repair plan of a clean, unchanged tree as a check reports a Plan (stats and summary),
+    or None if the kept paths would not simply stay (junk = "quarantine" removes unmanaged files:
+    full path)."""
     if junk != "keep" and any(k != "special" for k in found.unmanaged_kinds):
         return None
-    names = ("quarantine", "delete", "mkdir", "create", "replace", "symlink", "chmod", "keep")
-    stats: dict[str, Any] = {n: 0 for n in names}
-    stats["keep"] = len(found.unmanaged)
-    stats["bytes_to_write"] = 0
-    stats["operations"] = 0
-    summary = {n: {"count": 0, "paths": []} for n in names}
-    summary["keep"] = {"count": len(found.unmanaged), "paths": found.unmanaged[:20]}
-    return {**stats, "plan": summary}
+    from regen.daemon.tree.plan import Observed, Plan  # (only a check asks)
+
+    plan = Plan(keep=tuple(Observed(p, k, 0) for p, k in zip(found.unmanaged, found.unmanaged_kinds, strict=True)))
+    return {**plan.stats(), "plan": plan.summary()}
 
 
 __all__ = ["Fingerprint", "Unchanged", "clean_key", "fingerprint", "fingerprint_of", "keep_plan", "no_drift",
