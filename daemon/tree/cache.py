@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from regen.store import EMPTY_ID, is_object_id
+from regen.store import EMPTY_ID, is_object_id, syncfs
 
 CACHE_DIR = "objects"
 ZSUFFIX = ".z"          # a zstd frame of the content
@@ -93,7 +93,7 @@ class ObjectCache:
 
     def _found(self, oid: str) -> str | None:
         p = self.path(oid)
-        for candidate in (p + ZSUFFIX, p):
+        for candidate in (p, p + ZSUFFIX):  # (both only while compress_uncompressed runs: the old is durable)
             if os.path.isfile(candidate):
                 return candidate
         return None
@@ -237,20 +237,17 @@ class ObjectCache:
 
     def compress_uncompressed(self, limit: int = LEGACY_PER_RUN) -> int:
         """Rewrite objects an older regend cached uncompressed as zstd frames, about `limit` bytes of
-        them per call (the upgrade's cost spread over runs); each is verified against its id as it is
-        read (a corrupt one is dropped). A crash leaves the old file, or both (the frame is read first,
-        and the next call removes the old one). Returns the bytes of content rewritten."""
+        content per call (the upgrade's cost spread over runs); each is verified against its id as it
+        is read (a corrupt one is dropped). The old files are removed only once the frames are on disk
+        (one syncfs): a crash leaves the old file, still read first. Returns the bytes rewritten."""
         import blake3
 
         done = 0
+        olds: list[str] = []
         for oid, p in list(self._files()):
             if done >= limit:
                 break
             if not oid or p.endswith(ZSUFFIX):
-                continue
-            if os.path.isfile(p + ZSUFFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(p)
                 continue
             fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=os.path.dirname(p))
             try:
@@ -262,10 +259,20 @@ class ObjectCache:
                         done += len(chunk)
                 if digest.hexdigest() == oid:
                     os.replace(tmp, p + ZSUFFIX)
-                os.unlink(p)
+                olds.append(p)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+        if olds:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                if not syncfs(fd):
+                    os.sync()
+            finally:
+                os.close(fd)
+            for p in olds:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
         return done
 
     def fit(self) -> tuple[int, int]:

@@ -26,10 +26,13 @@ GEN1 = {
 }
 
 
-def cached(c: Client) -> dict[str, Path]:
-    """oid -> its file in the cache."""
-    objects = c.state / "objects"
+def cached_in(objects: Path) -> dict[str, Path]:
+    """oid -> its file in the cache `objects`."""
     return {p.parent.name + p.name.removesuffix(".z"): p for p in objects.rglob("*") if p.is_file()}
+
+
+def cached(c: Client) -> dict[str, Path]:
+    return cached_in(c.state / "objects")
 
 
 def allocated(c: Client) -> int:
@@ -174,3 +177,24 @@ def test_eviction_order_is_least_recently_used_then_biggest() -> None:
     old_small, old_big = Cached("a" * 64, "a", 4096, 5 * hour), Cached("b" * 64, "b", 65536, 5 * hour + 1)
     recent = Cached("c" * 64, "c", 1 << 20, 9 * hour)
     assert eviction_order([recent, old_small, old_big]) == [old_big, old_small, recent]
+
+
+def test_a_conversion_cut_by_a_crash_keeps_the_old_file_authoritative(tmp_path: Path) -> None:
+    """A crash after a frame was renamed but before it reached the disk (an empty .z beside the old
+    file): the old file is read, and the next conversion writes the frame again."""
+    from regen.daemon.tree.cache import ObjectCache
+
+    cache = ObjectCache(str(tmp_path / "state"))
+    oid = object_id(TEXT)
+    old = Path(cache.path(oid))
+    old.parent.mkdir(parents=True)
+    old.write_bytes(TEXT)
+    Path(cache.path(oid) + ".z").write_bytes(b"")
+    got: list[bytes] = []
+    cache.copy_to(oid, got.append)
+    assert b"".join(got) == TEXT
+    assert cache.compress_uncompressed() == len(TEXT)
+    assert not old.exists() and set(cached_in(Path(cache.dir))) == {oid}
+    got.clear()
+    cache.copy_to(oid, got.append)
+    assert b"".join(got) == TEXT
