@@ -17,9 +17,12 @@ JSON shapes (stable; new keys may be added, existing ones keep their meaning):
              "signed_by", "verified", "verify_error", "current", "store_id"}
   diff      {"channel", "from", "to", "changes": [{"kind", "path", "old", "new"}], "stats": {added, removed,
              modified, meta}}  -- entries are {path, kind, mode, size, oid, xxh, target}
-  host set / rm  {"host", "number", "manifest", "removed", ...snapshot's tree keys for set}
+  host set / rm  {"host", "number", "manifest", "removed", ...for set: "sealed_to" (host key id, null with
+             --plaintext) and the snapshot's tree keys}
   host show {"host", "number", "manifest", "removed", "created", "message", "expires", "signed_by",
-             "verified", "entries"}
+             "verified", "procedures", "sealed_to", "entries"}  -- a sealed overlay's entries are [] (only its host
+             can read them)
+  host enroll {"host", "keyid", "enrolled", "replaced", "sealed_to_old"}
   status    {"generated", "channel", "stale_after_seconds", "heads", "counts", "hosts": [{host, state,
              reported_outcome, channel, generation, current, behind, last_seen, age_seconds, drift, findings,
              errors}], "actions": {"replace_hardware", "stuck", "misconfigured", "drifting_paths", "drift_min_hosts",
