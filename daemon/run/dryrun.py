@@ -224,12 +224,6 @@ def _store(config: DaemonConfig, index: Index | None, out: dict[str, Any]) -> St
 
 def _pending(config: DaemonConfig, index: Index | None, store: Store, installed: Target | None,
              out: dict[str, Any]) -> dict[str, Any] | None:
-    from regen.daemon.run.accept import objects_to_fetch
-    from regen.daemon.run.firing import changed_paths
-    from regen.daemon.run.update import needed_objects, update_plan
-    from regen.daemon.tree.cache import ObjectCache
-    from regen.store import EMPTY_ID, diff
-
     highest = index.highest("channel", config.channel) if index is not None else None
     try:
         trusted, store_id = publisher_trust(config, store, walk=False)
@@ -248,6 +242,13 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
         return None
     if installed is not None and new.same_tree(installed) and new.number == installed.number:
         return {"available": gen.number, "pending": False}
+    # (imported only now: a check with nothing pending stays light)
+    from regen.daemon.run.accept import objects_to_fetch
+    from regen.daemon.run.firing import changed_paths
+    from regen.daemon.run.update import needed_objects, update_plan
+    from regen.daemon.tree.cache import ObjectCache
+    from regen.store import EMPTY_ID, diff
+
     cache = ObjectCache(config.state_dir, config.cache_max_bytes)
     sizes: dict[str, int] = {}
     changes = {"added": 0, "removed": 0, "modified": 0, "meta": 0}
