@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from regen.daemon.config import ScheduleConfig
+from regen.daemon.tables import ScheduleConfig
 from regen.store import parse_duration
 
 if TYPE_CHECKING:  # (the rest loads with the long-running daemon: a one-shot command parses the config only)

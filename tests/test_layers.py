@@ -159,7 +159,8 @@ def test_the_wheel_lists_every_package() -> None:
 # `gate` (may this machine start) and `tree` (make a directory match a manifest) know nothing of a
 # run; `run` combines them; the entry points (cli, oneshot, schedule) drive a run.
 DAEMON_LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"regen.daemon.errors", "regen.daemon.config", "regen.daemon.render", "regen.daemon.shipped"}),
+    frozenset({"regen.daemon.errors", "regen.daemon.config", "regen.daemon.tables", "regen.daemon.render",
+               "regen.daemon.shipped"}),
     frozenset({"regen.daemon.gate", "regen.daemon.tree"}),
     frozenset({"regen.daemon.run"}),
     frozenset({"regen.daemon", "regen.daemon.cli", "regen.daemon.oneshot", "regen.daemon.schedule",

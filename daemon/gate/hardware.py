@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from regen.daemon.config import HardwareConfig
+from regen.daemon.tables import HardwareConfig
 from regen.store import HardwareFinding
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from regen.store import HardwareFinding
 
 if TYPE_CHECKING:
-    from regen.daemon.config import HardwareConfig
+    from regen.daemon.tables import HardwareConfig
 
 __all__ = ["assess", "gauges", "smart_verdict"]
 

@@ -21,7 +21,7 @@ from regen.daemon.gate.timebox import TimeBox
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from regen.daemon.config import HardwareConfig
+    from regen.daemon.tables import HardwareConfig
 
 __all__ = ["ProbeSources", "PsutilSources", "collect"]
 
