@@ -75,7 +75,11 @@ class Update:
         if self.steps.skip_looping("update"):
             return
         try:
-            target = accept(self.session, installed, overlay_check=self.verify)
+            # a failed repair of a sealed overlay may lack boxes gc removed after the overlay was sealed
+            # again (another admin machine): read the overlay record too (one small read), so its
+            # current boxes repair the tree
+            resealed = installed.overlay_sealed is not None and "repair" in self.steps.failed
+            target = accept(self.session, installed, overlay_check=self.verify or resealed)
         except Interrupted:  # a signal: the run stops now (not a failed step)
             raise
         except RegenError as exc:

@@ -178,6 +178,27 @@ def test_an_unchanged_overlay_set_again_reuses_its_boxes(fleet: dict[str, Any]) 
     assert (h2.root / "etc/hostname").read_bytes() == b"host2.example\n" and report["outcome"] == "updated"
 
 
+def test_boxes_collected_after_a_reseal_elsewhere_are_found_again(fleet: dict[str, Any]) -> None:
+    """The overlay is set again from another admin machine (no remembered boxes: all new), gc removes
+    the boxes host2 installed from, host2 lost its cache and its file drifted: the failed repair makes
+    the run read the overlay record again (the update records its current boxes), and the next run
+    repairs the file from them."""
+    store, env, h2 = fleet["store"], fleet["env"], fleet["clients"]["host2"]
+    _set(fleet)
+    h2.regend("run", "--once")
+    elsewhere = {**env, "XDG_CACHE_HOME": str(fleet["tmp"] / "other-admin-cache")}
+    run_cli("regen", "host", "set", "host2", str(fleet["own"]), "-q", env=elsewhere)
+    time.sleep(1.1)
+    run_cli("regen", "gc", "--grace", "1s", "-q", env=env)
+    shutil.rmtree(h2.state / "objects")
+    psk = h2.root / "etc/wifi/psk.conf"
+    psk.write_bytes(b"psk=drifted\n")
+    first = json.loads(h2.regend("run", "--once", "--json", exit_code=None).stdout)
+    assert first["steps"]["repair"]["outcome"] == "failed" and first["steps"]["update"]["outcome"] == "done"
+    second = json.loads(h2.regend("run", "--once", "--json").stdout)  # from the boxes the overlay names now
+    assert psk.read_bytes() == PSK and second["outcome"] == "repaired", second
+
+
 def test_a_resealed_object_is_refused(fleet: dict[str, Any]) -> None:
     """(c) The attacker can write the store and knows host2's public key (hosts/host2/key.json): it
     seals its own PSK to host2 and puts the box where host2's PSK box lies. host2 refuses it."""
