@@ -77,7 +77,7 @@ def unchanged(root: str, rows: dict[str, StatRow], prune: Callable[[str], bool] 
             seen += 1
             mode = s.st_mode
             fmt = mode & S_IFMT
-            if fmt != S_IFDIR and rel.rpartition("/")[2].startswith(TEMP_PREFIX):
+            if TEMP_PREFIX in rel and fmt != S_IFDIR and rel.rpartition("/")[2].startswith(TEMP_PREFIX):
                 return None
             why = stat_verdict(kind_of[fmt], mode & 0o7777, s.st_size if fmt == S_IFREG else 0,
                                s.st_mtime_ns, s.st_ctime_ns, s.st_ino, row, strict_dirs)
