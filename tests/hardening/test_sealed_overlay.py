@@ -98,6 +98,7 @@ def _blobs(store: Store) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_the_overlay_reaches_its_host_and_no_one_else(fleet: dict[str, Any]) -> None:
     store, env, h1, h2 = fleet["store"], fleet["env"], fleet["clients"]["host1"], fleet["clients"]["host2"]
     result = _set(fleet)
@@ -297,6 +298,7 @@ def test_sealed_overlay_on_s3_with_the_documented_policies(s3_server: S3Server, 
     assert json.loads(s.regen("fsck", "--key", str(s.key), "--json").stdout)["damaged"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fleet", [False], indirect=True, ids=["loose"])
 def test_migrate_packs_the_boxes_as_opaque_blobs(fleet: dict[str, Any]) -> None:
     """`regen migrate` packs the sealed objects like any loose object; host2 reads them from packs."""
