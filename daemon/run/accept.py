@@ -160,7 +160,8 @@ def fetch_objects(session: StoreSession, cache: ObjectCache, target: Target, pha
     missing = objects_to_fetch(cache, sizes, needed)
     need_cache_space(session.cfg, target, phase, sum(sizes[o] for o in missing))
     seeds = {o: os.path.join(session.cfg.root, p) for o, p in big.items()} if big else None
-    result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop, seeds=seeds)
+    result = fetch_missing(store, cache, missing, sizes=sizes, stop=session.stop, seeds=seeds,
+                           raw=phase == "install")  # (moved into the tree by apply, refill.py)
     session.remember_config()  # (changed if the store was packed since it was cached)
     session.log.bytes_fetched += result.bytes
     session.log.action("objects_fetched", result.fetched)

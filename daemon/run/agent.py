@@ -42,6 +42,7 @@ from regen.daemon.run.lock import RunLock
 from regen.daemon.run.metrics import run_metrics, write_metrics
 from regen.daemon.run.outcome import Steps, looping
 from regen.daemon.run.procedures import Procedures
+from regen.daemon.run.refill import refill
 from regen.daemon.run.repair import Repair
 from regen.daemon.run.reporting import RunLog, deliver, save_report
 from regen.daemon.run.scope import clean_key_of, policy_of, pruner
@@ -171,6 +172,7 @@ class _Cycle:
             if target is not None:
                 procedures.learn(target)
                 repair.run(target, phase)
+                self._refill(phase)
                 if phase != "install":
                     update.run(_installed(index) or target)
             procedures.finish()  # what the run's applies fired, once each, after the last of them
@@ -200,6 +202,22 @@ class _Cycle:
         update = Update(cfg, index, self.log, self.session, manifests=agent.manifests, cache=agent.cache,
                         writer=writer, steps=self.steps, verify=self.verify)
         return writer, repair, update
+
+    def _refill(self, phase: str) -> None:
+        """After an install moved its objects into the tree, the next run whose repair leaves the
+        tree clean copies them back into the cache (refill.py), before any update."""
+        installed = _installed(self.index)
+        if phase != "repair" or self.steps.failed or installed is None:
+            return
+        assert self.index is not None
+        try:
+            copied = refill(self.cfg, self.index, self.agent.cache, installed, self.agent.stop)
+        except (OSError, RegenError) as exc:  # best effort: repairs then fetch from the store
+            self.log.warnings.append(f"the object cache was not refilled: "
+                                     f"{exc.one_line() if isinstance(exc, RegenError) else exc}")
+            return
+        if copied is not None:
+            self.log.step("refill", "done", objects=copied)
 
     def _remember_tree(self, final: Target | None, writer: TreeWriter) -> None:
         """Record the tree's fingerprint for `regend check` (quick.recall) when this run leaves

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from regen.daemon.run import scope
 from regen.daemon.run.channel import _open_store, failure_line, read_generation, read_overlay
 from regen.daemon.run.lock import check_free
+from regen.daemon.run.refill import REFILL
 from regen.daemon.run.target import Manifests, Target
 from regen.daemon.run.trustroot import publisher_trust
 from regen.daemon.tree.index import Index, open_index_readonly
@@ -270,6 +271,10 @@ def _pending(config: DaemonConfig, index: Index | None, store: Store, installed:
     else:  # an install: every file object of the target
         sizes = {e.oid: e.size for e in new_entries if e.kind == "file" and e.oid and e.oid != EMPTY_ID}
     missing = objects_to_fetch(cache, sizes, needed)  # (what the update's fetch_objects fetches)
+    if installed is not None and index is not None and index.state(REFILL):
+        # the run first puts back from the tree the objects the install moved there (refill.py)
+        held = {e.oid for e in old_entries if e.kind == "file" and e.oid}
+        missing = [o for o in missing if o not in held or (needed is not None and o in needed)]
     return {"available": gen.number, "pending": True, "from": installed.number if installed else None,
             "to": gen.number, "objects_to_fetch": len(missing), "bytes_to_fetch": sum(sizes[o] for o in missing),
             "changes": changes, "plan": out_plan,

@@ -26,7 +26,7 @@ from regen.daemon.tree.scan import ScanResult, scan
 from regen.store import EXIT_FAILED, RegenError, matches
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from regen.daemon.config import DaemonConfig
     from regen.daemon.run.outcome import Steps
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from regen.daemon.run.writer import TreeWriter
     from regen.daemon.tree.index import Index, IndexRow
     from regen.daemon.tree.plan import Observed
-    from regen.store import Policy
+    from regen.store import Entry, Policy
 
 __all__ = ["Repair", "base_drift", "repair_plan", "scan_root"]
 
@@ -55,13 +55,21 @@ def base_drift(result: ScanResult, policy: Policy) -> str | None:
 
 
 def repair_plan(cfg: DaemonConfig, manifests: Manifests, target: Target, policy: Policy,
-                observed: Iterable[Observed]) -> tuple[Plan, list[str]]:
+                observed: Iterable[Observed], keep: set[str] | None = None) -> tuple[Plan, list[str]]:
     """The plan that makes the observed tree `target` (owners mapped through root's passwd and
-    group), and the warnings of that mapping."""
+    group), and the warnings of that mapping. `keep`: gets the target's file objects (what the
+    cache keeps), noted in the same pass over the manifest."""
     owners = Owners.of_root(cfg.root)
     with manifests.entries(target) as entries:
-        the_plan = plan(entries, observed, policy, owners.map)
+        the_plan = plan(entries if keep is None else _noting(entries, keep), observed, policy, owners.map)
     return the_plan, owners.warnings
+
+
+def _noting(entries: Iterator[Entry], keep: set[str]) -> Iterator[Entry]:
+    for e in entries:
+        if e.kind == "file" and e.oid:
+            keep.add(e.oid)
+        yield e
 
 
 class Repair:
@@ -91,8 +99,9 @@ class Repair:
         if phase == "repair" and not verify and self._unchanged(target, policy):
             return
         result = self._observe(policy, verify, phase)
+        keep: set[str] = set()
         try:
-            the_plan, warnings = repair_plan(self.cfg, self.manifests, target, policy, result.observed)
+            the_plan, warnings = repair_plan(self.cfg, self.manifests, target, policy, result.observed, keep)
             self.log.warnings.extend(warnings)
         except Interrupted:  # a signal: the run stops now (not a failed step)
             raise
@@ -112,7 +121,7 @@ class Repair:
         self.log.step(step, "failed" if res.errors else ("done" if not the_plan.empty else "ok"),
                       **the_plan.stats(), **res.counts())
         if phase != "repair":
-            self.writer.installed(target)
+            self.writer.installed(target, keep)
             self.steps.updated = True
 
     def _failed(self, step: str, exc: RegenError) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from regen.daemon.run.diskspace import need_stage_space
+from regen.daemon.run.refill import REFILL
 from regen.daemon.run.scope import clean_key_of
 from regen.daemon.run.sealed import unseal_overlay
 from regen.daemon.run.statefile import save_mirror
@@ -89,6 +90,8 @@ class TreeWriter:
             idx.delete_paths(gone or [])  # before apply's rows: a path gone may be written again
             idx.begin_journal(run_id, self.log.started, target.as_dict(),
                               {"phase": phase, "stats": the_plan.stats(), "plan": the_plan.summary()})
+            if phase == "install":  # it moves objects from the cache into the tree: a later run copies them back
+                idx.set_state(REFILL, True)
             if fired and procs is not None:
                 procs.save()  # with the journal: a run killed from here on leaves them to the next run
         if procs is not None and not procs.run_before():
@@ -98,7 +101,8 @@ class TreeWriter:
             return ApplyResult(errors=[("procedures", "a 'before' procedure failed; the changes were not applied")])
         applier = Applier(self.cfg.root, the_plan, cache=self.cache, store=self._store(target),
                           quarantine=self.quarantine, run_id=run_id, ticker=self.ticker, on_batch=on_batch,
-                          known_dir=idx.get, xattrs_required=self.cfg.xattrs == "required")
+                          known_dir=idx.get, xattrs_required=self.cfg.xattrs == "required",
+                          move=phase == "install")
         res = applier.run()
         with idx.atomic():  # one transaction: never "journal done" with the old generation installed
             idx.finish_journal(run_id)

@@ -4,7 +4,9 @@ Order: save to quarantine -> delete (deepest first) -> mkdir -> files, symlinks,
 -> hard links -> metadata (meta.py: owner, mode, attributes, mtime; directories deepest first, their
 mtimes last). Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory
 while the BLAKE3 of the bytes actually written is computed (a cached object is trusted only after
-that check; a sparse entry's zero blocks become holes), its metadata is set on the descriptor, then
+that check; a sparse entry's zero blocks become holes) -- or, on an install, the cache's copy just
+fetched and verified by this process is renamed there instead (`move`) --, its metadata is set on
+the descriptor, then
 one syncfs(2) per filesystem concerned for the whole batch (SafeRoot.sync: root's, any mounted below
 it, the cache's), then each temp file is renamed over its path. A kill at any moment leaves every
 managed path with its old content, its new content or absent, never a partial file; leftover temp
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +59,7 @@ class ApplyResult:
     cache_discarded: int = 0       # corrupt cache entries found and dropped
     ops: int = 0
     warnings: list[str] = field(default_factory=list)   # attributes a file system refused (best-effort)
+    moved: dict[str, str] = field(default_factory=dict)  # object -> path: moved from the cache, not copied
 
     def counts(self) -> dict[str, int]:
         return {"written": self.written, "bytes_written": self.bytes_written, "removed": len(self.removed),
@@ -69,8 +73,11 @@ class Applier:
                  on_batch: Callable[[ApplyResult], None] | None = None,
                  known_dir: Callable[[str], IndexRow | None] | None = None,
                  batch_files: int = BATCH_FILES, batch_bytes: int = BATCH_BYTES,
-                 xattrs_required: bool = True) -> None:
+                 xattrs_required: bool = True, move: bool = False) -> None:
+        """`move`: an object this process fetched is moved from the cache into the tree (its last
+        path), not copied (`_take`): a first install writes each content once."""
         self.xattrs_required = xattrs_required
+        self.move = move
         self.root = root
         self.plan = plan
         self.cache = cache
@@ -88,6 +95,7 @@ class Applier:
         self._linked: list[Entry] = []
         self._failed_dirs: set[str] = set()
         self._n = 0
+        self._uses: Counter[str | None] = Counter()
 
     # -- entry point ------------------------------------------------------------------------
     def run(self) -> ApplyResult:
@@ -262,6 +270,7 @@ class Applier:
         batch: list[tuple[Entry, str]] = []
         size = 0
         items = sorted(self.plan.create + self.plan.replace + self.plan.symlink, key=_tree_key)
+        self._uses = Counter(e.oid for e in items if e.kind == "file" and e.path not in self.plan.from_store)
         try:
             for e in items:
                 if self._skip(e.path):
@@ -386,6 +395,8 @@ class Applier:
 
     # -- content ----------------------------------------------------------------------------
     def _stage(self, e: Entry, tmp: str) -> None:
+        if self.move and e.path not in self.plan.from_store and self._take(e, tmp):
+            return
         fd = self.sroot.create_temp(e.path, tmp)
         try:
             sink = _Sink(fd, self.ticker, sparse=e.sparse)
@@ -401,6 +412,32 @@ class Applier:
             meta.on_fd(fd, e, required=self.xattrs_required, warn=self._warn, shown=self.sroot.full(e.path))
         finally:
             os.close(fd)
+
+    def _take(self, e: Entry, tmp: str) -> bool:
+        """Move the cache's copy of `e`'s object to `tmp` instead of copying it: the content is written
+        once, synced once (the cache is filled again from the tree by a later run: run/refill.py).
+        Only for the last path of the plan using an object this process fetched and verified moments
+        ago (cache.fresh: not hashed again), not sparse, on the same filesystem; False: copy it."""
+        oid = e.oid
+        assert oid is not None
+        self._uses[oid] -= 1
+        if self._uses[oid] > 0 or e.sparse or oid not in self.cache.fresh:
+            return False
+        dfd, _ = self.sroot.parent(e.path)
+        try:
+            os.rename(self.cache.path(oid), tmp, dst_dir_fd=dfd)
+        except OSError:  # (EXDEV: the cache on another filesystem; or gone meanwhile): a copy
+            return False
+        self.cache.fresh.discard(oid)
+        fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            if os.fstat(fd).st_size != e.size:
+                raise ContentError(f"the cached object {oid} does not have the size of {e.path}")
+            meta.on_fd(fd, e, required=self.xattrs_required, warn=self._warn, shown=self.sroot.full(e.path))
+        finally:
+            os.close(fd)
+        self.result.moved[oid] = e.path
+        return True
 
     def _from_store(self, oid: str, sink: _Sink, size: int | None = None) -> None:
         if self.store is None:

@@ -76,6 +76,7 @@ class ObjectCache:
         self.max_bytes = max_bytes
         self.wrote = False    # an object was fetched into the cache by this instance (fit has work)
         self._local = threading.local()
+        self.fresh: set[str] = set()  # fetched uncompressed by this instance for an install (`raw_dest`)
 
     def compressing(self, fp: IO[bytes]) -> contextlib.AbstractContextManager[Any]:
         """The writer a fetch puts an object's content into: one zstd frame on `fp` (store.localfile.Wrap).
@@ -112,6 +113,14 @@ class ObjectCache:
         p = self.path(oid) + ZSUFFIX
         os.makedirs(os.path.dirname(p), mode=0o700, exist_ok=True)
         self.wrote = True
+        return p
+
+    def raw_dest(self, oid: str) -> str:
+        """Where an install's fetch writes `oid` uncompressed (its fan-out directory created): apply
+        then moves it into the tree rather than copying it (tree/apply.py `move`), and a later run
+        puts a compressed copy back (run/refill.py)."""
+        p = self.path(oid)
+        os.makedirs(os.path.dirname(p), mode=0o700, exist_ok=True)
         return p
 
     @contextlib.contextmanager

@@ -36,12 +36,14 @@ class FetchResult:
 def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
                   progress: Callable[[int, int], None] | None = None,
                   sizes: Mapping[str, int] | None = None, stop: threading.Event | None = None,
-                  seeds: Mapping[str, str] | None = None) -> FetchResult:
+                  seeds: Mapping[str, str] | None = None, raw: bool = False) -> FetchResult:
     """`sizes`: each object's size from the manifest; an object inflating past it is refused.
     `stop` set (SIGINT/SIGTERM): Interrupted once the transfers in flight are done.
     `seeds`: big file object -> the local file holding its installed previous version: its chunks
     seed the rebuild (verified as read), so an update fetches only the changed chunks even when no
-    chunk list of the old version was kept (after `regen migrate` or a lost cache)."""
+    chunk list of the old version was kept (after `regen migrate` or a lost cache).
+    `raw` (an install): written uncompressed and noted in `cache.fresh`, for apply to move them
+    into the tree (each content is then written once; run/refill.py fills the cache later)."""
     wanted = cache.missing(oids)
     result = FetchResult()
     if not wanted:
@@ -49,8 +51,10 @@ def fetch_missing(store: Store, cache: ObjectCache, oids: Iterable[str],
     if seeds:
         store.seed_chunks(seeds[o] for o in wanted if o in seeds)
     before = store.counters.as_dict()
-    transfer = store.fetch_many(wanted, cache.dest, fsync=False, progress=progress, sizes=sizes, stop=stop,
-                                wrap=cache.compressing)
+    transfer = store.fetch_many(wanted, cache.raw_dest if raw else cache.dest, fsync=False, progress=progress,
+                                sizes=sizes, stop=stop, wrap=None if raw else cache.compressing)
+    if raw:
+        cache.fresh.update(transfer.done)
     if transfer.stopped:
         raise Interrupted(f"stopped by {signal_name(stop)} after fetching {len(transfer.done)} of {len(wanted)} "
                           "objects")

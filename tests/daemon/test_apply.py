@@ -126,3 +126,25 @@ def test_modes_are_exact_and_read_only_directories_are_filled_first(tmp_path: Pa
     assert (root / "ro/suid").stat().st_mode & 0o7777 == 0o4755
     assert (root / "ro/sub").stat().st_mode & 0o7777 == 0o700
     (root / "ro").chmod(0o755)
+
+
+def test_an_install_moves_objects_fetched_by_this_run_and_copies_the_others(tmp_path: Path) -> None:
+    """`move`: the last path using an object this process fetched (cache.fresh) gets the cache's copy
+    by rename (the content is written once); an earlier path with the same object, and an object
+    cached by an earlier run (not fresh: hashed as it is copied), are copies."""
+    shared, fetched, older = b"in two places", b"fetched now", b"cached before"
+    root, cache, q = setup(tmp_path, [older])
+    for data in (shared, fetched):  # as an install's fetch writes them: uncompressed, noted fresh
+        Path(cache.raw_dest(object_id(data))).write_bytes(data)
+        cache.fresh.add(object_id(data))
+    entries = [f("a/1", shared), f("a/2", shared, 0o600), f("b", fetched, 0o755), f("c", older)]
+    the_plan = plan([Entry("a", "dir", 0o755), *entries], [], Policy())
+    res = applier(root, the_plan, cache, q, move=True).run()
+    assert not res.errors
+    assert {p: ((root / p).read_bytes(), (root / p).stat().st_mode & 0o7777) for p in ("a/1", "a/2", "b", "c")} == {
+        "a/1": (shared, 0o644), "a/2": (shared, 0o600), "b": (fetched, 0o755), "c": (older, 0o644)}
+    assert res.moved == {object_id(shared): "a/2", object_id(fetched): "b"}
+    assert cache.missing([object_id(d) for d in (shared, fetched, older)]) == sorted(
+        [object_id(shared), object_id(fetched)])
+    assert (root / "a/1").stat().st_ino != (root / "a/2").stat().st_ino
+    assert sorted(p.name for p in root.rglob(".regen-tmp-*")) == []

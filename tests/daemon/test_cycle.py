@@ -120,6 +120,7 @@ def test_base_paths_come_from_the_store_and_trigger_a_full_verify(client: Client
                                                                    signing_key) -> None:
     publish(file_store, signing_key, GEN1, number=1, policy=Policy(base=("bin",)))
     client.regend("run", "--once")
+    client.regend("run", "--once")  # (the install moved its objects into the tree; this run copies them back)
     cache = client.state / "objects"
     for p in cache.rglob("*"):  # every cached object is now garbage
         if p.is_file():
@@ -266,6 +267,11 @@ def test_store_unreachable_repairs_from_cache_and_queues_the_report(client: Clie
                                                                     signing_key) -> None:
     publish(file_store, signing_key, GEN1, number=1)
     client.regend("run", "--once")
+    # the install moved its objects from the cache into the tree (each content written once);
+    # the next run that finds the tree clean copies them back, so repairs work offline from then on
+    assert not [p for p in (client.state / "objects").rglob("*") if p.is_file()]
+    refill = json.loads(client.regend("run", "--once", "--json").stdout)["steps"]["refill"]
+    assert refill == {"outcome": "done", "objects": 5}  # the five files of GEN1
     store_dir = Path(file_store.backend.root)
     store_dir.rename(store_dir.with_name("moved"))
     (client.root / "etc/app.conf").write_text("damaged\n")
@@ -280,13 +286,14 @@ def test_store_unreachable_repairs_from_cache_and_queues_the_report(client: Clie
 
     store_dir.with_name("moved").rename(store_dir)
     client.regend("run", "--once")
-    assert [r["outcome"] for r in reports(file_store, "client-01")] == ["updated", "repaired", "ok"]
+    assert [r["outcome"] for r in reports(file_store, "client-01")] == ["updated", "ok", "repaired", "ok"]
     assert json.loads(client.regend("status", "--json").stdout)["outbox"] == 0
 
 
 def test_unreachable_server_url(client: Client, file_store: Store, signing_key) -> None:
     publish(file_store, signing_key, GEN1, number=1)
     client.regend("run", "--once")
+    client.regend("run", "--once")  # (copies back into the cache the objects the install moved: refill.py)
     client.store_url = "http://127.0.0.1:9/store"
     client.write_config(storage_options={"timeout": 1})
     os.unlink(client.root / "etc/hosts")
