@@ -8,6 +8,7 @@ A server that cannot start FAILS the tests that need it, with the reason: never 
                   bucket "regen-test", admin access key; logs every request server-side
     smb_server    Samba smbd subprocess with its own smb.conf, share "regen", user root + password
     sftp_server   OpenSSH sshd subprocess, temp host key, key-only login as the current user
+                  (and as any account with the key in its ~/.ssh/authorized_keys)
     http_server   http.server (threads) serving a temp folder; logs every request; can answer
                   injected failures (503 + Retry-After) and requires a token below /private/
     casefold_mount  (per test) a case-insensitive filesystem mounted on a temp folder: the FUSE
@@ -380,7 +381,7 @@ Port {port}
 ListenAddress 127.0.0.1
 HostKey {root}/host_ed25519
 PidFile {root}/sshd.pid
-AuthorizedKeysFile {root}/authorized_keys
+AuthorizedKeysFile {root}/authorized_keys .ssh/authorized_keys
 StrictModes no
 PubkeyAuthentication yes
 PasswordAuthentication no
