@@ -23,6 +23,7 @@ same, parametrised over every scheme, for end-to-end tests.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import http.server
@@ -324,41 +325,51 @@ _SMB_CONF = """\
   max log size = 1000
 
 [{share}]
-  path = {root}/share
+  path = {path}
   read only = no
-  valid users = {user}
-  create mask = 0644
-  directory mask = 0755
-"""
+  valid users = {valid_users}
+{share_extra}"""
+
+
+@contextlib.contextmanager
+def smbd(root: Path, path: Path, users: dict[str, str], valid_users: str,
+         share_extra: str = "  create mask = 0644\n  directory mask = 0755\n") -> Iterator[int]:
+    """Samba's smbd on a free loopback port (yielded), its state in `root`, share `regen` at `path`,
+    `users` (existing unix accounts: password) in its own passdb; stopped on exit."""
+    if os.geteuid() != 0:
+        pytest.fail("the SMB tests start smbd, which needs root; run the suite as root (CI does)", pytrace=False)
+    smbd_bin = _need("smbd", "samba")
+    smbpasswd = _need("smbpasswd", "samba-common-bin")
+    for d in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "log"):
+        (root / d).mkdir()
+    (root / "private").chmod(0o700)
+    port = free_port()
+    conf = root / "smb.conf"
+    conf.write_text(_SMB_CONF.format(port=port, root=root, share=SMB_SHARE, path=path, valid_users=valid_users,
+                                     share_extra=share_extra))
+    for user, password in users.items():
+        _run([smbpasswd, "-c", str(conf), "-s", "-a", user], "creating the Samba user",
+             input=f"{password}\n{password}\n")
+    log = root / "log" / "smbd.out"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([smbd_bin, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        _wait_listening(port, proc, log, "smbd")
+        yield port
+    finally:
+        _stop(proc)
 
 
 @pytest.fixture(scope="session")
 def smb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
     """Samba's smbd on a free loopback port, share `regen`, user root with a generated password."""
-    if os.geteuid() != 0:
-        pytest.fail("the SMB tests start smbd, which needs root; run the suite as root (CI does)", pytrace=False)
-    smbd = _need("smbd", "samba")
-    smbpasswd = _need("smbpasswd", "samba-common-bin")
     root = tmp_path_factory.mktemp("smbd")
-    for d in ("private", "lock", "state", "cache", "pid", "ncalrpc", "binddns", "log", "share"):
-        (root / d).mkdir()
-    (root / "private").chmod(0o700)
+    (root / "share").mkdir()
     user, password = "root", uuid.uuid4().hex
-    port = free_port()
-    conf = root / "smb.conf"
-    conf.write_text(_SMB_CONF.format(port=port, root=root, share=SMB_SHARE, user=user))
-    _run([smbpasswd, "-c", str(conf), "-s", "-a", user], "creating the Samba user",
-         input=f"{password}\n{password}\n")
-    log = root / "log" / "smbd.out"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    try:
-        _wait_listening(port, proc, log, "smbd")
+    with smbd(root, root / "share", {user: password}, user) as port:
         yield SmbServer(port, root / "share", user, password)
-    finally:
-        _stop(proc)
 
 
 # -- SFTP: OpenSSH ---------------------------------------------------------------------------------
@@ -706,4 +717,4 @@ def store_target(request: pytest.FixtureRequest) -> Target:
 
 
 __all__ = ["BUCKET", "Held", "HttpServer", "NETWORK_SCHEMES", "RequestLog", "S3Server", "SCHEMES", "SftpServer",
-           "SmbServer", "Target", "dead_port", "free_port", "replace"]
+           "SmbServer", "Target", "dead_port", "free_port", "replace", "smbd"]

@@ -1,9 +1,11 @@
-"""The SFTP guide's permissions are the minimum, and they are what is tested (issue 12, step 4).
+"""The SFTP and Samba guides' permissions are the minimum, and they are what is tested (issue 12, step 4).
 
 The test creates real unix accounts (an admin, one per client host, a clients group), lets the
-tests' sshd accept their keys (~/.ssh/authorized_keys), publishes as the admin over SFTP, runs
-the shipped contrib/backends/sftp-permissions.sh exactly as contrib/backends/sftp.md says, and
-drives `regend run --once` as host1's account: it installs, updates and reports. With the same
+server log them in (SFTP: the tests' sshd reads ~/.ssh/authorized_keys; SMB: an smbd of this
+test with the guide's share: `valid users = ADMIN @CLIENTS`, `inherit acls = yes`, one Samba
+password each), publishes as the admin, runs the shipped contrib/backends/posix-permissions.sh
+exactly as contrib/backends/sftp.md and smb.md say, and drives `regend run --once` as host1's
+account: it installs, updates and reports. With the same
 credentials it cannot list objects/ (nor the store, hosts/ or reports/), cannot read
 generations/, keys/, locks/ or host2's overlay, and cannot write anything but its own reports.
 The admin keeps running the manager (status reads the reports the client wrote).
@@ -22,21 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import smbclient
 
 from regen.store import open_backend
 from regen.store.errors import StoreAccessDenied
 from tests.conftest import make_tree
 from tests.e2e.conftest import Site
-from tests.servers import SftpServer, Target
+from tests.servers import SMB_SHARE, SftpServer, Target, smbd
 
-SCRIPT = Path(__file__).resolve().parents[2] / "contrib" / "backends" / "sftp-permissions.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "contrib" / "backends" / "posix-permissions.sh"
 HOSTS = ("host1", "host2")
 
 
 @dataclass(frozen=True)
 class Account:
     name: str
-    key: Path
+    key: Path                                 # SFTP login
+    password: str                             # SMB login
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def accounts(tmp_path: Path) -> Iterator[Accounts]:
             (home / ".ssh").mkdir(mode=0o700)
             shutil.copy(f"{key}.pub", home / ".ssh" / "authorized_keys")
             _sh("chown", "-R", f"{name}:", str(home / ".ssh"))
-            return Account(name, key)
+            return Account(name, key, uuid.uuid4().hex)
 
         yield Accounts(group, account("adm"), {h: account(h[-1], "-G", group) for h in HOSTS})
     finally:
@@ -100,8 +104,27 @@ def store_dir() -> Iterator[Path]:
     shutil.rmtree(top)
 
 
-def options(server: SftpServer, who: Account) -> dict[str, Any]:
-    return server.options(username=who.name, key_filename=str(who.key))
+@dataclass(frozen=True)
+class Place:
+    """The store's URL and each account's storage options on one server."""
+
+    url: str
+    options: Callable[[Account], dict[str, Any]]
+
+
+@pytest.fixture(params=["sftp", "smb"])
+def place(request: pytest.FixtureRequest, accounts: Accounts, store_dir: Path, tmp_path: Path) -> Iterator[Place]:
+    if request.param == "sftp":
+        sftp: SftpServer = request.getfixturevalue("sftp_server")
+        yield Place(f"sftp://127.0.0.1{store_dir}",
+                    lambda who: sftp.options(username=who.name, key_filename=str(who.key)))
+        return
+    (tmp_path / "smbd").mkdir()
+    users = {a.name: a.password for a in (accounts.admin, *accounts.hosts.values())}
+    with smbd(tmp_path / "smbd", store_dir.parent, users, f"{accounts.admin.name} @{accounts.group}",
+              share_extra="  inherit acls = yes\n") as port:
+        yield Place(f"smb://127.0.0.1/{SMB_SHARE}/{store_dir.name}",
+                    lambda who: {"port": port, "username": who.name, "password": who.password})
 
 
 def refused(op: Callable[[], object]) -> bool:
@@ -113,15 +136,14 @@ def refused(op: Callable[[], object]) -> bool:
 
 
 @pytest.mark.slow
-def test_guide_permissions_install_report_and_nothing_more(sftp_server: SftpServer, accounts: Accounts,
-                                                           store_dir: Path, tmp_path: Path,
-                                                           request: pytest.FixtureRequest) -> None:
+def test_guide_permissions_install_report_and_nothing_more(place: Place, accounts: Accounts, store_dir: Path,
+                                                           tmp_path: Path, request: pytest.FixtureRequest) -> None:
     # the guide: an admin-owned folder, `regen init` as the admin, then the script
     store_dir.mkdir(mode=0o700)
     shutil.chown(store_dir, accounts.admin.name)
-    url = f"sftp://127.0.0.1{store_dir}"
-    admin = options(sftp_server, accounts.admin)
-    target = Target("sftp", url, options(sftp_server, accounts.hosts["host1"]), url, admin, store_dir.name)
+    url = place.url
+    target = Target(url.split(":", 1)[0], url, place.options(accounts.hosts["host1"]), url,
+                    place.options(accounts.admin), store_dir.name)
     s = Site(target, tmp_path, "host1")
     s.create()
     make_tree(s.ref, {"etc/app.conf": "v1\n", "usr/bin/tool": b"#!/bin/sh\n" + b"x" * 70_000})
@@ -163,7 +185,11 @@ def test_guide_permissions_install_report_and_nothing_more(sftp_server: SftpServ
     assert refused(lambda: client.delete("refs/stable")) and refused(lambda: client.delete(str(oid)))
     client.write("reports/host1/20250101T000000000000Z-ok.json", b"{}")  # its own folder: allowed
 
-    host2 = open_backend(url, options(sftp_server, accounts.hosts["host2"]))
+    client.close()
+    # fsspec's smb opens files without the user name, so smbclient takes the first session of the
+    # process's pooled connection to that server: host1's; a fresh pool gives host2 its own
+    smbclient.reset_connection_cache()
+    host2 = open_backend(url, place.options(accounts.hosts["host2"]))
     request.addfinalizer(host2.close)
     assert host2.read("hosts/host2/overlay.json")  # the owner of that overlay reads it
     assert refused(lambda: host2.list("hosts/host1")) and refused(lambda: host2.list("reports/host1"))

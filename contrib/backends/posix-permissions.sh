@@ -1,7 +1,8 @@
 #!/bin/sh
-# Least-privilege permissions of a regen store served over SFTP (contrib/backends/sftp.md).
+# Least-privilege permissions of a regen store on a POSIX file server, shared over SFTP (OpenSSH)
+# or SMB (Samba with `inherit acls = yes`): contrib/backends/sftp.md, smb.md.
 #
-#   sftp-permissions.sh STORE_DIR ADMIN_USER CLIENT_GROUP HOST=USER...
+#   posix-permissions.sh STORE_DIR ADMIN_USER CLIENT_GROUP HOST=USER...
 #
 # Run as root on the file server, after `regen init` (and again after adding a host: it is
 # idempotent and rebuilds every ACL from scratch). The admin account owns everything and may do
@@ -14,8 +15,8 @@
 #   client may write  reports/<its host>/ (nothing else; hosts/ and reports/: enter, not list)
 #   client no access  generations/, keys/, locks/, other hosts' hosts/ and reports/ folders
 #
-# tests/hardening/test_least_privilege_sftp.py runs this script and checks each line above over
-# SFTP with real accounts. Needs setfacl (Debian: acl) and a file system with POSIX ACLs.
+# tests/hardening/test_least_privilege_posix.py runs this script and checks each line above over
+# SFTP and SMB with real accounts. Needs setfacl (Debian: acl) and a file system with POSIX ACLs.
 set -eu
 
 if [ $# -lt 3 ]; then
