@@ -110,21 +110,23 @@ class Place:
 
     url: str
     options: Callable[[Account], dict[str, Any]]
+    init_args: tuple[str, ...] = ()           # the store's layout: loose objects, or packs (index/, packs/)
 
 
-@pytest.fixture(params=["sftp", "smb"])
+@pytest.fixture(params=["sftp-loose", "smb-packs"])
 def place(request: pytest.FixtureRequest, accounts: Accounts, store_dir: Path, tmp_path: Path) -> Iterator[Place]:
-    if request.param == "sftp":
+    packs = ("--packs", "--pack-size", "65536") if request.param.endswith("-packs") else ()
+    if request.param.startswith("sftp"):
         sftp: SftpServer = request.getfixturevalue("sftp_server")
         yield Place(f"sftp://127.0.0.1{store_dir}",
-                    lambda who: sftp.options(username=who.name, key_filename=str(who.key)))
+                    lambda who: sftp.options(username=who.name, key_filename=str(who.key)), packs)
         return
     (tmp_path / "smbd").mkdir()
     users = {a.name: a.password for a in (accounts.admin, *accounts.hosts.values())}
     with smbd(tmp_path / "smbd", store_dir.parent, users, f"{accounts.admin.name} @{accounts.group}",
               share_extra="  inherit acls = yes\n") as port:
         yield Place(f"smb://127.0.0.1/{SMB_SHARE}/{store_dir.name}",
-                    lambda who: {"port": port, "username": who.name, "password": who.password})
+                    lambda who: {"port": port, "username": who.name, "password": who.password}, packs)
 
 
 def refused(op: Callable[[], object]) -> bool:
@@ -145,7 +147,7 @@ def test_guide_permissions_install_report_and_nothing_more(place: Place, account
     target = Target(url.split(":", 1)[0], url, place.options(accounts.hosts["host1"]), url,
                     place.options(accounts.admin), store_dir.name)
     s = Site(target, tmp_path, "host1")
-    s.create()
+    s.create(*place.init_args)
     make_tree(s.ref, {"etc/app.conf": "v1\n", "usr/bin/tool": b"#!/bin/sh\n" + b"x" * 70_000})
     s.snapshot("one")
     files = make_tree(tmp_path / "host2-files", {"etc/wifi.psk": "secret of host2\n"})
@@ -157,6 +159,8 @@ def test_guide_permissions_install_report_and_nothing_more(place: Place, account
     report, _ = s.run_once()  # host1 has no overlay: hosts/host1/ answers "missing", not "refused"
     assert report["outcome"] == "updated", report
     s.assert_converged()
+    if place.init_args:  # the client read its file contents from packs/ through index/
+        assert [p for p in (store_dir / "packs").rglob("*") if p.is_file()], "no pack written"
     make_tree(s.ref, {"etc/app.conf": "v2\n"})
     s.snapshot("two")  # written after the script: the default ACLs keep it readable
     report, _ = s.run_once()
