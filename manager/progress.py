@@ -1,6 +1,7 @@
 """How library code reports progress without printing (R10): an injected `Progress`.
 
-render.py gives a rich progress bar on a terminal; everything else gets `NoProgress`.
+progressbar.py draws a rich progress bar on a terminal (render.py chooses it); everything else
+gets `NoProgress`.
 """
 
 from __future__ import annotations

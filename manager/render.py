@@ -39,29 +39,19 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
-from regen.store import MAX_HISTORY, Change, CheckResult, Entry, LeaseInfo, MigrateResult, Procedure, json_safe
+from regen.store import MAX_HISTORY, Change, CheckResult, LeaseInfo, MigrateResult, json_safe
 from regen.store.errors import RegenError
 
-from . import fleetview
+from . import fleetview, treeview
 from .fleet import FleetStatus
 from .history import ChannelLog, DiffSpec, GenerationInfo
 from .hostkeys import EnrollResult
@@ -69,6 +59,7 @@ from .maintenance import GcResult, InitResult, KeygenResult
 from .overlays import OverlayInfo, OverlayResult, entry_dict
 from .progress import NoProgress
 from .progress import Progress as ProgressSink
+from .progressbar import RichProgress
 from .publish import PublishResult
 from .roots import RootResult
 from .scan import shown
@@ -97,53 +88,6 @@ def interrupted() -> None:
 def internal_error() -> None:
     traceback.print_exc(file=sys.stderr)
     sys.stderr.write(f"{PROG}: internal error: this is a bug in regen; please report it with the traceback above\n")
-
-
-def _procedure_line(p: Procedure) -> str:
-    """One signed procedure on one line: name, trigger, command, and how it runs."""
-    extra = ", chroot" if p.chroot else ""
-    return (f"{shown(p.name)}: {p.stage} {'/'.join(p.on)} of {', '.join(map(shown, p.when))} -> "
-            f"{shown(shlex.join(p.run))} (timeout {p.timeout:g} s, on failure {p.failure}{extra})")
-
-
-def _tree_line(stats: Mapping[str, int]) -> str:
-    return (f"{stats.get('entries', 0):,} entries: {stats.get('files', 0):,} files, {stats.get('dirs', 0):,} dirs, "
-            f"{stats.get('symlinks', 0):,} symlinks, {decimal(stats.get('bytes', 0))}")
-
-
-class RichProgress:
-    """A transient progress bar on stderr: files, bytes, rate and ETA when the total is known."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._bar: Progress | None = None
-        self._task: Any = None
-        self._by_bytes = True
-        self._items = 0
-
-    def start(self, label: str, total_items: int | None = None, total_bytes: int | None = None) -> None:
-        self.finish()
-        self._by_bytes = total_bytes is not None or total_items is None
-        self._items = 0
-        if self._by_bytes:
-            columns: list[Any] = [TextColumn("{task.description}"), BarColumn(),
-                                  TextColumn("{task.fields[items]} files"),
-                                  DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
-        else:
-            columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-        self._bar = Progress(*columns, console=self.console, transient=True)
-        self._bar.start()
-        self._task = self._bar.add_task(label, total=total_bytes if self._by_bytes else total_items, items=0)
-
-    def advance(self, items: int = 1, nbytes: int = 0) -> None:
-        if self._bar is not None:
-            self._items += items
-            self._bar.update(self._task, advance=nbytes if self._by_bytes else items, items=self._items)
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
 
 
 class Output:
@@ -196,23 +140,8 @@ class Output:
             return self._json(r.as_dict())
         if self.quiet:
             return self.line(str(r.number))
-        t, s, c = r.tree, r.tree.stats, r.tree.changes
-        state = ("published" if r.published
-                 else f"not published (publish with 'regen publish {r.number} --channel {r.channel}')")
-        self.line(f"generation {r.number} of channel {r.channel}: {state}", style="bold")
-        self.line(f"  tree      {_tree_line(s)}")
-        base = f"generation {r.parent}" if r.parent is not None else "an empty tree (first generation)"
-        self.line(f"  changes   vs {base}: {c['added']:,} added, {c['removed']:,} removed, "
-                  f"{c['modified']:,} modified, {c['meta']:,} mode changes")
-        self.line(f"  uploaded  {t.objects_uploaded:,} new objects, {decimal(t.bytes_uploaded)} new to the store")
-        self.line(f"  read      {t.files_hashed:,} files ({decimal(t.bytes_hashed)}); "
-                  f"{t.files_reused:,} unchanged files not read")
-        self.line(f"  policy    from {r.policy_from}: preserve {list(r.policy.preserve)}, base {list(r.policy.base)}, "
-                  f"exclude {list(r.policy.exclude)}, junk {r.policy.junk}")
-        for p in r.policy.procedures:
-            self.line(f"  procedure {_procedure_line(p)}")
-        if r.expires:
-            self.line(f"  expires   {r.expires}")
+        for text, style in treeview.snapshot_lines(r):
+            self.line(text, style=style)
 
     def root(self, r: RootResult) -> None:
         if self.json:
@@ -263,19 +192,7 @@ class Output:
     def show(self, info: GenerationInfo) -> None:
         if self.json:
             return self._json(info.as_dict())
-        g = info.generation
-        rows = [("generation", f"{g.number} of channel {g.channel}" + ("  (current)" if info.current else "")),
-                ("created", g.created), ("message", shown(g.message)),
-                ("parent", "-" if g.parent is None else str(g.parent)), ("manifest", g.manifest),
-                ("expires", g.expires or "never"),
-                ("signed by", ", ".join(info.signed_by) or "-"),
-                ("signature",
-                 "verifies with the trusted keys" if info.verified else f"NOT verified: {info.verify_error}"),
-                ("tree", _tree_line(g.stats)),
-                ("preserve", ", ".join(g.policy.preserve) or "-"), ("base", ", ".join(g.policy.base) or "-"),
-                ("exclude", ", ".join(g.policy.exclude) or "-"), ("junk", g.policy.junk)]
-        rows += [("procedure", _procedure_line(p)) for p in g.policy.procedures]
-        for k, v in rows:
+        for k, v in treeview.show_rows(info):
             self.line(f"{k:<10}  {v}")
 
     def diff(self, spec: DiffSpec, changes: Iterator[Change]) -> None:
@@ -295,7 +212,7 @@ class Output:
         for c in changes:
             counts[c.kind] += 1
             if not self.quiet:
-                extra = f"  ({_meta_change(c.old, c.new)})" if c.kind == "meta" and c.old and c.new else ""
+                extra = f"  ({treeview.meta_change(c.old, c.new)})" if c.kind == "meta" and c.old and c.new else ""
                 sys.stdout.write(f"{marks[c.kind]} {shown(c.path)}{extra}\n")
         sys.stdout.write(f"generation {spec.old.number} -> {spec.new.number}: {counts['added']} added, "
                          f"{counts['removed']} removed, {counts['modified']} modified, "
@@ -460,25 +377,3 @@ class Output:
         else:
             self.line(f"removed the lock of {lease.owner} on {lease.host} (pid {lease.pid}), "
                       f"held since {lease.created}")
-
-
-def _meta_change(old: Entry, new: Entry) -> str:
-    """What a `meta` change changed: mode, owner, group, extended attributes, mtime, hard link."""
-    parts = []
-    if old.mode != new.mode:
-        parts.append(f"mode {old.mode:o} -> {new.mode:o}")
-    if (old.uid, old.user) != (new.uid, new.user):
-        parts.append(f"owner {old.user or old.uid} -> {new.user or new.uid}")
-    if (old.gid, old.group) != (new.gid, new.group):
-        parts.append(f"group {old.group or old.gid} -> {new.group or new.gid}")
-    if old.xattrs != new.xattrs:
-        names = sorted({n for n, _ in old.xattrs} ^ {n for n, _ in new.xattrs}
-                       | {n for n, v in old.xattrs if dict(new.xattrs).get(n, v) != v})
-        parts.append("xattrs " + ", ".join(names))
-    if old.mtime != new.mtime:
-        parts.append("mtime")
-    if old.link != new.link:
-        parts.append(f"hard link {old.link or '-'} -> {new.link or '-'}")
-    if old.sparse != new.sparse:
-        parts.append("sparse" if new.sparse else "not sparse")
-    return "; ".join(parts) or "metadata"

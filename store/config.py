@@ -1,4 +1,6 @@
-"""regen.json, the one file that makes a folder a regen store: its id, format, hash and compression (pure).
+"""regen.json, the one file that makes a folder a regen store: its id, format, hash and compression
+(pure, except `read_config` and `create_config`, which take the store's Backend as a `ConfigFiles`:
+backend.py sits above this module, through schemes/ and about.py, so it is not imported here).
 
 It is read before anything else in the store, so `from_json` tells "not a regen store"
 (StoreNotFound) apart from "a store this regen cannot read" (UnsupportedFormat), and refuses a
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Protocol
 
-from .errors import StoreNotFound, UnsupportedFormat
+from . import layout
+from .errors import NotFound, StoreExists, StoreNotFound, UnsupportedFormat
 
 STORE_FORMAT = 1
 COMPRESSIONS = ("zstd", "none")
@@ -18,6 +22,7 @@ COMPRESSIONS = ("zstd", "none")
 # indexes (§3.1); a regen without it must refuse the store, not read it as loose objects and fail later.
 FEATURES = ("packs",)
 DEFAULT_PACK_SIZE = 16 << 20  # bytes a writer puts in one pack file before it starts the next (restic's default)
+MAX_CONFIG_BYTES = 65536  # regen.json is a few hundred bytes: a reader refuses a bigger one
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,4 +74,38 @@ class StoreConfig:
                    tuple(sorted(set(features))), pack_size)
 
 
-__all__ = ["COMPRESSIONS", "DEFAULT_PACK_SIZE", "FEATURES", "STORE_FORMAT", "StoreConfig"]
+class ConfigFiles(Protocol):
+    """What reading and creating regen.json needs of a Backend (backend.Backend satisfies it)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def read(self, path: str, max_bytes: int | None = None) -> bytes: ...
+
+    def create_exclusive(self, path: str, data: bytes) -> None: ...
+
+
+def read_config(backend: ConfigFiles) -> StoreConfig:
+    """The store's regen.json; NotFound when it has none (the caller says what that means)."""
+    return StoreConfig.from_json(backend.read(layout.CONFIG, max_bytes=MAX_CONFIG_BYTES), backend.url)
+
+
+def create_config(backend: ConfigFiles, cfg: StoreConfig) -> None:
+    """Write the regen.json of a new store; StoreExists if the URL holds one already, a store's or not
+    (UnsupportedFormat for a newer store's)."""
+    try:
+        existing = backend.read(layout.CONFIG)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        try:
+            other = StoreConfig.from_json(existing, backend.url)
+        except StoreNotFound:
+            raise StoreExists(f"{backend.url} already holds a regen.json that is not a regen store's",
+                              url=backend.url) from None
+        raise StoreExists(f"a regen store already exists at {backend.url} (id {other.store_id})", url=backend.url)
+    backend.create_exclusive(layout.CONFIG, cfg.to_json())
+
+
+__all__ = ["COMPRESSIONS", "DEFAULT_PACK_SIZE", "FEATURES", "MAX_CONFIG_BYTES", "STORE_FORMAT", "ConfigFiles",
+           "StoreConfig", "create_config", "read_config"]

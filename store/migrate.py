@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from . import layout
 from .chunks import CHUNK_ABOVE
-from .config import StoreConfig
+from .config import read_config
 from .errors import NotFound, StoreError
 from .objects import ObjectId, decode
 from .packs import (
@@ -52,7 +52,7 @@ class MigrateResult:
 def migrate_to_packs(store: Store, *, pack_size: int, progress: Callable[[int, int], None] | None = None
                      ) -> MigrateResult:
     """Convert `store` (the caller holds the writer lock); see the module docstring for the order."""
-    cfg = StoreConfig.from_json(store.backend.read(layout.CONFIG, max_bytes=65536), store.url)
+    cfg = read_config(store.backend)
     was_packed = cfg.packed
     known = {loc.oid for name in read_list(store) for loc in read_index(store, name)}
     loose = store.list_objects()

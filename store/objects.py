@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import blake3
 import xxhash
@@ -220,6 +220,22 @@ def iter_chunks(fp: IO[bytes]) -> Iterator[bytes]:
     return iter(lambda: fp.read(CHUNK), b"")
 
 
+class Prefixed:
+    """A stream whose first byte was already read (a reader peeked at the tag), as if it had not been."""
+
+    def __init__(self, first: bytes, src: Any) -> None:
+        self._first = first
+        self._src = src
+
+    def read(self, n: int = -1) -> bytes:
+        if self._first:
+            head, self._first = self._first, b""
+            rest: bytes = self._src.read() if n is None or n < 0 else (self._src.read(n - 1) if n > 1 else b"")
+            return head + rest
+        data: bytes = self._src.read(n)
+        return data
+
+
 
 def check_read(path: str, oid: ObjectId | None, digest: FileDigest) -> None:
     """Refuse a local file whose content is no longer the `oid` the caller hashed (it is being written)."""
@@ -234,6 +250,7 @@ __all__ = [
     "FileDigest",
     "IntegrityError",
     "ObjectId",
+    "Prefixed",
     "VerifyingWriter",
     "decode",
     "encode",

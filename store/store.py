@@ -7,27 +7,27 @@ every path it reads comes from a ref, a record or a manifest.
 The facade keeps single-object and read operations; the longer ones live below it, each taking
 the store it works on as an `ObjectStore` (objectstore.py) and never importing this module:
 config.py (regen.json), transfer.py (many objects at once: missing, fetch_many, put_many),
-packs.py and chunks.py (packed stores) and records.py (publishing signed generations, refs,
-overlays and publisher keys, in publish order).
+packs.py and chunks.py (packed stores), localchunks.py (chunks a client holds on its disk),
+records.py (publishing signed generations, refs, overlays and publisher keys, in publish order)
+and reportfiles.py (hosts' reports and their history, over the Backend alone).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import os
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from . import chunks, layout, records, transfer
+from . import chunks, layout, records, reportfiles, transfer
 from . import packs as _packs
 from .backend import Backend, open_backend
-from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
+from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig, create_config, read_config
 from .entry import Entry
 from .errors import (
     GenerationNotFound,
@@ -35,18 +35,19 @@ from .errors import (
     NotFound,
     ObjectMissing,
     StoreError,
-    StoreExists,
     StoreNotFound,
 )
 from .generation import Generation, Overlay, format_time, utcnow
-from .history import HistoryEntry, parse_entry
+from .history import HistoryEntry
 from .hostkey import HostKey
+from .localchunks import LocalChunks
 from .localfile import Wrap
 from .manifest import iter_entries
 from .objects import (
     TAG_RAW,
     FileDigest,
     ObjectId,
+    Prefixed,
     VerifyingWriter,
     check_read,
     decode,
@@ -56,7 +57,7 @@ from .objects import (
     object_id,
 )
 from .packindex import Location
-from .report import MAX_REPORT_BYTES, Report
+from .report import Report
 from .sealed import BOX_OVERHEAD, MAX_SEALED_FILE, unseal
 from .signing import MAX_RECORD_BYTES, PublicKey, SecretKey, peek_envelope, sign_envelope
 from .staging import StagedWrites
@@ -82,9 +83,7 @@ class Store:
         self._config_lock = threading.Lock()
         # a client's resolver: the local file holding content `oid`, or None (its chunks are reused)
         self.local_object: Callable[[ObjectId], str | None] | None = None
-        self._seed_lock = threading.Lock()
-        self._seeds: list[str] = []  # seed_chunks: local files not cut yet
-        self._seeded: dict[ObjectId, tuple[str, int, int]] = {}  # ... and the chunks of those cut
+        self._local = LocalChunks()  # seed_chunks, local_chunks, remember_chunks
         self._sealed: dict[ObjectId, tuple[ObjectId, SecretKey]] = {}  # add_sealed: plaintext id -> (box, key)
 
     # -- opening ----------------------------------------------------------------------------
@@ -104,18 +103,7 @@ class Store:
         store = cls.open(url, storage_options)
         cfg = StoreConfig(store_id=uuid.uuid4().hex, compression=compression, created=format_time(utcnow()),
                           features=("packs",) if packed else (), pack_size=pack_size)
-        try:
-            existing = store.backend.read(layout.CONFIG)
-        except NotFound:
-            existing = None
-        if existing is not None:
-            try:
-                other = StoreConfig.from_json(existing, store.url)  # UnsupportedFormat for a newer store
-            except StoreNotFound:
-                raise StoreExists(f"{store.url} already holds a regen.json that is not a regen store's",
-                                  url=store.url) from None
-            raise StoreExists(f"a regen store already exists at {store.url} (id {other.store_id})", url=store.url)
-        store.backend.create_exclusive(layout.CONFIG, cfg.to_json())
+        create_config(store.backend, cfg)
         store._config = cfg
         return store
 
@@ -131,10 +119,9 @@ class Store:
     def config(self) -> StoreConfig:
         if self._config is None:
             try:
-                data = self.backend.read(layout.CONFIG, max_bytes=65536)
+                self._config = read_config(self.backend)
             except NotFound:
                 raise StoreNotFound(f"no regen store at {self.url}", url=self.url) from None
-            self._config = StoreConfig.from_json(data, self.url)
         return self._config
 
     def reload_config(self) -> None:
@@ -246,7 +233,7 @@ class Store:
                 return False
             self._config_checked = True
             try:
-                fresh = StoreConfig.from_json(self.backend.read(layout.CONFIG, max_bytes=65536), self.url)
+                fresh = read_config(self.backend)
             except NotFound:
                 return False
             if self._config is None:
@@ -265,34 +252,19 @@ class Store:
         if tag == chunks.TAG_CHUNKS and self.config.packed:
             body = src.read(chunks.MAX_LIST_BYTES + 1)
             return chunks.assemble(self, oid, body, out, where=where, max_bytes=max_bytes)
-        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(_Prefixed(tag, src))  # type: ignore[arg-type]
+        return VerifyingWriter(oid, out, where=where, limit=max_bytes).copy_from(Prefixed(tag, src))  # type: ignore[arg-type]
 
     def local_chunks(self) -> dict[ObjectId, tuple[str, int, int]]:
-        """Chunks of content this client holds (chunk id -> file, offset, length), for rebuilding big files."""
-        with self._seed_lock:  # the seeds are cut once, by the first rebuild that needs chunks
-            while self._seeds:
-                for cid, where in chunks.chunks_of_file(self._seeds.pop()).items():
-                    self._seeded.setdefault(cid, where)
-            found = dict(self._seeded)
-        if self.index_cache is None or self.local_object is None:
-            return found
-        found.update(chunks.local_chunk_map(os.path.join(self.index_cache, "chunklists"), self.local_object))
-        return found
+        """Chunks of content this client holds, for rebuilding big files (localchunks.py)."""
+        return self._local.known(self.index_cache, self.local_object)
 
     def seed_chunks(self, paths: Iterable[str]) -> None:
-        """Local files (the installed previous versions of big files being updated) whose chunks rebuilds
-        may reuse, each verified when read; cut only if a chunk list is rebuilt (chunks.chunks_of_file)."""
-        with self._seed_lock:
-            self._seeds.extend(paths)
+        """Local files (installed previous versions of big files being updated) rebuilds may reuse."""
+        self._local.seed(paths)
 
     def remember_chunks(self, oid: ObjectId, parts: list[tuple[ObjectId, int]]) -> None:
         """Keep the chunk list of content just rebuilt, so the next version reuses its chunks."""
-        if self.index_cache is None or self.local_object is None:
-            return
-        folder = os.path.join(self.index_cache, "chunklists")
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        with open(os.path.join(folder, oid), "wb") as fp:
-            fp.write(chunks.encode_list(sum(n for _, n in parts), parts))
+        self._local.remember(self.index_cache, self.local_object, oid, parts)
 
     def fetch_to_file(self, oid: ObjectId, dest: str, *, fsync: bool = True, attempts: int = 2,
                       max_bytes: int | None = None, wrap: Wrap | None = None) -> FileDigest:
@@ -460,31 +432,15 @@ class Store:
 
     # -- reports -------------------------------------------------------------------------------
     def put_report(self, report: Report, *, history: bool = True, now: datetime | None = None) -> str | None:
-        """latest.json always; a history entry (named by time and outcome) only with `history`.
-
-        Returns the history entry's path, or None when none was written. The entry is written
-        first, so latest.json is never newer than the newest entry it summarises.
-        """
-        data = report.to_json()
-        path = layout.report_path(report.host, now or utcnow(), report.outcome) if history else None
-        if path is not None:
-            self.backend.write(path, data)
-        self.backend.write(layout.report_latest_path(report.host), data)
-        return path
+        """latest.json always; a history entry only with `history`; its path or None (reportfiles.py)."""
+        return reportfiles.put_report(self.backend, report, history=history, now=now)
 
     def read_latest_report(self, host: str) -> Report | None:
-        data = self._read_optional(layout.report_latest_path(host), max_bytes=MAX_REPORT_BYTES)
-        if data is None:
-            return None
-        return Report.from_json(data, where=f"report of host {host}")
+        return reportfiles.read_latest(self.backend, host)
 
     def latest_report_mtime(self, host: str) -> datetime | None:
         """When the store last wrote the host's latest.json (its clock, not the client's); None if unknown."""
-        try:
-            mtime = self.backend.stat(layout.report_latest_path(host)).mtime
-        except NotFound:
-            return None
-        return None if mtime is None else datetime.fromtimestamp(mtime, UTC)
+        return reportfiles.latest_mtime(self.backend, host)
 
     def report_hosts(self) -> list[str]:
         return self.backend.list_dirs(layout.REPORTS)
@@ -494,24 +450,14 @@ class Store:
 
     def report_history(self, host: str) -> list[HistoryEntry]:
         """A host's history entries in time order, from one listing (nothing is read)."""
-        prefix = f"{layout.REPORTS}/{layout.check_name(host, 'host')}"
-        found = (parse_entry(p) for p in self.backend.list(prefix))
-        return sorted((e for e in found if e is not None), key=lambda e: (e.when, e.path))
+        return reportfiles.history(self.backend, host)
 
     def all_report_history(self) -> dict[str, list[HistoryEntry]]:
         """Every host's history entries, from one listing of reports/ (for gc)."""
-        out: dict[str, list[HistoryEntry]] = {}
-        for p in self.backend.list(layout.REPORTS):
-            parts = p.split("/")
-            e = parse_entry(p) if len(parts) == 3 else None
-            if e is not None:
-                out.setdefault(parts[1], []).append(e)
-        for entries in out.values():
-            entries.sort(key=lambda e: (e.when, e.path))
-        return out
+        return reportfiles.all_history(self.backend)
 
     def read_report(self, path: str) -> Report:
-        return Report.from_json(self.backend.read(path, max_bytes=MAX_REPORT_BYTES), where=path)
+        return reportfiles.read_report(self.backend, path)
 
     # -- publisher keys (informational: clients trust only their configured keys) ---------------
     def put_public_key(self, key: PublicKey) -> None:
@@ -519,22 +465,6 @@ class Store:
 
     def public_keys(self) -> dict[str, PublicKey]:
         return records.public_keys(self)
-
-
-class _Prefixed:
-    """A stream whose first byte was already read (the tag), as if it had not been."""
-
-    def __init__(self, first: bytes, src: Any) -> None:
-        self._first = first
-        self._src = src
-
-    def read(self, n: int = -1) -> bytes:
-        if self._first:
-            head, self._first = self._first, b""
-            rest: bytes = self._src.read() if n is None or n < 0 else (self._src.read(n - 1) if n > 1 else b"")
-            return head + rest
-        data: bytes = self._src.read(n)
-        return data
 
 
 def open_store(url: str, storage_options: dict[str, Any] | None = None, **kw: Any) -> Store:

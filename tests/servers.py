@@ -717,4 +717,4 @@ def store_target(request: pytest.FixtureRequest) -> Target:
 
 
 __all__ = ["BUCKET", "Held", "HttpServer", "NETWORK_SCHEMES", "RequestLog", "S3Server", "SCHEMES", "SftpServer",
-           "SmbServer", "Target", "dead_port", "free_port", "replace", "smbd"]
+           "SmbServer", "Target", "dead_port", "free_port", "smbd"]
