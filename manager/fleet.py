@@ -2,7 +2,7 @@
 
 `analyse` takes plain values (each host's parsed report or the reason it could not be read,
 the channels' current generations, the time) and returns a FleetStatus: one row per host
-and the actions a person must take:
+and the actions a person must take (values of actions.py):
 
 - hardware to replace: findings with severity "fail" or a part no longer usable;
 - hosts stuck on an old generation: behind their channel's current generation although
@@ -40,6 +40,15 @@ from typing import Any
 from regen.store import HardwareFinding, Report, drift_of, format_time, parse_time
 from regen.store.errors import RegenError
 
+from .actions import (
+    DriftingPath,
+    FailedProcedure,
+    MisconfiguredHost,
+    ReplaceHardware,
+    StuckHost,
+    UntrustedReport,
+    failed_procedures,
+)
 from .hostkeys import UNSIGNED, Verdict
 
 STATES = ("ok", "repaired", "updated", "quarantined", "failing", "stale")
@@ -94,96 +103,6 @@ class HostStatus:
                 "behind": self.behind, "last_seen": self.last_seen, "age_seconds": self.age_seconds,
                 "drift": dict(self.drift), "findings": [f.as_dict() for f in self.findings],
                 "errors": list(self.errors), "report_auth": self.report_auth}
-
-
-@dataclass(frozen=True, slots=True)
-class UntrustedReport:
-    """A report that cannot be believed: forged, replayed, or unsigned although the host is enrolled."""
-
-    host: str
-    auth: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "auth": self.auth, "message": self.message}
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaceHardware:
-    host: str
-    component: str
-    message: str
-    severity: str
-    usable: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "component": self.component, "message": self.message,
-                "severity": self.severity, "usable": self.usable}
-
-
-@dataclass(frozen=True, slots=True)
-class StuckHost:
-    host: str
-    channel: str
-    generation: int
-    current: int
-    last_seen: str | None
-    state: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "channel": self.channel, "generation": self.generation, "current": self.current,
-                "last_seen": self.last_seen, "state": self.state}
-
-
-@dataclass(frozen=True, slots=True)
-class MisconfiguredHost:
-    host: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "message": self.message}
-
-
-@dataclass(frozen=True, slots=True)
-class DriftingPath:
-    path: str
-    hosts: tuple[str, ...]
-    kinds: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "hosts": list(self.hosts), "count": len(self.hosts), "kinds": list(self.kinds)}
-
-
-@dataclass(frozen=True, slots=True)
-class FailedProcedure:
-    """A signed procedure that failed in a host's last run: its exit status and last output line."""
-
-    host: str
-    name: str
-    failure: str
-    exit_status: int
-    timed_out: bool
-    last_line: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "name": self.name, "failure": self.failure, "exit_status": self.exit_status,
-                "timed_out": self.timed_out, "last_line": self.last_line}
-
-
-def failed_procedures(host: str, steps: Mapping[str, Any]) -> list[FailedProcedure]:
-    """The failed entries of a report's "procedures" step (untrusted: malformed entries are skipped)."""
-    step = steps.get("procedures") if isinstance(steps, Mapping) else None
-    ran = step.get("ran") if isinstance(step, Mapping) else None
-    out = []
-    for r in ran if isinstance(ran, list) else []:
-        if not isinstance(r, Mapping) or r.get("ok") is not False:
-            continue
-        status, tail = r.get("exit_status"), r.get("output_tail")
-        last = str(tail).strip().splitlines()[-1:] if isinstance(tail, str) and tail.strip() else []
-        out.append(FailedProcedure(host, str(r.get("name", "?"))[:128], str(r.get("failure", "?"))[:16],
-                                   status if isinstance(status, int) and not isinstance(status, bool) else -1,
-                                   r.get("timed_out") is True, last[0][:200] if last else ""))
-    return out
 
 
 @dataclass(frozen=True, slots=True)

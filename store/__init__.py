@@ -26,7 +26,8 @@ for _mod, _names in {
     "lock": "LeaseInfo StoreLock break_lock",
     "entry": "Entry",
     "paths": "check_path merge_join sort_key",
-    "manifest": "Change DiffStats ManifestStats ManifestWriter TreeOrderChecker check_entry diff "
+    "changes": "Change DiffStats diff",
+    "manifest": "ManifestStats ManifestWriter TreeOrderChecker check_entry "
                 "iter_entries build:build_manifest parse:parse_manifest FORMAT_META NODE_KINDS",
     "manifest_meta": "encode_xattrs decode_xattrs",
     "objects": "EMPTY_ID FileDigest ObjectId VerifyingWriter hash_file is_object_id object_id xxh",
@@ -84,6 +85,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # the static view of the same names
     from . import about, layout
     from .backend import Backend, open_backend
+    from .changes import Change, DiffStats, diff
     from .check import CheckResult, fsck
     from .chunks import CHUNK_ABOVE
     from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig
@@ -120,13 +122,10 @@ if TYPE_CHECKING:  # the static view of the same names
     from .manifest import (
         FORMAT_META,
         NODE_KINDS,
-        Change,
-        DiffStats,
         ManifestStats,
         ManifestWriter,
         TreeOrderChecker,
         check_entry,
-        diff,
         iter_entries,
     )
     from .manifest import build as build_manifest

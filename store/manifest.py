@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from json.encoder import encode_basestring as _q  # a JSON string literal, non-ASCII kept as is
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import blake3
 
@@ -33,7 +33,7 @@ from .manifest_meta import (
     xattrs_of,
 )
 from .objects import ObjectId, is_object_id
-from .paths import check_path, merge_join, sort_key
+from .paths import check_path, sort_key
 
 FORMAT = 1           # content and modes only
 FORMAT_META = 2      # + owners, mtimes, xattrs/ACLs, hard links, devices, FIFOs, sparse files
@@ -376,49 +376,3 @@ def build(entries: Iterable[Entry]) -> tuple[bytes, ObjectId, ManifestStats]:
     w = ManifestWriter(buf, FORMAT_META if any(e.has_meta for e in ordered) else FORMAT)
     w.add_all(ordered)
     return buf.getvalue(), w.oid, w.stats
-
-
-ChangeKind = Literal["added", "removed", "modified", "meta"]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One path that differs between two manifests. `modified` = kind or content; `meta` = mode only."""
-
-    kind: ChangeKind
-    path: str
-    old: Entry | None
-    new: Entry | None
-
-
-@dataclass(slots=True)
-class DiffStats:
-    added: int = 0
-    removed: int = 0
-    modified: int = 0
-    meta: int = 0
-    bytes_added: int = 0
-    objects_new: set[str] = field(default_factory=set)
-
-    def add(self, c: Change) -> None:
-        setattr(self, c.kind, getattr(self, c.kind) + 1)
-        if c.new is not None and c.new.kind == "file" and c.kind in ("added", "modified"):
-            self.bytes_added += c.new.size
-
-
-def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[Change]:
-    """Merge-join two tree-ordered entry streams; memory O(1) in the manifests' size."""
-    for a, b in merge_join(old, new, _entry_key, _entry_key):
-        if b is None:
-            assert a is not None
-            yield Change("removed", a.path, a, None)
-        elif a is None:
-            yield Change("added", b.path, None, b)
-        elif not a.same_content(b):
-            yield Change("modified", a.path, a, b)
-        elif not a.same_meta(b):
-            yield Change("meta", a.path, a, b)
-
-
-def _entry_key(e: Entry) -> bytes:
-    return sort_key(e.path)

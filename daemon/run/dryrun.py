@@ -162,7 +162,7 @@ def _verified(config: DaemonConfig, index: Index, target: Target, policy: Any,
     from concurrent.futures import ThreadPoolExecutor
 
     from regen.daemon.tree.fastpath import keep_plan, no_drift, verified
-    from regen.daemon.tree.scan import BIG_FILE, HASH_THREADS, Hasher
+    from regen.daemon.tree.hashing import BIG_FILE, HASH_THREADS, Hasher
 
     clean = _if_clean(config, index, target, policy, state_rel)
     if clean is None:

@@ -1,17 +1,7 @@
-"""The system log: regend's SQLite index in state_dir (I/O; this module alone owns the schema).
+"""The system log: regend's SQLite index in state_dir (I/O; this module alone reads and writes it).
 
-Tables (schema changes are Migrations("regen.daemon.tree.index") applied at open):
-  entries   one row per path below root regend knows: kind, mode, size, mtime_ns, ctime_ns,
-            inode, xxh3-128, object id, symlink target; `managed` 0 for unmanaged files kept
-            (junk = "keep"); `checked_ns` when the row was last confirmed (racy-timestamp rule).
-            Keyed by the path's bytes with '/' as 0x00, so ORDER BY key is tree order and a
-            walk merge-joins against it without sorting or loading the table.
-  state     small JSON values: store config cache (store id), installed generation, overlay.
-  highest   the highest generation number ever accepted per channel / overlay per host.
-  journal   the apply plan of a run, written before anything changes; `done` when finished.
-  outbox    reports that could not be uploaded yet.
-  failures  consecutive failures per step (loop detection across runs).
-  hardware  the last hardware inventory (to notice shrunk memory, a vanished disk).
+Its tables and the migrations that make them are schema.py's, applied at open (ORDER BY key
+of `entries` is tree order: a walk merge-joins against it without sorting or loading the table).
 
 WAL mode, synchronous=FULL (the journal must be on disk before the tree changes), explicit
 transactions (`atomic()`), one long-lived connection closed explicitly. A file SQLite
@@ -31,56 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from regen.daemon.errors import IndexCorrupt
+from regen.daemon.tree.schema import is_current, migrations
 from regen.daemon.tree.verdict import ContentRow, StatRow
 from regen.store import sort_key
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
-    from sqlite_utils.migrations import Migrations
 
 INDEX_NAME = "index.db"
-MIGRATION_SET = "regen.daemon.tree.index"
-MIGRATIONS = ("m001_initial", "m002_meta")   # in order; each a function below, registered by _migrations()
-_registered: list[Migrations] = []
-
-
-def _migrations() -> Migrations:
-    """The schema migrations (sqlite-utils imported only when an index is opened for writing)."""
-    if not _registered:
-        from sqlite_utils.migrations import Migrations
-
-        m = Migrations(MIGRATION_SET)
-        for name in MIGRATIONS:
-            m(name=name)(globals()[name])
-        _registered.append(m)
-    return _registered[0]
-
-
-def m001_initial(db: Database) -> None:
-    db.execute("""CREATE TABLE entries (
-        key BLOB PRIMARY KEY, kind TEXT NOT NULL, mode INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0,
-        mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, xxh TEXT, oid TEXT, target TEXT,
-        managed INTEGER NOT NULL DEFAULT 1, checked_ns INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID""")
-    db.execute("CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute("CREATE TABLE highest (scope TEXT NOT NULL, name TEXT NOT NULL, number INTEGER NOT NULL, "
-               "PRIMARY KEY (scope, name))")
-    db.execute("CREATE TABLE journal (run_id TEXT PRIMARY KEY, started TEXT NOT NULL, target TEXT NOT NULL, "
-               "plan TEXT NOT NULL, ops_done INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL)")
-    db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, created TEXT NOT NULL, "
-               "report BLOB NOT NULL)")
-    db.execute("CREATE TABLE failures (step TEXT PRIMARY KEY, signature TEXT NOT NULL, count INTEGER NOT NULL, "
-               "message TEXT NOT NULL)")
-    db.execute("CREATE TABLE hardware (id INTEGER PRIMARY KEY CHECK (id = 1), inventory TEXT NOT NULL, "
-               "recorded TEXT NOT NULL)")
-
-
-def m002_meta(db: Database) -> None:
-    """Format-2 metadata of what is on disk: owner ids, extended attributes (canonical JSON, NULL:
-    none), the hard-link group a managed file belongs to, a device's number."""
-    for col in ("uid INTEGER", "gid INTEGER", "xattrs TEXT", "link TEXT", "rdev INTEGER"):
-        db.execute(f"ALTER TABLE entries ADD COLUMN {col}")
-
-
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 
@@ -158,7 +106,7 @@ class Index:
         from sqlite_utils import Database
 
         db = Database(memory=True)
-        _migrations().apply(db)
+        migrations().apply(db)
         return cls(db, None)
 
     def close(self) -> None:
@@ -415,7 +363,7 @@ def _open_rw(path: str) -> Index:
         db = Database(conn)
         db.execute("PRAGMA synchronous=FULL")
         db.enable_wal()
-        _migrations().apply(db)
+        migrations().apply(db)
         ok = db.execute("PRAGMA quick_check").fetchone()
         if not ok or ok[0] != "ok":
             raise IndexCorrupt(f"the system log {path} failed its integrity check: {ok}", path=path)
@@ -442,9 +390,7 @@ def open_index_readonly(state_dir: str) -> Index | None:
         return None
     try:
         db = _ReadOnlyDb(conn)
-        applied = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ? "
-                                              "ORDER BY rowid", [MIGRATION_SET])]
-        if any(m not in applied for m in MIGRATIONS):
+        if not is_current(conn):
             conn.close()
             return None
         db.execute("SELECT count(*) FROM entries").fetchone()

@@ -2,10 +2,10 @@
 
 `classify(facts, known)` gives the one stat verdict (verdict.stat_verdict, which the no-change
 fast path asks too) as UNKNOWN / UNCHANGED / CHANGED with the reason, logged to
-`regen.daemon.tree.scan`; `scan()` is the I/O around it. The racy-timestamp
-rule (as git's): a row is trusted only when the file's mtime is at least RACY_WINDOW_NS older
-than the moment the row was confirmed; otherwise a write in the same clock tick as the last
-hash could hide behind an identical stat, so the file is hashed again.
+`regen.daemon.tree.scan`; `scan()` is the I/O around it (hashing.py reads the suspects). The
+racy-timestamp rule (as git's): a row is trusted only when the file's mtime is at least
+RACY_WINDOW_NS older than the moment the row was confirmed; otherwise a write in the same clock
+tick as the last hash could hide behind an identical stat, so the file is hashed again.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import xxhash
-
 from regen.daemon.errors import Interrupted, signal_name
+from regen.daemon.tree.hashing import BIG_FILE, VERIFY_SLICE, Hasher, Prehashed
 from regen.daemon.tree.index import IndexRow, path_key
 from regen.daemon.tree.plan import Observed, is_temp_name
 from regen.daemon.tree.verdict import stat_verdict
@@ -41,7 +40,6 @@ log = logging.getLogger("regen.daemon.tree.scan")
 
 # 2 s: FAT's timestamp granularity, and far above the coarse kernel clock (one jiffy, <= 10 ms)
 # that stamps mtimes on ext4/xfs/btrfs.
-BUF_SIZE = 1 << 20
 UNKNOWN, UNCHANGED, CHANGED = "unknown", "unchanged", "changed"
 
 
@@ -140,92 +138,6 @@ class ScanResult:
     leaders: dict[str, int] = field(default_factory=dict)   # first members of hard-link groups -> inode
 
 
-class Hasher:
-    """xxh3-128 of files, reading into one reused buffer."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray(BUF_SIZE)
-        self.view = memoryview(self.buf)
-
-    def file(self, full: str) -> tuple[str, os.stat_result]:
-        """Digest and the fstat of what was actually opened (never follows a final symlink)."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-        try:
-            fd = os.open(full, flags | getattr(os, "O_NOATIME", 0))
-        except PermissionError:
-            fd = os.open(full, flags)
-        try:
-            s = os.fstat(fd)
-            if not st.S_ISREG(s.st_mode):
-                raise OSError(f"{full} is no longer a regular file")
-            x = xxhash.xxh3_128()
-            size = len(self.buf)
-            while True:
-                n = os.readv(fd, [self.buf])
-                if not n:
-                    break
-                x.update(self.view[:n])
-                if n < size:  # a short read of a regular file is its end: no extra read for small files
-                    break
-            return x.hexdigest(), s
-        finally:
-            os.close(fd)
-
-
-HASH_THREADS = 2
-VERIFY_SLICE = 2048  # paths hashed ahead per slice of a verify scan
-BIG_FILE = 256 << 10  # hashed by the worker threads (xxh3 of a large buffer releases the GIL)
-
-
-class _Prehashed:
-    """Hashes the large files of a slice with HASH_THREADS worker threads while the scan loop
-    hashes the small ones itself: small files cost Python per-file work that only contends for
-    the GIL in threads (measured: two threads 30% slower than one on 20,000 small files), large
-    ones are read and hashed with the GIL released. Answers Hasher.file() in any order."""
-
-    def __init__(self, root: str, big: list[str], stop: threading.Event | None) -> None:
-        self.results: dict[str, tuple[str, os.stat_result] | OSError] = {}
-        self.pending = set(big)
-        self.fallback = Hasher()
-        self.cond = threading.Condition()
-        chunks = [big[i::HASH_THREADS] for i in range(HASH_THREADS)] if big else []
-        self.threads = [threading.Thread(target=self._work, args=(root, chunk, stop), daemon=True)
-                        for chunk in chunks if chunk]
-        for t in self.threads:
-            t.start()
-
-    def _work(self, root: str, paths: list[str], stop: threading.Event | None) -> None:
-        hasher = Hasher()
-        for path in paths:
-            if stop is not None and stop.is_set():
-                return  # the scan loop raises Interrupted
-            try:
-                found: tuple[str, os.stat_result] | OSError = hasher.file(os.path.join(root, path))
-            except OSError as exc:
-                found = exc
-            with self.cond:
-                self.results[path] = found
-                self.cond.notify_all()
-
-    def file(self, full: str, path: str | None = None) -> tuple[str, os.stat_result]:
-        found = None
-        if path is not None and path in self.pending:
-            self.pending.discard(path)
-            with self.cond:
-                while path not in self.results and any(t.is_alive() for t in self.threads):
-                    self.cond.wait(0.5)
-                found = self.results.pop(path, None)  # (None: its worker stopped; hash it here)
-        if found is None:
-            return self.fallback.file(full)
-        if isinstance(found, OSError):
-            raise found
-        return found
-
-    def close(self) -> None:
-        for t in self.threads:
-            t.join()
-
-
 def _merge(disk: Iterator[tuple[str, os.stat_result]], known: Iterator[IndexRow]
            ) -> Iterator[tuple[str, os.stat_result | None, IndexRow | None]]:
     """(path, its stat on disk or None, its index row or None), in tree order (regen.store.merge_join)."""
@@ -266,7 +178,7 @@ def scan(root: str, known: Iterable[IndexRow], *, prune: Callable[[str], bool], 
 def _scan(root: str, known: Iterable[IndexRow], prune: Callable[[str], bool], verify: bool,
           now_ns: Callable[[], int], stop: threading.Event | None, dir_time: Callable[[str], bool],
           result: ScanResult) -> None:
-    hasher: Hasher | _Prehashed = Hasher()
+    hasher: Hasher | Prehashed = Hasher()
 
     def onerror(rel: str, exc: OSError) -> None:
         result.errors.append(f"cannot read {rel or '.'}: {exc.strerror or exc}")
@@ -280,7 +192,7 @@ def _scan(root: str, known: Iterable[IndexRow], prune: Callable[[str], bool], ve
     # every file is read: take the tree in slices (memory stays bounded by a slice, not the tree)
     # and hash each slice's files in parallel before looking at them in order
     while part := list(itertools.islice(merged, VERIFY_SLICE)):
-        hasher = _Prehashed(root, [p for p, s, _ in part if s is not None and st.S_ISREG(s.st_mode)
+        hasher = Prehashed(root, [p for p, s, _ in part if s is not None and st.S_ISREG(s.st_mode)
                                    and s.st_size >= BIG_FILE and not is_temp_name(p)], stop)
         try:
             _scan_part(root, part, hasher, verify, now_ns, stop, dir_time, result)
@@ -289,7 +201,7 @@ def _scan(root: str, known: Iterable[IndexRow], prune: Callable[[str], bool], ve
 
 
 def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, IndexRow | None]],
-               hasher: Hasher | _Prehashed, verify: bool, now_ns: Callable[[], int], stop: threading.Event | None,
+               hasher: Hasher | Prehashed, verify: bool, now_ns: Callable[[], int], stop: threading.Event | None,
                dir_time: Callable[[str], bool], result: ScanResult) -> None:
     """Each path's verdict and, for the suspects, what it is now; drift by category."""
     for path, s, row in merged:
@@ -312,7 +224,7 @@ def _scan_part(root: str, merged: Iterable[tuple[str, os.stat_result | None, Ind
                 result.errors.append(f"cannot read {path}: {exc.strerror or exc}")
 
 
-def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher | _Prehashed,
+def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: bool, hasher: Hasher | Prehashed,
          now_ns: Callable[[], int], dir_time: Callable[[str], bool], result: ScanResult) -> None:
     facts = StatFacts.from_stat(s)
     if is_temp_name(path) and facts.kind == "file":
@@ -331,7 +243,7 @@ def _one(root: str, path: str, s: os.stat_result, row: IndexRow | None, verify: 
             assert row is not None
             xxh = row.xxh
         else:
-            xxh, fs = hasher.file(full, path) if isinstance(hasher, _Prehashed) else hasher.file(full)
+            xxh, fs = hasher.file(full, path) if isinstance(hasher, Prehashed) else hasher.file(full)
             facts = StatFacts.from_stat(fs)
             result.hashed += 1
             result.bytes_hashed += facts.size
@@ -457,5 +369,5 @@ def row_for(path: str, s: os.stat_result, *, xxh: str | None = None, oid: str | 
                     f.gid if meta else None, xattrs if meta else None, link, f.rdev)
 
 
-__all__ = ["CHANGED", "RACY_WINDOW_NS", "UNCHANGED", "UNKNOWN", "Drift", "Hasher", "ScanResult", "StatFacts",
+__all__ = ["CHANGED", "RACY_WINDOW_NS", "UNCHANGED", "UNKNOWN", "Drift", "ScanResult", "StatFacts",
            "Verdict", "classify", "confirm_racy", "row_for", "scan"]
