@@ -266,6 +266,7 @@ def main() -> None:
         shutil.rmtree(client, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
         client.mkdir()
+        os.sync()  # (no dirty data left by what ran before: each tool's sync flushes only its own)
 
     first = b.measure("first install", "regend run --once", b.regend("run", "--once", "--config", str(cfg)),
                       setup=fresh_client, warm=False)
@@ -276,6 +277,7 @@ def main() -> None:
 
     def fresh_landing() -> None:
         shutil.rmtree(landing, ignore_errors=True)
+        os.sync()
 
     if "rsync" not in skip:
         b.measure("first install", "rsync -aHAX + sync", f"rsync -aHAX {a_tree}/ {landing}/ && sync",
