@@ -4,14 +4,14 @@ Order: save to quarantine -> delete (deepest first) -> mkdir -> files, symlinks,
 -> hard links -> metadata (meta.py: owner, mode, attributes, mtime; directories deepest first, their
 mtimes last). Files go in batches: each is written to `.regen-tmp-<run>-<n>` in its own directory
 while the BLAKE3 of the bytes actually written is computed (a cached object is trusted only after
-that check; a sparse entry's zero blocks become holes) -- or, on an install, the cache's copy just
-fetched and verified by this process is renamed there instead (`move`) --, its metadata is set on
-the descriptor, then
-one syncfs(2) per filesystem concerned for the whole batch (SafeRoot.sync: root's, any mounted below
-it, the cache's), then each temp file is renamed over its path. A kill at any moment leaves every
-managed path with its old content, its new content or absent, never a partial file; leftover temp
-files are removed by the next run's plan. All paths go through SafeRoot (no symlink followed,
-nothing outside root). Failures are collected per entry; the rest of the plan goes on.
+that check; a sparse entry's zero blocks become holes) -- or, on an install, the cache's copy that
+this process just fetched and verified is renamed there instead (`move`) --, its metadata is set
+on the descriptor, then one syncfs(2) per filesystem concerned for the whole batch (SafeRoot.sync:
+root's, any mounted below it, the cache's), then each temp file is renamed over its path. A kill
+at any moment leaves every managed path with its old content, its new content or absent, never a
+partial file; leftover temp files are removed by the next run's plan. All paths go through
+SafeRoot (no symlink followed, nothing outside root). Failures are collected per entry; the rest of
+the plan goes on.
 
 Every operation ticks the run's Ticker: SIGTERM is honoured between operations, and the crash
 tests' harness (tests/regend_harness.py) kills a real run at every point of an apply in turn.
