@@ -1,6 +1,7 @@
 """regen.json, the one file that makes a folder a regen store: its id, format, hash and compression
-(pure, except `read_config` and `create_config`, which take the store's Backend as a `ConfigFiles`:
-backend.py sits above this module, through schemes/ and about.py, so it is not imported here).
+(pure, except `read_config`, `create_config` and a client's `ConfigCache`, which take the store's
+Backend as a `ConfigFiles`: backend.py sits above this module, through schemes/ and about.py, so it
+is not imported here).
 
 It is read before anything else in the store, so `from_json` tells "not a regen store"
 (StoreNotFound) apart from "a store this regen cannot read" (UnsupportedFormat), and refuses a
@@ -10,6 +11,8 @@ store without its id: every signed record is bound to that id.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,5 +110,56 @@ def create_config(backend: ConfigFiles, cfg: StoreConfig) -> None:
     backend.create_exclusive(layout.CONFIG, cfg.to_json())
 
 
-__all__ = ["COMPRESSIONS", "DEFAULT_PACK_SIZE", "FEATURES", "MAX_CONFIG_BYTES", "STORE_FORMAT", "ConfigFiles",
-           "StoreConfig", "create_config", "read_config"]
+class ConfigCache:
+    """One Store's copy of regen.json: given (a client caches it between runs) or read on first use.
+
+    A cached copy may be older than the store: `regen migrate` may have packed it since. So a
+    loose object found missing makes `became_packed` read regen.json once more (once per cache:
+    a store that is really missing objects must not cost a read per miss).
+    """
+
+    def __init__(self, backend: ConfigFiles, config: StoreConfig | None) -> None:
+        self._backend = backend
+        self.known = config  # what this Store holds now, None until first read (never reads)
+        self._checked = False
+        self._lock = threading.Lock()
+
+    def get(self) -> StoreConfig:
+        """The configuration, read on first use; StoreNotFound when the URL holds no regen.json."""
+        if self.known is None:
+            try:
+                self.known = read_config(self._backend)
+            except NotFound:
+                raise StoreNotFound(f"no regen store at {self._backend.url}", url=self._backend.url) from None
+        return self.known
+
+    def forget(self) -> None:
+        """Read regen.json again on next use (`regen migrate` replaced it)."""
+        self.known = None
+        self._checked = False
+
+    def became_packed(self, forget_packs: Callable[[], None]) -> bool:
+        """Whether the store became packed since this copy was read or given (read at most once);
+        `forget_packs` is called when a known loose store turned out packed."""
+        with self._lock:
+            if self.known is not None and self.known.packed:
+                return True  # (another thread found it packed)
+            if self._checked:
+                return False
+            self._checked = True
+            try:
+                fresh = read_config(self._backend)
+            except NotFound:
+                return False
+            if self.known is None:
+                self.known = fresh
+                return fresh.packed
+            if fresh.packed and fresh.store_id == self.known.store_id:
+                forget_packs()
+                self.known = fresh
+                return True
+            return False
+
+
+__all__ = ["COMPRESSIONS", "DEFAULT_PACK_SIZE", "FEATURES", "MAX_CONFIG_BYTES", "STORE_FORMAT", "ConfigCache",
+           "ConfigFiles", "StoreConfig", "create_config", "read_config"]

@@ -27,7 +27,7 @@ from typing import Any
 from . import chunks, layout, records, reportfiles, transfer
 from . import packs as _packs
 from .backend import Backend, open_backend
-from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, StoreConfig, create_config, read_config
+from .config import COMPRESSIONS, DEFAULT_PACK_SIZE, ConfigCache, StoreConfig, create_config
 from .entry import Entry
 from .errors import (
     GenerationNotFound,
@@ -35,7 +35,6 @@ from .errors import (
     NotFound,
     ObjectMissing,
     StoreError,
-    StoreNotFound,
 )
 from .generation import Generation, Overlay, format_time, utcnow
 from .history import HistoryEntry
@@ -73,14 +72,12 @@ class Store:
     def __init__(self, backend: Backend, config: StoreConfig | None = None, *, concurrency: int = DEFAULT_CONCURRENCY,
                  index_cache: str | None = None):
         self.backend = backend
-        self._config = config
+        self._config = ConfigCache(backend, config)
         self.concurrency = max(1, concurrency)
         self.index_cache = index_cache  # where a client keeps pack indexes (immutable, named by their hash)
         self._packset: _packs.PackSet | None = None
         self._packs_lock = threading.Lock()
         self.packer: _packs.PackWriter | None = None
-        self._config_checked = False
-        self._config_lock = threading.Lock()
         # a client's resolver: the local file holding content `oid`, or None (its chunks are reused)
         self.local_object: Callable[[ObjectId], str | None] | None = None
         self._local = LocalChunks()  # seed_chunks, local_chunks, remember_chunks
@@ -104,7 +101,7 @@ class Store:
         cfg = StoreConfig(store_id=uuid.uuid4().hex, compression=compression, created=format_time(utcnow()),
                           features=("packs",) if packed else (), pack_size=pack_size)
         create_config(store.backend, cfg)
-        store._config = cfg
+        store._config.known = cfg
         return store
 
     @property
@@ -117,17 +114,11 @@ class Store:
 
     @property
     def config(self) -> StoreConfig:
-        if self._config is None:
-            try:
-                self._config = read_config(self.backend)
-            except NotFound:
-                raise StoreNotFound(f"no regen store at {self.url}", url=self.url) from None
-        return self._config
+        return self._config.get()
 
     def reload_config(self) -> None:
         """Read regen.json again on next use (`regen migrate` replaced it)."""
-        self._config = None
-        self._config_checked = False
+        self._config.forget()
         self.forget_packs()
 
     @property
@@ -209,7 +200,7 @@ class Store:
             return self._get_sealed(oid, out, max_bytes)
         # a Store opened without its configuration reads a loose object without reading regen.json first
         # (a miss reads it: the store may be packed)
-        packed = self._config is not None and self._config.packed
+        packed = self._config.known is not None and self._config.known.packed
         loc = self.locate(oid) if packed else None
         if loc is not None:
             where = f"{self.url}/{layout.pack_path(loc.pack)}@{loc.offset}"
@@ -219,31 +210,9 @@ class Store:
             with self.backend.open_read(path) as fp:
                 return self.decode_into(oid, fp, out, where=f"{self.url}/{path}", max_bytes=max_bytes)
         except NotFound:
-            if not packed and self._packed_since():
+            if not packed and self._config.became_packed(self.forget_packs):
                 return self.get_to(oid, out, max_bytes)
             raise ObjectMissing(f"object {oid} is missing from {self.url} ({path})", oid=oid, path=path) from None
-
-    def _packed_since(self) -> bool:
-        """Whether the store became packed since this Store read (or was given) its configuration: a
-        client caches regen.json, and `regen migrate` may have packed the store meanwhile (read once)."""
-        with self._config_lock:
-            if self._config is not None and self._config.packed:
-                return True  # (another thread found it packed)
-            if self._config_checked:
-                return False
-            self._config_checked = True
-            try:
-                fresh = read_config(self.backend)
-            except NotFound:
-                return False
-            if self._config is None:
-                self._config = fresh
-                return fresh.packed
-            if fresh.packed and fresh.store_id == self._config.store_id:
-                self.forget_packs()
-                self._config = fresh
-                return True
-            return False
 
     def decode_into(self, oid: ObjectId, src: Any, out: Any, *, where: str, max_bytes: int | None = None) -> FileDigest:
         """Decode stored bytes read from `src` into `out`, verified against `oid`; a chunk list (tag c,
